@@ -1,0 +1,137 @@
+/* config.h - the validated, immutable configuration snapshot.
+ *
+ * al_config_load() parses a YAML file (libfyaml), validates every key, type,
+ * bound and reference, resolves provider secrets from the environment and
+ * returns a reference-counted snapshot.  Nothing in a snapshot changes after
+ * load; reload builds a new one and swaps it.  All errors name the file, line
+ * and key ("quickstart.yaml:12: models.gpt.provider: unknown provider 'x'"). */
+#ifndef AL_CONFIG_H
+#define AL_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define AL_NAME_MAX 64          /* agent, provider and model alias names */
+#define AL_UPSTREAM_MODEL_MAX 128
+
+typedef enum al_provider_type {
+    AL_PROVIDER_OPENAI = 1,     /* any OpenAI-compatible HTTP API */
+    AL_PROVIDER_SIMULATED = 2,  /* in-process, deterministic */
+} al_provider_type_t;
+
+typedef struct al_kv {
+    char *name;
+    char *value;
+} al_kv_t;
+
+typedef struct al_sim_params {
+    uint32_t latency_ms;        /* before the first byte; default 0 */
+    uint32_t jitter_ms;         /* uniform extra 0..jitter; default 0 */
+    uint32_t output_tokens;     /* completion length in tokens; default 16 */
+    uint32_t chunks;            /* streamed content chunks; default 8 */
+    uint32_t chunk_interval_ms; /* between chunks; default 0 */
+} al_sim_params_t;
+
+typedef struct al_provider {
+    char *name;
+    al_provider_type_t type;
+    char *base_url;             /* without trailing slash; NULL for simulated */
+    char *api_key_env;          /* NULL if none */
+    char *api_key;              /* resolved secret, NULL if none; never logged */
+    al_kv_t *headers;           /* extra upstream headers */
+    size_t n_headers;
+    char **forward_headers;     /* client header names forwarded upstream;
+                                   lower-case; a trailing '*' is a prefix match */
+    size_t n_forward_headers;
+    uint32_t connect_timeout_ms;    /* default 5000 */
+    uint32_t first_byte_timeout_ms; /* default 60000 */
+    uint32_t total_timeout_ms;      /* default 600000 */
+    al_sim_params_t sim;        /* simulated only */
+} al_provider_t;
+
+typedef struct al_model {
+    char *alias;
+    const al_provider_t *provider;  /* borrowed from the same snapshot */
+    char *upstream_model;
+    bool has_price;
+    double price_input;         /* USD per million input tokens */
+    double price_output;        /* USD per million output tokens */
+    double price_cached_input;  /* USD per million cached input tokens;
+                                   defaults to price_input when absent */
+    uint32_t context_window;    /* 0 = unknown */
+} al_model_t;
+
+typedef struct al_agent {
+    char *name;
+    char *owner;                /* required */
+    char *description;          /* may be NULL */
+    const al_model_t **models;  /* allow-list, borrowed */
+    size_t n_models;
+} al_agent_t;
+
+typedef struct al_server_cfg {
+    char *listen_host;          /* default 127.0.0.1 */
+    uint16_t listen_port;       /* default 8080 */
+    char *admin_host;           /* default 127.0.0.1 */
+    uint16_t admin_port;        /* default 8081; 0 disables admin listener */
+    unsigned workers;           /* 0 in YAML = number of cores; resolved here */
+    size_t max_header_bytes;    /* default 16384 */
+    size_t max_body_bytes;      /* default 8 MiB */
+    size_t max_response_bytes;  /* upstream non-streamed body cap, default 64 MiB */
+    uint32_t header_timeout_ms; /* whole header must arrive; default 10000 */
+    uint32_t body_timeout_ms;   /* whole body must arrive; default 30000 */
+    uint32_t idle_timeout_ms;   /* keep-alive idle; default 60000 */
+    unsigned max_connections;   /* per process; default 10000 */
+    uint32_t shutdown_grace_ms; /* default 10000 */
+} al_server_cfg_t;
+
+typedef struct al_store_cfg {
+    char *url;                  /* as written, e.g. "sqlite://airlock.db" */
+    char *sqlite_path;          /* resolved path (relative to the cwd) */
+    uint32_t queue_capacity;    /* events; default 65536 */
+    uint32_t flush_interval_ms; /* group commit; default 10 */
+    uint32_t batch_max;         /* events per transaction; default 4096 */
+} al_store_cfg_t;
+
+typedef struct al_config {
+    atomic_int refs;
+    char *path;                 /* file it came from */
+    char hash[65];              /* SHA-256 hex of the file bytes */
+    al_server_cfg_t server;
+    al_store_cfg_t store;
+    int log_level;              /* AL_LOG_*; key log.level, default info */
+    al_provider_t *providers;
+    size_t n_providers;
+    al_model_t *models;
+    size_t n_models;
+    al_agent_t *agents;
+    size_t n_agents;
+} al_config_t;
+
+/* Environment lookup used for api_key_env; NULL means getenv(). */
+typedef const char *(*al_getenv_fn)(const char *name);
+
+/* Load and validate FILE.  On success *out holds a snapshot with one
+ * reference and 0 is returned.  On failure returns AL_EINVAL (or AL_EIO if
+ * the file cannot be read), *out is NULL and err holds one line naming the
+ * file, line and key. */
+int al_config_load(const char *path, al_config_t **out /* OUT */,
+                   char *err, size_t errlen);
+
+/* Same from a buffer; `name` is used in messages and as path. */
+int al_config_load_buf(const char *name, const char *buf, size_t len,
+                       al_getenv_fn env, al_config_t **out /* OUT */,
+                       char *err, size_t errlen);
+
+al_config_t *al_config_ref(al_config_t *c);    /* returns c */
+void al_config_unref(al_config_t *c);          /* frees at zero; NULL ok */
+
+/* Lookups by name; NULL if absent. */
+const al_model_t *al_config_model(const al_config_t *c, const char *name, size_t len);
+const al_agent_t *al_config_agent(const al_config_t *c, const char *name, size_t len);
+const al_provider_t *al_config_provider(const al_config_t *c, const char *name, size_t len);
+bool al_agent_allows(const al_agent_t *a, const al_model_t *m);
+
+#endif

@@ -1,0 +1,60 @@
+/* metrics.h - Prometheus metrics with per-worker shards.
+ *
+ * Each worker thread writes only its own shard (relaxed atomic loads and
+ * stores, no read-modify-write contention, no lock on the hot path); a scrape
+ * sums the shards.  Labelled series are found in a per-shard hash table; a
+ * new series is inserted under the shard's mutex, which only the scraper
+ * also takes.  Series per shard are capped; past the cap labels fold into
+ * "other" so a hostile client cannot grow memory through label values. */
+#ifndef AL_METRICS_H
+#define AL_METRICS_H
+
+#include "store/event.h"
+#include "util/common.h"
+#include <stdint.h>
+
+typedef struct al_metrics al_metrics_t;
+
+/* Unlabelled counters. */
+typedef enum al_counter {
+    AL_C_CONNECTIONS_TOTAL,      /* accepted connections */
+    AL_C_CONNECTIONS_REJECTED,   /* over max_connections */
+    AL_C_HTTP_PARSE_ERRORS,      /* 400 from the HTTP parser */
+    AL_C_TIMEOUTS,               /* 408 header/body timeouts and idle closes */
+    AL_C_EVENTS_REFUSED,         /* 503 because the event queue was full */
+    AL_C_PRICE_UNKNOWN,          /* requests whose cost could not be priced */
+    AL_C_CONFIG_RELOADS,         /* successful reloads */
+    AL_C_CONFIG_RELOAD_FAILURES, /* refused reloads */
+    AL_C_UPSTREAM_ERRORS,        /* failed upstream transfers */
+    AL_C__COUNT
+} al_counter_t;
+
+/* Scrape-time gauge callback. */
+typedef double (*al_gauge_fn)(void *ud);
+
+/* n_shards: one per worker thread plus any other thread that records. */
+al_metrics_t *al_metrics_new(unsigned n_shards);
+void al_metrics_free(al_metrics_t *m);
+
+/* Record a finished request from its event: requests_total{agent,model,
+ * provider,status}, tokens_total{agent,model,type}, cost_usd_total{agent,model},
+ * request/ttft/upstream latency histograms{agent,model}.  Only shard's owner
+ * thread may call this for that shard. */
+void al_metrics_observe(al_metrics_t *m, unsigned shard, const al_event_t *e);
+
+void al_metrics_inc(al_metrics_t *m, unsigned shard, al_counter_t c, uint64_t v);
+/* Gauges kept as per-shard up/down counts. */
+void al_metrics_inflight(al_metrics_t *m, unsigned shard, int delta);
+void al_metrics_open_conns(al_metrics_t *m, unsigned shard, int delta);
+
+/* Register a gauge computed at scrape (name without the airlock_ prefix). */
+void al_metrics_gauge_fn(al_metrics_t *m, const char *name, const char *help,
+                         al_gauge_fn fn, void *ud);
+
+/* Render Prometheus text exposition format 0.0.4 into out. Thread-safe. */
+int al_metrics_render(al_metrics_t *m, al_buf_t *out);
+
+/* Read back a counter (summed) and requests_total for tests. */
+uint64_t al_metrics_counter(al_metrics_t *m, al_counter_t c);
+
+#endif

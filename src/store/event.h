@@ -1,0 +1,50 @@
+/* event.h - one request's record.  Fixed-size so it can sit in a bounded
+ * queue without ownership questions; strings are truncated to fit, always
+ * NUL-terminated. */
+#ifndef AL_EVENT_H
+#define AL_EVENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct al_event {
+    char id[32];               /* "evt_" + 24 hex, unique */
+    char request_id[129];      /* x-request-id as answered */
+    int64_t ts_ms;             /* unix ms when the request arrived */
+    char method[8];
+    char path[64];
+    char agent[64];            /* "" if unauthenticated */
+    char key_id[32];           /* "" if none */
+    char model[64];            /* alias the client asked for ("" if none) */
+    char provider[64];
+    char upstream_model[128];
+    int status;                /* HTTP status sent; 499 when the client went away */
+    char outcome[16];          /* ok | error | rejected | client_closed */
+    char error_type[40];       /* OpenAI-style error type or "" */
+    bool stream;
+    int64_t input_tokens;      /* -1 = unknown */
+    int64_t output_tokens;     /* -1 = unknown */
+    int64_t cached_tokens;     /* -1 = unknown */
+    bool cost_known;
+    double cost_usd;           /* valid when cost_known */
+    double latency_ms;         /* arrival to last byte sent */
+    double ttft_ms;            /* arrival to first body byte sent; -1 n/a */
+    double upstream_ms;        /* upstream transfer time; -1 n/a */
+    uint64_t bytes_in;         /* request bytes (headers + body) */
+    uint64_t bytes_out;        /* response bytes written */
+} al_event_t;
+
+/* Initialise with unknowns (-1) and empty strings. */
+void al_event_init(al_event_t *e);
+/* Copy a possibly non-terminated string into a fixed field, truncating. */
+void al_event_set(char *field, size_t fieldsz, const char *p, size_t len);
+#define AL_EVENT_SET(e, field, p, len) al_event_set((e)->field, sizeof((e)->field), (p), (len))
+
+/* Serialize as one JSON object (no trailing newline) into out.  Returns
+ * the length written, or -1 if outsz is too small. cost is null when
+ * unknown, token counts null when -1. */
+struct al_buf;
+int al_event_to_json(const al_event_t *e, struct al_buf *out);
+
+#endif

@@ -1,0 +1,91 @@
+/* store.h - the store: events, keys, and the writer thread.
+ *
+ * One interface, SQLite behind it today (PostgreSQL later, same calls).
+ * The data plane talks to it only through al_store_reserve/al_store_submit,
+ * which never block: a writer thread drains a bounded queue into the
+ * database in batched transactions (WAL).  Admission reserves a slot first,
+ * so an admitted request can always emit its event; when no slot is left the
+ * gateway answers 503 instead of dropping a record.
+ *
+ * The other calls (keys, events queries) are blocking and are for the CLI,
+ * the admin thread and the key watcher thread, never for a loop thread. */
+#ifndef AL_STORE_H
+#define AL_STORE_H
+
+#include "store/event.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct al_store al_store_t;
+
+typedef struct al_store_opts {
+    uint32_t queue_capacity;    /* events; >= 1 */
+    uint32_t flush_interval_ms; /* max time an event waits in the queue */
+    uint32_t batch_max;         /* max events per transaction */
+} al_store_opts_t;
+
+/* Open (creating if needed) the store at url ("sqlite://PATH" or a plain
+ * path).  Creates the schema.  Does not start the writer.  On failure returns
+ * a negative code and fills err. */
+int al_store_open(const char *url, const al_store_opts_t *opts,
+                  al_store_t **out /* OUT */, char *err, size_t errlen);
+/* Start the writer thread (the data plane path).  0 or AL_EIO. */
+int al_store_start(al_store_t *s);
+/* Drain everything queued, stop the writer (if started), close. NULL ok. */
+void al_store_close(al_store_t *s);
+
+/* --- data plane (any thread, never blocks) ---------------------------- */
+/* Reserve one queue slot.  0, or AL_EFULL when the queue cannot promise room. */
+int al_store_reserve(al_store_t *s);
+/* Enqueue an event, consuming one reservation.  Never fails, never blocks. */
+void al_store_submit(al_store_t *s, const al_event_t *e);
+/* Give a reservation back unused. */
+void al_store_unreserve(al_store_t *s);
+/* Queued + reserved events, for metrics. */
+size_t al_store_depth(const al_store_t *s);
+/* Events written so far and write failures, for metrics and readiness. */
+uint64_t al_store_written(const al_store_t *s);
+uint64_t al_store_write_errors(const al_store_t *s);
+/* True when the last write (or a probe at open) succeeded. */
+bool al_store_writable(const al_store_t *s);
+
+/* --- keys (blocking) --------------------------------------------------- */
+typedef struct al_key_row {
+    char id[32];               /* "key_" + 16 hex */
+    uint8_t hash[32];          /* SHA-256 of the secret */
+    char agent[64];
+    char label[128];
+    int64_t created_ms;
+    int64_t expires_ms;        /* 0 = never */
+    int64_t revoked_ms;        /* 0 = not revoked */
+    int64_t last_used_ms;      /* 0 = never (best effort) */
+} al_key_row_t;
+
+/* Insert a key row (id and hash already filled by the caller). */
+int al_store_key_insert(al_store_t *s, const al_key_row_t *row);
+/* Mark revoked; AL_ENOTFOUND if no such id. */
+int al_store_key_revoke(al_store_t *s, const char *id);
+/* Call cb for each key (revoked included), oldest first. cb returns non-zero
+ * to stop. */
+typedef int (*al_key_row_cb)(void *ud, const al_key_row_t *row);
+int al_store_key_each(al_store_t *s, al_key_row_cb cb, void *ud);
+/* A number that changes whenever another connection commits to the
+ * database (PRAGMA data_version) plus local commits; used by the watcher to
+ * reload keys cheaply. */
+int al_store_data_version(al_store_t *s, int64_t *out /* OUT */);
+
+/* --- events (blocking) ------------------------------------------------- */
+typedef struct al_event_filter {
+    const char *agent;         /* NULL = any */
+    int64_t since_ms;          /* 0 = any */
+    uint32_t limit;            /* 0 = no limit */
+} al_event_filter_t;
+typedef int (*al_event_cb)(void *ud, const al_event_t *e);
+/* Oldest first within the filter (the newest `limit` if limit is set). */
+int al_store_events_each(al_store_t *s, const al_event_filter_t *f,
+                         al_event_cb cb, void *ud);
+/* Count events matching the filter. */
+int al_store_events_count(al_store_t *s, const al_event_filter_t *f, uint64_t *out /* OUT */);
+
+#endif
