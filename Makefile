@@ -44,7 +44,7 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_SECONDS ?= 30
 
-.PHONY: all airlock deps run test unit client sanitize fuzz fuzz-smoke bench clean check-src
+.PHONY: all airlock deps run test unit unit-bins client sanitize fuzz fuzz-smoke bench clean check-src
 
 all: airlock
 
@@ -76,6 +76,8 @@ run: deps
 # Every test: source rules, unit, client, the sanitizer run, fuzz smoke.
 test: deps
 	@bash scripts/test.sh
+
+unit-bins: $(UNIT_BINS)
 
 unit: $(UNIT_BINS)
 	@bash scripts/unit.sh $(BUILD)

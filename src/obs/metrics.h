@@ -15,6 +15,12 @@
 
 typedef struct al_metrics al_metrics_t;
 
+/* Labelled series per shard per family table before label values fold
+ * into "other". */
+#define AL_METRICS_SERIES_CAP 4096
+/* Label values longer than this are truncated before lookup. */
+#define AL_METRICS_LABEL_MAX 128
+
 /* Unlabelled counters. */
 typedef enum al_counter {
     AL_C_CONNECTIONS_TOTAL,      /* accepted connections */
@@ -56,5 +62,9 @@ int al_metrics_render(al_metrics_t *m, al_buf_t *out);
 
 /* Read back a counter (summed) and requests_total for tests. */
 uint64_t al_metrics_counter(al_metrics_t *m, al_counter_t c);
+/* requests_total summed over shards for one exact label tuple (raw values,
+ * as observed; "other" for folded series).  Thread-safe. */
+uint64_t al_metrics_requests(al_metrics_t *m, const char *agent, const char *model,
+                             const char *provider, int status);
 
 #endif

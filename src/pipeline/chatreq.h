@@ -35,6 +35,12 @@ typedef struct al_chatreq {
     char tool_choice[16];        /* "none" | "auto" | "required" | "function" | "" */
     char response_format[16];    /* response_format.type: "json_object" | "json_schema" | "text" | "" */
     uint32_t last_user_hash;     /* FNV-1a over the last message's content bytes (for the simulator) */
+    /* Added by the chatreq implementation (all zero when absent): */
+    al_span_t stream_options_null; /* the `null` token of "stream_options": null */
+    bool encoding_base64;        /* embeddings "encoding_format": "base64" (the
+                                    openai-node SDK sends it by default) */
+    uint32_t dimensions;         /* embeddings "dimensions" when a non-negative
+                                    integer that fits, else 0 */
 } al_chatreq_t;
 
 /* Scan body. 0 on success; AL_EPARSE with a one-line reason in err (never

@@ -41,6 +41,14 @@ void al_event_init(al_event_t *e);
 void al_event_set(char *field, size_t fieldsz, const char *p, size_t len);
 #define AL_EVENT_SET(e, field, p, len) al_event_set((e)->field, sizeof((e)->field), (p), (len))
 
+/* Fill out (>= 29 bytes; the id field is 32) with a fresh event id:
+ * "evt_" + 24 lower-case hex chars from the CSPRNG. */
+void al_event_make_id(char *out);
+
+/* Format ts_ms as ISO-8601 UTC with milliseconds, "2024-05-01T12:00:00.123Z",
+ * into out (>= 32 bytes).  Returns the length. */
+size_t al_event_fmt_ts(int64_t ts_ms, char *out, size_t outsz);
+
 /* Serialize as one JSON object (no trailing newline) into out.  Returns
  * the length written, or -1 if outsz is too small. cost is null when
  * unknown, token counts null when -1. */

@@ -23,6 +23,10 @@ typedef struct al_store_opts {
     uint32_t queue_capacity;    /* events; >= 1 */
     uint32_t flush_interval_ms; /* max time an event waits in the queue */
     uint32_t batch_max;         /* max events per transaction */
+    /* Added; 0 = the default.  Mostly for tests. */
+    uint32_t busy_timeout_ms;   /* wait for another writer's lock; default 5000 */
+    uint32_t retry_ms;          /* first retry sleep after a failed write, growing
+                                   linearly, at most 1 s; default 100 */
 } al_store_opts_t;
 
 /* Open (creating if needed) the store at url ("sqlite://PATH" or a plain
@@ -49,6 +53,10 @@ uint64_t al_store_written(const al_store_t *s);
 uint64_t al_store_write_errors(const al_store_t *s);
 /* True when the last write (or a probe at open) succeeded. */
 bool al_store_writable(const al_store_t *s);
+/* Events given up on (counted in write_errors too): a batch that failed 10
+ * times in a row, or a row the database refused (duplicate id).  Each loss
+ * is logged at error level. */
+uint64_t al_store_lost(const al_store_t *s);
 
 /* --- keys (blocking) --------------------------------------------------- */
 typedef struct al_key_row {
@@ -68,12 +76,22 @@ int al_store_key_insert(al_store_t *s, const al_key_row_t *row);
 int al_store_key_revoke(al_store_t *s, const char *id);
 /* Call cb for each key (revoked included), oldest first. cb returns non-zero
  * to stop. */
+/* (The *_each calls hold the store's query lock while calling cb: cb must not
+ * call into the same store.  They return 0 also when cb stopped early.) */
 typedef int (*al_key_row_cb)(void *ud, const al_key_row_t *row);
 int al_store_key_each(al_store_t *s, al_key_row_cb cb, void *ud);
 /* A number that changes whenever another connection commits to the
  * database (PRAGMA data_version) plus local commits; used by the watcher to
  * reload keys cheaply. */
 int al_store_data_version(al_store_t *s, int64_t *out /* OUT */);
+/* Like al_store_data_version but changes only when the keys table changes
+ * (insert, revoke, expiry/agent/hash edits, delete; by any connection or
+ * process; a trigger bumps a counter in the database).  Event writes do not
+ * move it, so a key watcher polling this reloads only when keys changed. */
+int al_store_keys_version(al_store_t *s, int64_t *out /* OUT */);
+/* Record a key's last use (best effort, does not move keys_version).
+ * AL_ENOTFOUND if no such id. */
+int al_store_key_touch(al_store_t *s, const char *id, int64_t used_ms);
 
 /* --- events (blocking) ------------------------------------------------- */
 typedef struct al_event_filter {

@@ -22,11 +22,19 @@ typedef struct al_sse {
     bool last_cr;       /* previous chunk ended in CR (CRLF split) */
     al_sse_event_cb cb;
     void *ud;
+    /* Added by the implementation: */
+    uint8_t bom;        /* BOM bytes matched at stream start; 0xFF = checked */
+    int err;            /* sticky AL_ETOOBIG: every later feed returns it */
 } al_sse_t;
 
 void al_sse_init(al_sse_t *p, size_t max_event, al_sse_event_cb cb, void *ud);
 void al_sse_free(al_sse_t *p);
-/* Feed bytes. 0, AL_ETOOBIG, or the callback's non-zero return. */
+/* Feed bytes. 0, AL_ETOOBIG, or the callback's non-zero return.  Lines
+ * (and the event name, and the joined data) longer than max_event fail with
+ * AL_ETOOBIG, which is sticky.  When the callback stops the feed, the rest of
+ * buf is dropped; the parser stays usable for later feeds.  "id" and "retry"
+ * fields are ignored; a line without ':' is a field name with an empty value;
+ * one UTF-8 BOM at the very start of the stream is skipped. */
 int al_sse_feed(al_sse_t *p, const char *buf, size_t len);
 /* True if bytes of an unfinished event are pending (stream cut mid-event). */
 bool al_sse_pending(const al_sse_t *p);

@@ -1,0 +1,1586 @@
+/* config.c - loads airlock's YAML configuration into an immutable snapshot.
+ *
+ * libfyaml parses the text into a document tree; a schema walk then copies
+ * every value into an al_config_t and checks it on the way.  Each mapping in
+ * the schema is a small table of fields (key, kind, bounds, offset into the
+ * target struct or a handler), so adding an option is one table row.  Scalars
+ * are typed by the YAML 1.2 core schema (plain `5` is an integer, quoted "5"
+ * a string) and an explicit !!str tag forces a string.  Aliases (*name) are
+ * followed; merge keys (<<) and other tags are refused.  Every node visit is
+ * counted against a budget so aliases cannot blow up the walk.  Sections are
+ * processed providers -> models -> agents whatever their order in the file,
+ * so references always point backwards; names are then found through small
+ * open-addressing hash tables kept beside the public struct.  The first
+ * problem stops the load and becomes one line, "FILE:LINE: key.path: reason",
+ * with a "did you mean" hint when a close name exists. */
+#include "config/config.h"
+#include "util/common.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libfyaml.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CFG_FILE_MAX (16u << 20)     /* bytes of YAML we accept */
+#define CFG_VISITS_MAX 1000000ul     /* node visits, alias expansion included */
+#define CFG_PATH_MAX 320             /* dotted key path in messages */
+#define CFG_HEADERS_MAX 256          /* per provider, headers and forward_headers */
+#define CFG_SHOW_MAX 64              /* bytes of a value quoted in a message */
+
+/* ---- private state -------------------------------------------------- */
+
+typedef struct name_index {
+    uint32_t *slot;                  /* entry index + 1; 0 = empty */
+    size_t mask;
+} name_index_t;
+
+/* The snapshot as allocated: the public struct first, so an al_config_t *
+ * converts back, then the lookup tables nobody else needs to see. */
+typedef struct cfg_impl {
+    al_config_t pub;
+    name_index_t providers, models, agents;
+} cfg_impl_t;
+
+typedef struct ctx {
+    const char *file;                /* name used in messages */
+    char *err;
+    size_t errlen;
+    al_getenv_fn env;
+    cfg_impl_t *im;
+    uint32_t *stamp;                 /* per model: agent index + 1 that listed it last */
+    unsigned long visits;
+    size_t plen;
+    char path[CFG_PATH_MAX];
+} ctx_t;
+
+static al_config_t *cfgof(ctx_t *x) { return &x->im->pub; }
+
+/* ---- messages ------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4)))
+static int fail(ctx_t *x, int line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    if (!x->err || x->errlen == 0) return AL_EINVAL;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (line < 1) line = 1;
+    if (x->plen)
+        snprintf(x->err, x->errlen, "%s:%d: %s: %s", x->file, line, x->path, msg);
+    else
+        snprintf(x->err, x->errlen, "%s:%d: %s", x->file, line, msg);
+    /* One line, printable: values in the message come from the file. */
+    for (char *p = x->err; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    return AL_EINVAL;
+}
+
+/* Append ".key" (or "key" at the root) to the path; returns the length to
+ * restore with path_pop.  Long keys are shortened: the path is for people. */
+static size_t path_push(ctx_t *x, const char *k, size_t len)
+{
+    size_t mark = x->plen;
+    int n = snprintf(x->path + x->plen, sizeof x->path - x->plen, "%s%.*s%s",
+                     x->plen ? "." : "", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), k,
+                     len > CFG_SHOW_MAX ? "..." : "");
+    if (n > 0) x->plen = AL_MIN(x->plen + (size_t)n, sizeof x->path - 1);
+    return mark;
+}
+
+static size_t path_push_index(ctx_t *x, size_t i)
+{
+    size_t mark = x->plen;
+    int n = snprintf(x->path + x->plen, sizeof x->path - x->plen, "[%zu]", i);
+    if (n > 0) x->plen = AL_MIN(x->plen + (size_t)n, sizeof x->path - 1);
+    return mark;
+}
+
+static void path_pop(ctx_t *x, size_t mark)
+{
+    x->plen = mark;
+    x->path[mark] = '\0';
+}
+
+/* Levenshtein distance, or a large number for strings too long to matter. */
+static size_t edit_distance(const char *a, size_t al, const char *b, size_t bl)
+{
+    size_t row[CFG_SHOW_MAX + 1];
+
+    if (al > CFG_SHOW_MAX || bl > CFG_SHOW_MAX) return SIZE_MAX;
+    for (size_t j = 0; j <= bl; j++) row[j] = j;
+    for (size_t i = 1; i <= al; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= bl; j++) {
+            size_t up = row[j];
+            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            row[j] = AL_MIN(AL_MIN(row[j] + 1, row[j - 1] + 1), diag + cost);
+            diag = up;
+        }
+    }
+    return row[bl];
+}
+
+/* Tracks the closest candidate; hint() renders " (did you mean 'x'?)". */
+typedef struct suggest {
+    const char *want;
+    size_t wlen;
+    const char *best;
+    size_t dist;
+} suggest_t;
+
+static void suggest_init(suggest_t *s, const char *want, size_t wlen)
+{
+    s->want = want;
+    s->wlen = wlen;
+    s->best = NULL;
+    s->dist = SIZE_MAX;
+}
+
+static void suggest_try(suggest_t *s, const char *cand)
+{
+    if (!cand) return;
+    size_t d = edit_distance(s->want, s->wlen, cand, strlen(cand));
+    size_t limit = s->wlen <= 4 ? 1 : s->wlen <= 8 ? 2 : 3;
+    if (d > 0 && d <= limit && d < s->dist) {
+        s->best = cand;
+        s->dist = d;
+    }
+}
+
+static const char *suggest_hint(const suggest_t *s, char *buf, size_t len)
+{
+    if (!s->best) return "";
+    snprintf(buf, len, " (did you mean '%s'?)", s->best);
+    return buf;
+}
+
+/* ---- reading nodes -------------------------------------------------- */
+
+enum vtype { V_NULL, V_BOOL, V_INT, V_FLOAT, V_STR, V_MAP, V_SEQ };
+static const char *const vtype_name[] = {
+    "null", "a boolean", "an integer", "a number", "a string", "a mapping", "a list",
+};
+
+static int node_line(struct fy_node *n, int fallback)
+{
+    if (n && fy_node_get_type(n) == FYNT_SCALAR) {
+        struct fy_token *t = fy_node_get_scalar_token(n);
+        const struct fy_mark *m = t ? fy_token_start_mark(t) : NULL;
+        if (m && m->line >= 0) return m->line + 1;
+    }
+    return fallback;
+}
+
+static const char *scalar_text(struct fy_node *n, size_t *len)
+{
+    const char *p = n ? fy_node_get_scalar(n, len) : NULL;
+    if (!p) {
+        *len = 0;
+        return "";
+    }
+    return p;
+}
+
+/* Follow an alias and count the visit. */
+static int deref(ctx_t *x, struct fy_node **n, int line)
+{
+    if (++x->visits > CFG_VISITS_MAX)
+        return fail(x, line, "too many nodes (aliases expand to more than %lu)",
+                    CFG_VISITS_MAX);
+    if (*n && fy_node_is_alias(*n)) {
+        struct fy_node *r = fy_node_resolve_alias(*n);
+        if (!r) {
+            size_t len;
+            const char *p = scalar_text(*n, &len);
+            return fail(x, line, "alias '*%.*s' does not resolve (unknown anchor or a loop)",
+                        (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+        }
+        *n = r;
+    }
+    return 0;
+}
+
+static bool text_is(const char *p, size_t len, const char *lit)
+{
+    return len == strlen(lit) && memcmp(p, lit, len) == 0;
+}
+
+static bool all_digits(const char *p, size_t len, int base)
+{
+    if (len == 0) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        bool ok = base == 8    ? (c >= '0' && c <= '7')
+                  : base == 10 ? (c >= '0' && c <= '9')
+                               : ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                                  (c >= 'A' && c <= 'F'));
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static bool is_int_text(const char *p, size_t len)
+{
+    if (len > 2 && p[0] == '0' && (p[1] == 'o' || p[1] == 'x'))
+        return all_digits(p + 2, len - 2, p[1] == 'o' ? 8 : 16);
+    if (len && (p[0] == '-' || p[0] == '+')) p++, len--;
+    return all_digits(p, len, 10);
+}
+
+static bool is_float_text(const char *p, size_t len)
+{
+    size_t i = 0, digits = 0;
+
+    if (len && (p[0] == '-' || p[0] == '+')) i++;
+    if (text_is(p + i, len - i, ".inf") || text_is(p + i, len - i, ".Inf") ||
+        text_is(p + i, len - i, ".INF"))
+        return true;
+    if (text_is(p, len, ".nan") || text_is(p, len, ".NaN") || text_is(p, len, ".NAN"))
+        return true;
+    while (i < len && p[i] >= '0' && p[i] <= '9') i++, digits++;
+    if (i < len && p[i] == '.') {
+        i++;
+        while (i < len && p[i] >= '0' && p[i] <= '9') i++, digits++;
+    }
+    if (digits == 0) return false;
+    if (i < len && (p[i] == 'e' || p[i] == 'E')) {
+        size_t e = 0;
+        i++;
+        if (i < len && (p[i] == '-' || p[i] == '+')) i++;
+        while (i < len && p[i] >= '0' && p[i] <= '9') i++, e++;
+        if (e == 0) return false;
+    }
+    return i == len;
+}
+
+/* Type of an already dereferenced node, YAML 1.2 core schema. */
+static int classify(ctx_t *x, struct fy_node *n, int line, int *out)
+{
+    size_t tlen = 0, len;
+    const char *tag, *p;
+
+    if (!n) {
+        *out = V_NULL;
+        return 0;
+    }
+    switch (fy_node_get_type(n)) {
+    case FYNT_MAPPING: *out = V_MAP; break;
+    case FYNT_SEQUENCE: *out = V_SEQ; break;
+    default:
+        tag = fy_node_get_tag(n, &tlen);
+        p = scalar_text(n, &len);
+        if (tag && tlen) {
+            if (!text_is(tag, tlen, "tag:yaml.org,2002:str"))
+                return fail(x, line, "unsupported YAML tag '%.*s' (only !!str is allowed)",
+                            (int)AL_MIN(tlen, (size_t)CFG_SHOW_MAX), tag);
+            *out = V_STR;
+        } else if (fy_node_get_style(n) != FYNS_PLAIN) {
+            *out = V_STR;
+        } else if (len == 0 || text_is(p, len, "~") || text_is(p, len, "null") ||
+                   text_is(p, len, "Null") || text_is(p, len, "NULL")) {
+            *out = V_NULL;
+        } else if (text_is(p, len, "true") || text_is(p, len, "True") ||
+                   text_is(p, len, "TRUE") || text_is(p, len, "false") ||
+                   text_is(p, len, "False") || text_is(p, len, "FALSE")) {
+            *out = V_BOOL;
+        } else if (is_int_text(p, len)) {
+            *out = V_INT;
+        } else if (is_float_text(p, len)) {
+            *out = V_FLOAT;
+        } else {
+            *out = V_STR;
+        }
+    }
+    /* Mapping and list types ignore tags: refuse them there too. */
+    if ((*out == V_MAP || *out == V_SEQ) && fy_node_get_tag(n, &tlen) && tlen)
+        return fail(x, line, "YAML tags are not supported here");
+    return 0;
+}
+
+static int get_u64(ctx_t *x, struct fy_node *n, int line, uint64_t min, uint64_t max,
+                   uint64_t *out)
+{
+    int rc, t;
+    size_t len;
+    const char *p;
+    uint64_t v = 0;
+    bool neg = false, big = false;
+
+    if ((rc = deref(x, &n, line)) || (rc = classify(x, n, line, &t))) return rc;
+    p = scalar_text(n, &len);
+    if (t != V_INT) {
+        bool quoted_int = t == V_STR && is_int_text(p, len);
+        return fail(x, line, "expected an integer, got %s%s", vtype_name[t],
+                    quoted_int ? " (remove the quotes)" : "");
+    }
+    if (len > 2 && p[0] == '0' && (p[1] == 'o' || p[1] == 'x')) {
+        unsigned shift = p[1] == 'o' ? 3 : 4;
+        for (size_t i = 2; i < len; i++) {
+            char c = p[i];
+            unsigned d = c <= '9' ? (unsigned)(c - '0')
+                         : c >= 'a' ? (unsigned)(c - 'a' + 10) : (unsigned)(c - 'A' + 10);
+            if (v >> (64 - shift)) big = true;
+            v = (v << shift) | d;
+        }
+    } else {
+        const char *q = p;
+        size_t ql = len;
+        if (q[0] == '-' || q[0] == '+') {
+            neg = q[0] == '-';
+            q++, ql--;
+        }
+        if (al_parse_u64(q, ql, &v) != AL_OK) big = true;
+    }
+    if (big || (neg && v != 0) || v < min || v > max)
+        return fail(x, line, "%.*s is out of range (%llu..%llu)",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p, (unsigned long long)min,
+                    (unsigned long long)max);
+    *out = v;
+    return 0;
+}
+
+static int get_double(ctx_t *x, struct fy_node *n, int line, double min, double max,
+                      double *out)
+{
+    int rc, t;
+    size_t len;
+    const char *p;
+    char buf[64];
+    double v;
+
+    if ((rc = deref(x, &n, line)) || (rc = classify(x, n, line, &t))) return rc;
+    p = scalar_text(n, &len);
+    if (t != V_INT && t != V_FLOAT) {
+        bool quoted = t == V_STR && (is_int_text(p, len) || is_float_text(p, len));
+        return fail(x, line, "expected a number, got %s%s", vtype_name[t],
+                    quoted ? " (remove the quotes)" : "");
+    }
+    if (len >= sizeof buf) return fail(x, line, "number is too long");
+    if (len > 2 && p[0] == '0' && (p[1] == 'o' || p[1] == 'x')) {
+        uint64_t u;
+        if ((rc = get_u64(x, n, line, 0, UINT64_MAX, &u))) return rc;
+        v = (double)u;
+    } else {
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        char *dot = strchr(buf, '.');
+        if (dot && dot[1] && (dot[1] == 'i' || dot[1] == 'I' || dot[1] == 'n' || dot[1] == 'N'))
+            return fail(x, line, "%s is not a finite number", buf);
+        v = strtod(buf, NULL);
+    }
+    if (!isfinite(v)) return fail(x, line, "%.*s is not a finite number", (int)len, p);
+    if (v < min || v > max)
+        return fail(x, line, "%.*s is out of range (%g..%g)", (int)len, p, min, max);
+    *out = v;
+    return 0;
+}
+
+/* A string value; numbers are taken as written ("model: 3" is "3"), null,
+ * booleans and collections are type errors.  The text is borrowed. */
+static int get_str(ctx_t *x, struct fy_node *n, int line, const char **out, size_t *len)
+{
+    int rc, t;
+
+    if ((rc = deref(x, &n, line)) || (rc = classify(x, n, line, &t))) return rc;
+    if (t != V_STR && t != V_INT && t != V_FLOAT)
+        return fail(x, line, "expected a string, got %s%s", vtype_name[t],
+                    t == V_BOOL ? " (quote it to use the word)" : "");
+    *out = scalar_text(n, len);
+    if (memchr(*out, '\0', *len)) return fail(x, line, "must not contain NUL bytes");
+    return 0;
+}
+
+/* Printable ASCII and UTF-8 only: these strings end up in logs and headers. */
+static int check_printable(ctx_t *x, int line, const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return fail(x, line, "must not contain control characters");
+    return 0;
+}
+
+static void set_str(char **dst, const char *p, size_t len)
+{
+    free(*dst);
+    *dst = al_strndup(p, len);
+}
+
+/* Key of a mapping pair: a scalar, aliases followed. */
+static int pair_key(ctx_t *x, struct fy_node_pair *pr, int line, const char **k, size_t *kl,
+                    int *kline)
+{
+    struct fy_node *kn = fy_node_pair_key(pr);
+    int rc;
+
+    *kline = node_line(kn, line);
+    if ((rc = deref(x, &kn, *kline))) return rc;
+    if (kn && fy_node_get_type(kn) != FYNT_SCALAR)
+        return fail(x, *kline, "keys must be plain strings, not %s",
+                    fy_node_get_type(kn) == FYNT_MAPPING ? "mappings" : "lists");
+    *k = scalar_text(kn, kl);
+    return 0;
+}
+
+/* ---- name tables ---------------------------------------------------- */
+
+static uint64_t name_hash(const char *p, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void index_init(name_index_t *ix, size_t n)
+{
+    size_t cap = 8;
+    while (cap < n * 2) cap <<= 1;
+    ix->slot = al_calloc(cap, sizeof *ix->slot);
+    ix->mask = cap - 1;
+}
+
+static const char *entry_name(const void *base, size_t stride, size_t off, size_t i)
+{
+    return *(char *const *)((const char *)base + i * stride + off);
+}
+
+static bool name_eq(const char *s, const char *p, size_t len)
+{
+    return s && strnlen(s, len + 1) == len && memcmp(s, p, len) == 0;
+}
+
+/* Index of the entry named p/len, or -1. */
+static long index_find(const name_index_t *ix, const void *base, size_t stride, size_t off,
+                       const char *p, size_t len)
+{
+    if (!ix->slot || !p) return -1;
+    for (size_t i = name_hash(p, len) & ix->mask;; i = (i + 1) & ix->mask) {
+        uint32_t s = ix->slot[i];
+        if (!s) return -1;
+        if (name_eq(entry_name(base, stride, off, s - 1), p, len)) return (long)s - 1;
+    }
+}
+
+/* Adds entry i; false if its name is already there. */
+static bool index_add(name_index_t *ix, const void *base, size_t stride, size_t off, size_t i)
+{
+    const char *name = entry_name(base, stride, off, i);
+    size_t len = strlen(name);
+    if (index_find(ix, base, stride, off, name, len) >= 0) return false;
+    size_t j = name_hash(name, len) & ix->mask;
+    while (ix->slot[j]) j = (j + 1) & ix->mask;
+    ix->slot[j] = (uint32_t)i + 1;
+    return true;
+}
+
+#define PROV_ARGS(c) (c)->providers, sizeof(al_provider_t), offsetof(al_provider_t, name)
+#define MODEL_ARGS(c) (c)->models, sizeof(al_model_t), offsetof(al_model_t, alias)
+#define AGENT_ARGS(c) (c)->agents, sizeof(al_agent_t), offsetof(al_agent_t, name)
+
+/* ---- the field tables ----------------------------------------------- */
+
+enum { K_U32, K_UINT, K_SIZE, K_DOUBLE, K_MAP, K_FN };
+
+typedef struct field field_t;
+typedef int (*field_fn)(ctx_t *x, struct fy_node *v, int line, void *obj);
+
+struct field {
+    const char *key;
+    uint8_t kind;
+    bool required;
+    size_t off;                      /* into the object (K_MAP: to the sub-object) */
+    uint64_t min, max;
+    field_fn fn;                     /* K_FN */
+    const field_t *sub;              /* K_MAP */
+    size_t nsub;
+};
+
+#define F_U32(k, type, member, lo, hi) \
+    { .key = k, .kind = K_U32, .off = offsetof(type, member), .min = lo, .max = hi }
+#define F_FN(k, handler) { .key = k, .kind = K_FN, .fn = handler }
+#define F_REQ(k, handler) { .key = k, .kind = K_FN, .required = true, .fn = handler }
+
+static int parse_map(ctx_t *x, struct fy_node *m, int line, const field_t *f, size_t nf,
+                     void *obj, int *lines);
+
+static int apply_field(ctx_t *x, const field_t *f, struct fy_node *v, int line, void *obj)
+{
+    char *at = (char *)obj + f->off;
+    uint64_t u = 0;
+    double d;
+    int rc;
+
+    switch (f->kind) {
+    case K_U32:
+    case K_UINT:
+    case K_SIZE:
+        if ((rc = get_u64(x, v, line, f->min, f->max, &u))) return rc;
+        if (f->kind == K_U32) *(uint32_t *)(void *)at = (uint32_t)u;
+        else if (f->kind == K_UINT) *(unsigned *)(void *)at = (unsigned)u;
+        else *(size_t *)(void *)at = (size_t)u;
+        return 0;
+    case K_DOUBLE:
+        if ((rc = get_double(x, v, line, (double)f->min, (double)f->max, &d))) return rc;
+        *(double *)(void *)at = d;
+        return 0;
+    case K_MAP:
+        return parse_map(x, v, line, f->sub, f->nsub, at, NULL);
+    default:
+        return f->fn(x, v, line, obj);
+    }
+}
+
+/* Walks mapping m (null counts as empty) against the table.  lines, when
+ * given, receives the line of each field present (0 when absent) so the
+ * caller can point at keys in cross-field checks. */
+static int parse_map(ctx_t *x, struct fy_node *m, int line, const field_t *f, size_t nf,
+                     void *obj, int *lines)
+{
+    struct fy_node_pair *pr;
+    void *it = NULL;
+    uint64_t seen = 0;
+    int rc, t;
+
+    AL_ASSERT(nf <= 64);
+    if ((rc = deref(x, &m, line)) || (rc = classify(x, m, line, &t))) return rc;
+    if (t != V_NULL && t != V_MAP) return fail(x, line, "expected a mapping, got %s", vtype_name[t]);
+    while (t == V_MAP && (pr = fy_node_mapping_iterate(m, &it))) {
+        const char *k;
+        size_t kl, i;
+        int kline;
+
+        if ((rc = pair_key(x, pr, line, &k, &kl, &kline))) return rc;
+        for (i = 0; i < nf; i++)
+            if (text_is(k, kl, f[i].key)) break;
+        size_t mark = path_push(x, k, kl);
+        if (i == nf) {
+            suggest_t s;
+            char hint[96];
+            if (text_is(k, kl, "<<"))
+                return fail(x, kline, "merge keys (<<) are not supported; write the keys out");
+            suggest_init(&s, k, kl);
+            for (size_t j = 0; j < nf; j++) suggest_try(&s, f[j].key);
+            return fail(x, kline, "unknown key%s", suggest_hint(&s, hint, sizeof hint));
+        }
+        struct fy_node *v = fy_node_pair_value(pr);
+        int vline = node_line(v, kline);
+        seen |= 1ull << i;
+        if (lines) lines[i] = vline;
+        if ((rc = apply_field(x, &f[i], v, vline, obj))) return rc;
+        path_pop(x, mark);
+    }
+    for (size_t i = 0; i < nf; i++)
+        if (f[i].required && !(seen & (1ull << i)))
+            return fail(x, line, "missing required key '%s'", f[i].key);
+    return 0;
+}
+
+/* Fails on the key `key` below the current path. */
+__attribute__((format(printf, 4, 5)))
+static int fail_at(ctx_t *x, int line, const char *key, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    path_push(x, key, strlen(key));
+    return fail(x, line, "%s", msg);
+}
+
+/* ---- server --------------------------------------------------------- */
+
+/* "HOST:PORT" with an IPv4 literal, "localhost" or a bracketed IPv6
+ * literal.  Returns NULL or what is wrong. */
+static const char *parse_hostport(const char *p, size_t len, char host[64], uint16_t *port)
+{
+    const char *colon, *h;
+    size_t hl;
+    uint64_t v;
+    unsigned char bin[16];
+
+    if (len == 0) return "is empty";
+    if (p[0] == '[') {
+        const char *close = memchr(p, ']', len);
+        if (!close) return "has no closing ']'";
+        h = p + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+        if (colon >= p + len || *colon != ':') return "needs a port after ']', e.g. [::1]:8080";
+    } else {
+        colon = memrchr(p, ':', len);
+        if (!colon) return "needs a port, e.g. 127.0.0.1:8080";
+        if (memchr(p, ':', (size_t)(colon - p)))
+            return "IPv6 addresses go in brackets, e.g. [::1]:8080";
+        h = p;
+        hl = (size_t)(colon - p);
+    }
+    if (hl == 0) return "needs a host (0.0.0.0 listens on every interface)";
+    if (hl >= 64) return "host is too long";
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (p[0] == '[') {
+        if (inet_pton(AF_INET6, host, bin) != 1) return "is not a valid IPv6 address";
+    } else if (text_is(host, hl, "localhost")) {
+        memcpy(host, "127.0.0.1", sizeof "127.0.0.1");
+    } else if (inet_pton(AF_INET, host, bin) != 1) {
+        return "host must be an IPv4 address, localhost or [IPv6]";
+    }
+    colon++;
+    size_t pl = (size_t)(p + len - colon);
+    if (al_parse_u64(colon, pl, &v) != AL_OK || v < 1 || v > 65535)
+        return "port must be a number from 1 to 65535";
+    *port = (uint16_t)v;
+    return NULL;
+}
+
+static int addr_field(ctx_t *x, struct fy_node *v, int line, char **host, uint16_t *port)
+{
+    const char *p, *why;
+    size_t len;
+    char h[64];
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if ((why = parse_hostport(p, len, h, port)))
+        return fail(x, line, "bad address '%.*s': %s", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX),
+                    p, why);
+    set_str(host, h, strlen(h));
+    return 0;
+}
+
+static int h_listen(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_server_cfg_t *s = obj;
+    return addr_field(x, v, line, &s->listen_host, &s->listen_port);
+}
+
+static int h_admin_listen(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_server_cfg_t *s = obj;
+    struct fy_node *n = v;
+    size_t len;
+    int rc, t;
+
+    if ((rc = deref(x, &n, line)) || (rc = classify(x, n, line, &t))) return rc;
+    const char *p = scalar_text(n, &len);
+    if (t == V_NULL || (t == V_BOOL && (p[0] == 'f' || p[0] == 'F')) ||
+        (t == V_STR && (len == 0 || text_is(p, len, "off")))) {
+        s->admin_port = 0;          /* admin listener disabled; host kept */
+        return 0;
+    }
+    return addr_field(x, v, line, &s->admin_host, &s->admin_port);
+}
+
+static const field_t server_fields[] = {
+    F_FN("listen", h_listen),
+    F_FN("admin_listen", h_admin_listen),
+    {.key = "workers", .kind = K_UINT, .off = offsetof(al_server_cfg_t, workers), .max = 256},
+    {.key = "max_header_bytes", .kind = K_SIZE, .off = offsetof(al_server_cfg_t, max_header_bytes),
+     .min = 1024, .max = 1048576},
+    {.key = "max_body_bytes", .kind = K_SIZE, .off = offsetof(al_server_cfg_t, max_body_bytes),
+     .min = 1024, .max = 1073741824},
+    {.key = "max_response_bytes", .kind = K_SIZE,
+     .off = offsetof(al_server_cfg_t, max_response_bytes), .min = 1024, .max = 1073741824},
+    F_U32("header_timeout_ms", al_server_cfg_t, header_timeout_ms, 100, 3600000),
+    F_U32("body_timeout_ms", al_server_cfg_t, body_timeout_ms, 100, 3600000),
+    F_U32("idle_timeout_ms", al_server_cfg_t, idle_timeout_ms, 100, 3600000),
+    {.key = "max_connections", .kind = K_UINT, .off = offsetof(al_server_cfg_t, max_connections),
+     .min = 1, .max = 1000000},
+    F_U32("shutdown_grace_ms", al_server_cfg_t, shutdown_grace_ms, 0, 600000),
+};
+
+/* ---- store and log -------------------------------------------------- */
+
+static bool has_prefix(const char *p, size_t len, const char *pre)
+{
+    size_t n = strlen(pre);
+    return len >= n && al_mem_ieq(p, n, pre, n);
+}
+
+static int h_store_url(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_store_cfg_t *s = obj;
+    const char *p;
+    size_t len, n = sizeof "sqlite://" - 1;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len)) || (rc = check_printable(x, line, p, len)))
+        return rc;
+    if (has_prefix(p, len, "postgres://") || has_prefix(p, len, "postgresql://"))
+        return fail(x, line, "postgres store not built yet");
+    if (!has_prefix(p, len, "sqlite://"))
+        return fail(x, line, "unsupported store url '%.*s' (expected sqlite://PATH)",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    if (len == n) return fail(x, line, "sqlite:// needs a file path, e.g. sqlite://airlock.db");
+    set_str(&s->url, p, len);
+    set_str(&s->sqlite_path, p + n, len - n);
+    return 0;
+}
+
+static const field_t store_fields[] = {
+    F_REQ("url", h_store_url),
+    F_U32("queue_capacity", al_store_cfg_t, queue_capacity, 1, 10000000),
+    F_U32("flush_interval_ms", al_store_cfg_t, flush_interval_ms, 1, 10000),
+    F_U32("batch_max", al_store_cfg_t, batch_max, 1, 100000),
+};
+
+static int h_log_level(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_config_t *c = obj;
+    const char *p;
+    size_t len;
+    char buf[16];
+    int rc, level = -1;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (len < sizeof buf) {
+        memcpy(buf, p, len);
+        buf[len] = '\0';
+        level = al_log_level_parse(buf);
+    }
+    if (level < 0)
+        return fail(x, line, "unknown level '%.*s' (debug, info, warn or error)",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    c->log_level = level;
+    return 0;
+}
+
+static const field_t log_fields[] = {
+    F_FN("level", h_log_level),
+};
+
+/* ---- providers ------------------------------------------------------ */
+
+static bool is_tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int h_type(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_provider_t *pv = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (text_is(p, len, "openai")) pv->type = AL_PROVIDER_OPENAI;
+    else if (text_is(p, len, "simulated")) pv->type = AL_PROVIDER_SIMULATED;
+    else {
+        suggest_t s;
+        char hint[96];
+        suggest_init(&s, p, len);
+        suggest_try(&s, "openai");
+        suggest_try(&s, "simulated");
+        return fail(x, line, "unknown provider type '%.*s' (openai or simulated)%s",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p, suggest_hint(&s, hint, sizeof hint));
+    }
+    return 0;
+}
+
+static int h_base_url(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_provider_t *pv = obj;
+    const char *p;
+    size_t len, scheme;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (has_prefix(p, len, "http://")) scheme = 7;
+    else if (has_prefix(p, len, "https://")) scheme = 8;
+    else return fail(x, line, "must start with http:// or https://");
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
+            return fail(x, line, "must not contain spaces or control characters");
+    while (len > scheme && p[len - 1] == '/') len--;
+    if (len == scheme || p[scheme] == '/') return fail(x, line, "needs a host after the scheme");
+    set_str(&pv->base_url, p, len);
+    return 0;
+}
+
+static int h_api_key_env(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_provider_t *pv = obj;
+    const char *p, *val;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    bool ok = len > 0 && len < 256 && !(p[0] >= '0' && p[0] <= '9');
+    for (size_t i = 0; ok && i < len; i++)
+        ok = p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+             (p[i] >= '0' && p[i] <= '9');
+    if (!ok)
+        return fail(x, line, "'%.*s' is not an environment variable name",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    set_str(&pv->api_key_env, p, len);
+    val = x->env ? x->env(pv->api_key_env) : getenv(pv->api_key_env);
+    if (!val) return fail(x, line, "environment variable %s is not set", pv->api_key_env);
+    if (pv->api_key) {
+        explicit_bzero(pv->api_key, strlen(pv->api_key));
+        AL_FREE(pv->api_key);
+    }
+    pv->api_key = al_strdup(val);
+    return 0;
+}
+
+/* Headers the gateway owns: framing and connection management. */
+static bool is_reserved_header(const char *p, size_t len)
+{
+    static const char *const names[] = {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive",
+        "upgrade", "te", "trailer", "proxy-connection",
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(names); i++)
+        if (al_mem_ieq(p, len, names[i], strlen(names[i]))) return true;
+    return false;
+}
+
+static int h_headers(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_provider_t *pv = obj;
+    struct fy_node_pair *pr;
+    void *it = NULL;
+    int rc, t;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t == V_NULL) return 0;
+    if (t != V_MAP) return fail(x, line, "expected a mapping of header: value, got %s", vtype_name[t]);
+    size_t n = (size_t)AL_MAX(fy_node_mapping_item_count(v), 0);
+    if (n > CFG_HEADERS_MAX) return fail(x, line, "too many headers (at most %d)", CFG_HEADERS_MAX);
+    for (size_t i = 0; i < pv->n_headers; i++) {
+        free(pv->headers[i].name);
+        free(pv->headers[i].value);
+    }
+    free(pv->headers);
+    pv->headers = al_calloc(n, sizeof *pv->headers);
+    pv->n_headers = 0;
+    while ((pr = fy_node_mapping_iterate(v, &it))) {
+        const char *k, *val;
+        size_t kl, vl;
+        int kline;
+
+        if ((rc = pair_key(x, pr, line, &k, &kl, &kline))) return rc;
+        size_t mark = path_push(x, k, kl);
+        if (kl == 0) return fail(x, kline, "header name is empty");
+        for (size_t i = 0; i < kl; i++)
+            if (!is_tchar(k[i])) return fail(x, kline, "invalid character in header name");
+        if (is_reserved_header(k, kl))
+            return fail(x, kline, "this header is managed by the gateway and cannot be set");
+        for (size_t i = 0; i < pv->n_headers; i++)
+            if (al_mem_ieq(pv->headers[i].name, strlen(pv->headers[i].name), k, kl))
+                return fail(x, kline, "header is set twice");
+        struct fy_node *vn = fy_node_pair_value(pr);
+        int vline = node_line(vn, kline);
+        if ((rc = get_str(x, vn, vline, &val, &vl))) return rc;
+        for (size_t i = 0; i < vl; i++)
+            if (((unsigned char)val[i] < 0x20 && val[i] != '\t') || val[i] == 0x7f)
+                return fail(x, vline, "header value must not contain control characters");
+        pv->headers[pv->n_headers].name = al_strndup(k, kl);
+        pv->headers[pv->n_headers].value = al_strndup(val, vl);
+        pv->n_headers++;
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+static int h_forward_headers(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_provider_t *pv = obj;
+    void *it = NULL;
+    struct fy_node *item;
+    int rc, t;
+    size_t idx = 0;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t == V_NULL) return 0;
+    if (t != V_SEQ) return fail(x, line, "expected a list of header names, got %s", vtype_name[t]);
+    size_t n = (size_t)AL_MAX(fy_node_sequence_item_count(v), 0);
+    if (n > CFG_HEADERS_MAX) return fail(x, line, "too many headers (at most %d)", CFG_HEADERS_MAX);
+    for (size_t i = 0; i < pv->n_forward_headers; i++) free(pv->forward_headers[i]);
+    free(pv->forward_headers);
+    pv->forward_headers = al_calloc(n, sizeof *pv->forward_headers);
+    pv->n_forward_headers = 0;
+    while ((item = fy_node_sequence_iterate(v, &it))) {
+        const char *p;
+        size_t len, mark = path_push_index(x, idx++);
+        int iline = node_line(item, line);
+
+        if ((rc = get_str(x, item, iline, &p, &len))) return rc;
+        if (len == 0) return fail(x, iline, "header name is empty");
+        for (size_t i = 0; i < len; i++) {
+            if (!is_tchar(p[i])) return fail(x, iline, "invalid character in header name");
+            if (p[i] == '*' && i + 1 != len) return fail(x, iline, "'*' is only allowed at the end");
+        }
+        if (len == 1 && p[0] == '*')
+            return fail(x, iline, "'*' alone would forward every header, the agent's key included");
+        if (is_reserved_header(p, len) || al_mem_ieq(p, len, "authorization", 13) ||
+            al_mem_ieq(p, len, "proxy-authorization", 19))
+            return fail(x, iline, "this header cannot be forwarded");
+        char *name = al_strndup(p, len);
+        for (char *c = name; *c; c++)
+            if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+        for (size_t i = 0; i < pv->n_forward_headers; i++)
+            if (!strcmp(pv->forward_headers[i], name)) {
+                free(name);
+                return fail(x, iline, "header is listed twice");
+            }
+        pv->forward_headers[pv->n_forward_headers++] = name;
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+static const field_t timeout_fields[] = {
+    F_U32("connect_ms", al_provider_t, connect_timeout_ms, 1, 3600000),
+    F_U32("first_byte_ms", al_provider_t, first_byte_timeout_ms, 1, 3600000),
+    F_U32("total_ms", al_provider_t, total_timeout_ms, 1, 3600000),
+};
+
+static const field_t sim_fields[] = {
+    F_U32("latency_ms", al_sim_params_t, latency_ms, 0, 3600000),
+    F_U32("jitter_ms", al_sim_params_t, jitter_ms, 0, 3600000),
+    F_U32("output_tokens", al_sim_params_t, output_tokens, 1, 100000),
+    F_U32("chunks", al_sim_params_t, chunks, 1, 10000),
+    F_U32("chunk_interval_ms", al_sim_params_t, chunk_interval_ms, 0, 3600000),
+};
+
+enum { PF_TYPE, PF_BASE_URL, PF_API_KEY_ENV, PF_HEADERS, PF_FORWARD, PF_TIMEOUTS, PF_SIM, PF_N };
+static const field_t provider_fields[PF_N] = {
+    [PF_TYPE] = F_REQ("type", h_type),
+    [PF_BASE_URL] = F_FN("base_url", h_base_url),
+    [PF_API_KEY_ENV] = F_FN("api_key_env", h_api_key_env),
+    [PF_HEADERS] = F_FN("headers", h_headers),
+    [PF_FORWARD] = F_FN("forward_headers", h_forward_headers),
+    [PF_TIMEOUTS] = {.key = "timeouts", .kind = K_MAP, .off = 0, .sub = timeout_fields,
+                     .nsub = AL_ARRAY_LEN(timeout_fields)},
+    [PF_SIM] = {.key = "simulated", .kind = K_MAP, .off = offsetof(al_provider_t, sim),
+                .sub = sim_fields, .nsub = AL_ARRAY_LEN(sim_fields)},
+};
+
+static int parse_provider(ctx_t *x, struct fy_node *v, int line, al_provider_t *p)
+{
+    int lines[PF_N] = {0}, rc;
+
+    p->connect_timeout_ms = 5000;
+    p->first_byte_timeout_ms = 60000;
+    p->total_timeout_ms = 600000;
+    p->sim.output_tokens = 16;
+    p->sim.chunks = 8;
+    if ((rc = parse_map(x, v, line, provider_fields, PF_N, p, lines))) return rc;
+    if (p->type == AL_PROVIDER_OPENAI) {
+        if (!p->base_url)
+            return fail(x, line, "missing required key 'base_url' (type openai needs it)");
+        if (lines[PF_SIM])
+            return fail_at(x, lines[PF_SIM], "simulated", "only allowed with type simulated");
+    } else if (lines[PF_BASE_URL]) {
+        return fail_at(x, lines[PF_BASE_URL], "base_url", "not allowed with type simulated");
+    }
+    return 0;
+}
+
+/* ---- models and agents ---------------------------------------------- */
+
+static int h_model_provider(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_model_t *m = obj;
+    al_config_t *c = cfgof(x);
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    long i = index_find(&x->im->providers, PROV_ARGS(c), p, len);
+    if (i < 0) {
+        suggest_t s;
+        char hint[96];
+        suggest_init(&s, p, len);
+        for (size_t j = 0; j < c->n_providers; j++) suggest_try(&s, c->providers[j].name);
+        return fail(x, line, "unknown provider '%.*s'%s", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX),
+                    p, suggest_hint(&s, hint, sizeof hint));
+    }
+    m->provider = &c->providers[i];
+    return 0;
+}
+
+static int h_model_name(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_model_t *m = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (len == 0 || len >= AL_UPSTREAM_MODEL_MAX)
+        return fail(x, line, "must be 1 to %d characters", AL_UPSTREAM_MODEL_MAX - 1);
+    if ((rc = check_printable(x, line, p, len))) return rc;
+    set_str(&m->upstream_model, p, len);
+    return 0;
+}
+
+#define PRICE_MAX 1000000   /* USD per million tokens; anything above is a typo */
+enum { PR_INPUT, PR_OUTPUT, PR_CACHED, PR_N };
+static const field_t price_fields[PR_N] = {
+    [PR_INPUT] = {.key = "input", .kind = K_DOUBLE, .required = true,
+                  .off = offsetof(al_model_t, price_input), .max = PRICE_MAX},
+    [PR_OUTPUT] = {.key = "output", .kind = K_DOUBLE, .required = true,
+                   .off = offsetof(al_model_t, price_output), .max = PRICE_MAX},
+    [PR_CACHED] = {.key = "cached_input", .kind = K_DOUBLE,
+                   .off = offsetof(al_model_t, price_cached_input), .max = PRICE_MAX},
+};
+
+static int h_price(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_model_t *m = obj;
+    int lines[PR_N] = {0}, rc;
+
+    if ((rc = parse_map(x, v, line, price_fields, PR_N, m, lines))) return rc;
+    if (!lines[PR_CACHED]) m->price_cached_input = m->price_input;
+    m->has_price = true;
+    return 0;
+}
+
+static const field_t model_fields[] = {
+    F_REQ("provider", h_model_provider),
+    F_FN("model", h_model_name),
+    F_FN("price", h_price),
+    F_U32("context_window", al_model_t, context_window, 0, UINT32_MAX),
+};
+
+static int h_owner(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_agent_t *a = obj;
+    const char *p;
+    size_t len, i;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    for (i = 0; i < len && (p[i] == ' ' || p[i] == '\t'); i++) {}
+    if (i == len) return fail(x, line, "must not be empty");
+    if ((rc = check_printable(x, line, p, len))) return rc;
+    set_str(&a->owner, p, len);
+    return 0;
+}
+
+static int h_description(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_agent_t *a = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    set_str(&a->description, p, len);
+    return 0;
+}
+
+static int h_agent_models(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_agent_t *a = obj;
+    al_config_t *c = cfgof(x);
+    uint32_t me = (uint32_t)(a - c->agents) + 1;
+    void *it = NULL;
+    struct fy_node *item;
+    size_t idx = 0;
+    int rc, t;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t == V_NULL) return 0;
+    if (t != V_SEQ) return fail(x, line, "expected a list of model aliases, got %s", vtype_name[t]);
+    /* A second `models:` key is a YAML duplicate, so this runs once per agent. */
+    size_t n = (size_t)AL_MAX(fy_node_sequence_item_count(v), 0);
+    a->models = al_calloc(n, sizeof *a->models);
+    while ((item = fy_node_sequence_iterate(v, &it))) {
+        const char *p;
+        size_t len, mark = path_push_index(x, idx++);
+        int iline = node_line(item, line);
+
+        if ((rc = get_str(x, item, iline, &p, &len))) return rc;
+        long i = index_find(&x->im->models, MODEL_ARGS(c), p, len);
+        if (i < 0) {
+            suggest_t s;
+            char hint[96];
+            suggest_init(&s, p, len);
+            for (size_t j = 0; j < c->n_models; j++) suggest_try(&s, c->models[j].alias);
+            return fail(x, iline, "unknown model '%.*s'%s", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX),
+                        p, suggest_hint(&s, hint, sizeof hint));
+        }
+        if (x->stamp[i] == me)
+            return fail(x, iline, "model '%s' is listed twice", c->models[i].alias);
+        x->stamp[i] = me;
+        if (a->n_models < n) a->models[a->n_models++] = &c->models[i];
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+static const field_t agent_fields[] = {
+    F_REQ("owner", h_owner),
+    F_FN("description", h_description),
+    F_FN("models", h_agent_models),
+};
+
+/* ---- sections of named entries -------------------------------------- */
+
+static bool valid_name(const char *p, size_t len, bool model_alias)
+{
+    if (len == 0 || len >= AL_NAME_MAX) return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-' || (model_alias && (c == ':' || c == '/'));
+        if (!ok) return false;
+    }
+    return true;
+}
+
+typedef int (*entry_fn)(ctx_t *x, struct fy_node *v, int line, void *entry, const char *name,
+                        size_t len);
+
+/* Walks a mapping of NAME -> entry.  The array (count entries of `size`
+ * bytes, zeroed) is allocated up front so pointers into it stay valid. */
+static int parse_named(ctx_t *x, struct fy_node *m, int line, const char *what, bool alias_chars,
+                       void **arr, size_t *count, size_t size, entry_fn fn)
+{
+    struct fy_node_pair *pr;
+    void *it = NULL;
+    int rc, t;
+    size_t i = 0;
+
+    if ((rc = deref(x, &m, line)) || (rc = classify(x, m, line, &t))) return rc;
+    if (t == V_NULL) return 0;
+    if (t != V_MAP)
+        return fail(x, line, "expected a mapping of %s names, got %s", what, vtype_name[t]);
+    *count = (size_t)AL_MAX(fy_node_mapping_item_count(m), 0);
+    *arr = *count ? al_calloc(*count, size) : NULL;
+    while ((pr = fy_node_mapping_iterate(m, &it)) && i < *count) {
+        const char *k;
+        size_t kl;
+        int kline;
+
+        if ((rc = pair_key(x, pr, line, &k, &kl, &kline))) return rc;
+        size_t mark = path_push(x, k, kl);
+        if (!valid_name(k, kl, alias_chars))
+            return fail(x, kline, "invalid %s name: use 1 to %d characters from A-Z a-z 0-9 . _ -%s", what,
+                        AL_NAME_MAX - 1, alias_chars ? " : /" : "");
+        struct fy_node *v = fy_node_pair_value(pr);
+        if ((rc = fn(x, v, kline, (char *)*arr + i * size, k, kl))) return rc;
+        i++;
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+static int provider_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char *k, size_t kl)
+{
+    al_provider_t *p = e;
+    al_config_t *c = cfgof(x);
+
+    p->name = al_strndup(k, kl);
+    if (!index_add(&x->im->providers, PROV_ARGS(c), (size_t)(p - c->providers)))
+        return fail(x, line, "provider is defined twice");
+    return parse_provider(x, v, line, p);
+}
+
+static int model_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char *k, size_t kl)
+{
+    al_model_t *m = e;
+    al_config_t *c = cfgof(x);
+    int rc;
+
+    m->alias = al_strndup(k, kl);
+    if (!index_add(&x->im->models, MODEL_ARGS(c), (size_t)(m - c->models)))
+        return fail(x, line, "model is defined twice");
+    if ((rc = parse_map(x, v, line, model_fields, AL_ARRAY_LEN(model_fields), m, NULL))) return rc;
+    if (!m->upstream_model) m->upstream_model = al_strdup(m->alias);
+    return 0;
+}
+
+static int agent_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char *k, size_t kl)
+{
+    al_agent_t *a = e;
+    al_config_t *c = cfgof(x);
+
+    a->name = al_strndup(k, kl);
+    if (!index_add(&x->im->agents, AGENT_ARGS(c), (size_t)(a - c->agents)))
+        return fail(x, line, "agent is defined twice");
+    return parse_map(x, v, line, agent_fields, AL_ARRAY_LEN(agent_fields), a, NULL);
+}
+
+/* ---- the document --------------------------------------------------- */
+
+enum { S_SERVER, S_STORE, S_LOG, S_PROVIDERS, S_MODELS, S_AGENTS, S_N };
+static const char *const section_names[S_N] = {
+    "server", "store", "log", "providers", "models", "agents",
+};
+
+static size_t map_count(struct fy_node *n)
+{
+    if (n && fy_node_is_alias(n)) n = fy_node_resolve_alias(n);
+    return n && fy_node_is_mapping(n) ? (size_t)AL_MAX(fy_node_mapping_item_count(n), 0) : 0;
+}
+
+static int parse_root(ctx_t *x, struct fy_node *root)
+{
+    al_config_t *c = cfgof(x);
+    struct fy_node *sec[S_N] = {0};
+    int lines[S_N] = {0};
+    struct fy_node_pair *pr;
+    void *it = NULL;
+    size_t mark;
+    int rc, t;
+
+    if ((rc = deref(x, &root, 1)) || (rc = classify(x, root, node_line(root, 1), &t))) return rc;
+    if (t != V_MAP)
+        return fail(x, node_line(root, 1),
+                    "the file must be a mapping of sections (server, store, log, providers, "
+                    "models, agents), not %s", vtype_name[t]);
+    while ((pr = fy_node_mapping_iterate(root, &it))) {
+        const char *k;
+        size_t kl, i;
+        int kline;
+
+        if ((rc = pair_key(x, pr, 1, &k, &kl, &kline))) return rc;
+        for (i = 0; i < S_N; i++)
+            if (text_is(k, kl, section_names[i])) break;
+        if (i == S_N) {
+            suggest_t s;
+            char hint[96];
+            path_push(x, k, kl);
+            suggest_init(&s, k, kl);
+            for (size_t j = 0; j < S_N; j++) suggest_try(&s, section_names[j]);
+            return fail(x, kline, "unknown key%s", s.best ? suggest_hint(&s, hint, sizeof hint)
+                        : " (sections are server, store, log, providers, models, agents)");
+        }
+        sec[i] = fy_node_pair_value(pr);
+        lines[i] = kline;
+    }
+
+    /* Name tables are sized before anything points into the arrays. */
+    index_init(&x->im->providers, map_count(sec[S_PROVIDERS]));
+    index_init(&x->im->models, map_count(sec[S_MODELS]));
+    index_init(&x->im->agents, map_count(sec[S_AGENTS]));
+
+    if (lines[S_SERVER]) {
+        mark = path_push(x, "server", 6);
+        if ((rc = parse_map(x, sec[S_SERVER], lines[S_SERVER], server_fields,
+                            AL_ARRAY_LEN(server_fields), &c->server, NULL)))
+            return rc;
+        path_pop(x, mark);
+    }
+    if (lines[S_STORE]) {
+        mark = path_push(x, "store", 5);
+        if ((rc = parse_map(x, sec[S_STORE], lines[S_STORE], store_fields,
+                            AL_ARRAY_LEN(store_fields), &c->store, NULL)))
+            return rc;
+        path_pop(x, mark);
+    }
+    if (lines[S_LOG]) {
+        mark = path_push(x, "log", 3);
+        if ((rc = parse_map(x, sec[S_LOG], lines[S_LOG], log_fields, AL_ARRAY_LEN(log_fields),
+                            c, NULL)))
+            return rc;
+        path_pop(x, mark);
+    }
+    mark = path_push(x, "providers", 9);
+    if ((rc = parse_named(x, sec[S_PROVIDERS], lines[S_PROVIDERS], "provider", false,
+                          (void **)&c->providers, &c->n_providers, sizeof(al_provider_t),
+                          provider_entry)))
+        return rc;
+    path_pop(x, mark);
+    mark = path_push(x, "models", 6);
+    if ((rc = parse_named(x, sec[S_MODELS], lines[S_MODELS], "model", true, (void **)&c->models,
+                          &c->n_models, sizeof(al_model_t), model_entry)))
+        return rc;
+    path_pop(x, mark);
+    x->stamp = al_calloc(c->n_models, sizeof *x->stamp);
+    mark = path_push(x, "agents", 6);
+    if ((rc = parse_named(x, sec[S_AGENTS], lines[S_AGENTS], "agent", false, (void **)&c->agents,
+                          &c->n_agents, sizeof(al_agent_t), agent_entry)))
+        return rc;
+    path_pop(x, mark);
+
+    if (c->server.workers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->server.workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
+    }
+    return 0;
+}
+
+static void set_defaults(al_config_t *c)
+{
+    c->server.listen_host = al_strdup("127.0.0.1");
+    c->server.listen_port = 8080;
+    c->server.admin_host = al_strdup("127.0.0.1");
+    c->server.admin_port = 8081;
+    c->server.workers = 0;
+    c->server.max_header_bytes = 16384;
+    c->server.max_body_bytes = 8u << 20;
+    c->server.max_response_bytes = 64u << 20;
+    c->server.header_timeout_ms = 10000;
+    c->server.body_timeout_ms = 30000;
+    c->server.idle_timeout_ms = 60000;
+    c->server.max_connections = 10000;
+    c->server.shutdown_grace_ms = 10000;
+    c->store.url = al_strdup("sqlite://airlock.db");
+    c->store.sqlite_path = al_strdup("airlock.db");
+    c->store.queue_capacity = 65536;
+    c->store.flush_interval_ms = 10;
+    c->store.batch_max = 4096;
+    c->log_level = AL_LOG_INFO;
+}
+
+static void free_config(cfg_impl_t *im)
+{
+    al_config_t *c = &im->pub;
+
+    free(c->path);
+    free(c->server.listen_host);
+    free(c->server.admin_host);
+    free(c->store.url);
+    free(c->store.sqlite_path);
+    for (size_t i = 0; i < c->n_providers; i++) {
+        al_provider_t *p = &c->providers[i];
+        free(p->name);
+        free(p->base_url);
+        free(p->api_key_env);
+        if (p->api_key) explicit_bzero(p->api_key, strlen(p->api_key));
+        free(p->api_key);
+        for (size_t j = 0; j < p->n_headers; j++) {
+            free(p->headers[j].name);
+            free(p->headers[j].value);
+        }
+        free(p->headers);
+        for (size_t j = 0; j < p->n_forward_headers; j++) free(p->forward_headers[j]);
+        free(p->forward_headers);
+    }
+    free(c->providers);
+    for (size_t i = 0; i < c->n_models; i++) {
+        free(c->models[i].alias);
+        free(c->models[i].upstream_model);
+    }
+    free(c->models);
+    for (size_t i = 0; i < c->n_agents; i++) {
+        free(c->agents[i].name);
+        free(c->agents[i].owner);
+        free(c->agents[i].description);
+        free(c->agents[i].models);
+    }
+    free(c->agents);
+    free(im->providers.slot);
+    free(im->models.slot);
+    free(im->agents.slot);
+    free(im);
+}
+
+static void diag_quiet(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+    AL_UNUSED(diag);
+    AL_UNUSED(user);
+    AL_UNUSED(buf);
+    AL_UNUSED(len);
+}
+
+/* Parses the single YAML document of buf; on error fills the message. */
+static int parse_yaml(ctx_t *x, const char *buf, size_t len, struct fy_diag *diag,
+                      struct fy_parser **parser, struct fy_document **doc)
+{
+    struct fy_parse_cfg pcfg = {0};
+    struct fy_diag_error *e;
+    void *it = NULL;
+
+    pcfg.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2 | FYPCF_JSON_NONE;
+    pcfg.diag = diag;
+    *parser = fy_parser_create(&pcfg);
+    if (!*parser) return fail(x, 1, "cannot create the YAML parser");
+    if (len == 0 || fy_parser_set_string(*parser, buf, len) != 0)
+        return fail(x, 1, "the file is empty (see examples/quickstart.yaml)");
+    *doc = fy_parse_load_document(*parser);
+    while ((e = fy_diag_errors_iterate(diag, &it)))
+        if (e->type >= FYET_ERROR)
+            return fail(x, e->line, "YAML syntax error: %s (column %d)",
+                        e->msg ? e->msg : "invalid YAML", e->column);
+    if (!*doc)
+        return fail(x, 1, fy_diag_got_error(diag) ? "YAML syntax error"
+                          : "the file is empty (see examples/quickstart.yaml)");
+    if (!fy_document_root(*doc))
+        return fail(x, 1, "the file is empty (see examples/quickstart.yaml)");
+    struct fy_document *more = fy_parse_load_document(*parser);
+    if (more) {
+        fy_parse_document_destroy(*parser, more);
+        return fail(x, 1, "the file holds more than one YAML document (---)");
+    }
+    it = NULL;
+    while ((e = fy_diag_errors_iterate(diag, &it)))
+        if (e->type >= FYET_ERROR)
+            return fail(x, e->line, "YAML syntax error: %s (column %d)",
+                        e->msg ? e->msg : "invalid YAML", e->column);
+    return 0;
+}
+
+/* ---- public --------------------------------------------------------- */
+
+int al_config_load_buf(const char *name, const char *buf, size_t len, al_getenv_fn env,
+                       al_config_t **out, char *err, size_t errlen)
+{
+    ctx_t x = {0};
+    struct fy_diag_cfg dcfg;
+    struct fy_diag *diag = NULL;
+    struct fy_parser *parser = NULL;
+    struct fy_document *doc = NULL;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int rc;
+
+    *out = NULL;
+    if (err && errlen) err[0] = '\0';
+    x.file = name ? name : "<config>";
+    x.err = err;
+    x.errlen = errlen;
+    x.env = env;
+    x.im = al_calloc(1, sizeof *x.im);
+    al_config_t *c = &x.im->pub;
+    atomic_init(&c->refs, 1);
+    c->path = al_strdup(x.file);
+    set_defaults(c);
+
+    if (!buf && len) {
+        rc = fail(&x, 1, "no input");
+        goto out;
+    }
+    if (len > CFG_FILE_MAX) {
+        rc = fail(&x, 1, "the file is larger than %u bytes", CFG_FILE_MAX);
+        goto out;
+    }
+    if (!EVP_Digest(buf ? buf : "", len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+        rc = fail(&x, 1, "cannot hash the file (OpenSSL)");
+        goto out;
+    }
+    al_hex(md, 32, c->hash);
+
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = diag_quiet;
+    dcfg.colorize = false;
+    diag = fy_diag_create(&dcfg);
+    if (!diag) {
+        rc = fail(&x, 1, "cannot create the YAML diagnostics");
+        goto out;
+    }
+    fy_diag_set_collect_errors(diag, true);
+    if ((rc = parse_yaml(&x, buf, len, diag, &parser, &doc))) goto out;
+    rc = parse_root(&x, fy_document_root(doc));
+out:
+    if (doc) fy_parse_document_destroy(parser, doc);
+    if (parser) fy_parser_destroy(parser);
+    if (diag) fy_diag_destroy(diag);
+    free(x.stamp);
+    if (rc) {
+        free_config(x.im);
+        return AL_EINVAL;
+    }
+    *out = c;
+    return AL_OK;
+}
+
+int al_config_load(const char *path, al_config_t **out, char *err, size_t errlen)
+{
+    struct stat st;
+    char *buf = NULL;
+    size_t got = 0;
+    int fd, rc;
+
+    *out = NULL;
+    if (err && errlen) err[0] = '\0';
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) goto io_error;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        goto io_error;
+    }
+    if ((uint64_t)st.st_size > CFG_FILE_MAX) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s:1: the file is larger than %u bytes", path, CFG_FILE_MAX);
+        close(fd);
+        return AL_EINVAL;
+    }
+    buf = al_malloc((size_t)st.st_size + 1);
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) goto io_error;
+        if (n == 0) break;          /* shrank under us: parse what is there */
+        got += (size_t)n;
+    }
+    close(fd);
+    fd = -1;
+    rc = al_config_load_buf(path, buf, got, NULL, out, err, errlen);
+    free(buf);
+    return rc;
+
+io_error:
+    if (err && errlen) snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    free(buf);
+    return AL_EIO;
+}
+
+al_config_t *al_config_ref(al_config_t *c)
+{
+    atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void al_config_unref(al_config_t *c)
+{
+    if (!c) return;
+    int before = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+    AL_ASSERT(before > 0);
+    if (before == 1) free_config((cfg_impl_t *)(void *)c);
+}
+
+const al_model_t *al_config_model(const al_config_t *c, const char *name, size_t len)
+{
+    const cfg_impl_t *im = (const cfg_impl_t *)(const void *)c;
+    long i = c ? index_find(&im->models, MODEL_ARGS(c), name, len) : -1;
+    return i < 0 ? NULL : &c->models[i];
+}
+
+const al_agent_t *al_config_agent(const al_config_t *c, const char *name, size_t len)
+{
+    const cfg_impl_t *im = (const cfg_impl_t *)(const void *)c;
+    long i = c ? index_find(&im->agents, AGENT_ARGS(c), name, len) : -1;
+    return i < 0 ? NULL : &c->agents[i];
+}
+
+const al_provider_t *al_config_provider(const al_config_t *c, const char *name, size_t len)
+{
+    const cfg_impl_t *im = (const cfg_impl_t *)(const void *)c;
+    long i = c ? index_find(&im->providers, PROV_ARGS(c), name, len) : -1;
+    return i < 0 ? NULL : &c->providers[i];
+}
+
+bool al_agent_allows(const al_agent_t *a, const al_model_t *m)
+{
+    if (!a || !m) return false;
+    for (size_t i = 0; i < a->n_models; i++)
+        if (a->models[i] == m) return true;
+    return false;
+}

@@ -1,0 +1,113 @@
+/* main.c - the airlock command: one binary, several subcommands.
+ *   serve   run the gateway            check   validate a configuration
+ *   keys    create/list/revoke keys    events  list recorded requests
+ *   mock    an OpenAI-compatible upstream with fault injection */
+#include "cli/cli.h"
+#include "config/config.h"
+#include "mock/mock.h"
+#include "server/gateway.h"
+#include "util/log.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef AL_VERSION
+#define AL_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *f)
+{
+    fputs("usage: airlock <command> [options]\n"
+          "\n"
+          "commands:\n"
+          "  serve  --config FILE                 run the gateway\n"
+          "  check  --config FILE                 validate a configuration; exit 1 on error\n"
+          "  keys   create --config FILE --agent NAME [--expires 30d] [--label TEXT]\n"
+          "         list   --config FILE [--agent NAME] [--json]\n"
+          "         revoke --config FILE ID\n"
+          "  events list --config FILE [--agent A] [--since 1h] [--limit N] [--json]\n"
+          "  mock   --listen HOST:PORT [fault flags]   simulated OpenAI-compatible upstream\n"
+          "  version\n"
+          "\n"
+          "--config defaults to $AIRLOCK_CONFIG, then airlock.yaml.\n",
+          f);
+}
+
+static const char *config_arg(int argc, char **argv)
+{
+    for (int i = 0; i < argc - 1; i++)
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) return argv[i + 1];
+    const char *env = getenv("AIRLOCK_CONFIG");
+    return env && *env ? env : "airlock.yaml";
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
+            i++;
+            continue;
+        }
+        fprintf(stderr, "airlock check: unknown argument '%s'\n", argv[i]);
+        return 2;
+    }
+    const char *path = config_arg(argc, argv);
+    char err[512];
+    al_config_t *c = NULL;
+    if (al_config_load(path, &c, err, sizeof err) != AL_OK) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    printf("%s: ok (%zu providers, %zu models, %zu agents, sha256 %s)\n", path, c->n_providers,
+           c->n_models, c->n_agents, c->hash);
+    al_config_unref(c);
+    return 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
+            i++;
+            continue;
+        }
+        fprintf(stderr, "airlock serve: unknown argument '%s'\n", argv[i]);
+        return 2;
+    }
+    return al_gateway_run(config_arg(argc, argv));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    int sub_argc = argc - 2;
+    char **sub_argv = argv + 2;
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("airlock %s\n", AL_VERSION);
+        return 0;
+    }
+    curl_global_init(CURL_GLOBAL_ALL);
+    int rc;
+    if (!strcmp(cmd, "serve")) rc = cmd_serve(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "check")) rc = cmd_check(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "keys")) rc = al_cli_keys(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "events")) rc = al_cli_events(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "mock")) rc = al_mock_main(sub_argc, sub_argv);
+    else {
+        fprintf(stderr, "airlock: unknown command '%s'\n", cmd);
+        usage(stderr);
+        rc = 2;
+    }
+    curl_global_cleanup();
+    return rc;
+}

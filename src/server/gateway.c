@@ -1,0 +1,454 @@
+/* gateway.c - `airlock serve`: start-up, workers, the control loop, reload,
+ * the key watcher and graceful shutdown.
+ *
+ * Start-up validates the configuration, opens the store, loads the keys and
+ * binds every listener before anything is served, so a bad start fails
+ * loudly.  Shutdown (SIGTERM/SIGINT) stops the listeners, lets in-flight
+ * requests finish for up to server.shutdown_grace_ms, aborts the rest (their
+ * events are still written), joins the workers, then drains the event queue
+ * into the store and exits 0. */
+#include "server/gateway.h"
+#include "util/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DRAIN_CHECK_MS 20
+#define WATCH_INTERVAL_MS 200
+
+/* --- handing snapshots to workers --------------------------------------- */
+
+static void worker_take_updates(al_worker_t *w)
+{
+    al_config_t *nc = atomic_exchange(&w->next_cfg, NULL);
+    if (nc) {
+        al_config_unref(w->cfg);
+        w->cfg = nc;
+        w->http.limits = (al_http_limits_t){
+            .max_header_bytes = nc->server.max_header_bytes,
+            .max_body_bytes = nc->server.max_body_bytes,
+            .header_timeout_ms = nc->server.header_timeout_ms,
+            .body_timeout_ms = nc->server.body_timeout_ms,
+            .idle_timeout_ms = nc->server.idle_timeout_ms,
+        };
+        w->http.max_connections = nc->server.max_connections;
+    }
+    al_keytab_t *nk = atomic_exchange(&w->next_keys, NULL);
+    if (nk) {
+        al_keytab_unref(w->keys);
+        w->keys = nk;
+    }
+}
+
+static void publish_config(al_gateway_t *gw, al_config_t *cfg)
+{
+    for (unsigned i = 0; i < gw->n_workers; i++) {
+        al_worker_t *w = &gw->workers[i];
+        al_config_t *old = atomic_exchange(&w->next_cfg, al_config_ref(cfg));
+        al_config_unref(old);
+        uv_async_send(&w->wake);
+    }
+}
+
+static void publish_keys(al_gateway_t *gw, al_keytab_t *t)
+{
+    for (unsigned i = 0; i < gw->n_workers; i++) {
+        al_worker_t *w = &gw->workers[i];
+        al_keytab_t *old = atomic_exchange(&w->next_keys, al_keytab_ref(t));
+        al_keytab_unref(old);
+        uv_async_send(&w->wake);
+    }
+}
+
+/* --- workers ------------------------------------------------------------ */
+
+static void on_conn_change(al_http_server_t *s, int delta)
+{
+    al_worker_t *w = s->ud;
+    al_metrics_open_conns(w->gw->metrics, w->idx, delta);
+}
+
+static void on_http_counter(al_http_server_t *s, int which)
+{
+    al_worker_t *w = s->ud;
+    static const al_counter_t map[] = {AL_C_CONNECTIONS_TOTAL, AL_C_CONNECTIONS_REJECTED,
+                                       AL_C_HTTP_PARSE_ERRORS, AL_C_TIMEOUTS};
+    if (which >= 0 && which < 4) al_metrics_inc(w->gw->metrics, w->idx, map[which], 1);
+}
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void worker_finish(al_worker_t *w)
+{
+    uv_timer_stop(&w->drain_timer);
+    al_http_server_close_all(&w->http);
+    al_upstream_free(w->up);
+    w->up = NULL;
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->wake, NULL);
+}
+
+static void on_drain_check(uv_timer_t *t)
+{
+    al_worker_t *w = t->data;
+    if (w->inflight == 0 || al_now_ns() >= w->stop_deadline_ns) {
+        if (w->inflight)
+            al_warn("worker %u: shutdown grace over, aborting %u request(s)", w->idx, w->inflight);
+        worker_finish(w);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    al_worker_t *w = a->data;
+    worker_take_updates(w);
+    if (atomic_load(&w->stop) && !w->stopping) {
+        w->stopping = true;
+        al_http_server_stop(&w->http);
+        al_http_server_drain(&w->http);
+        w->stop_deadline_ns = al_now_ns() + (uint64_t)w->cfg->server.shutdown_grace_ms * 1000000ull;
+        uv_timer_start(&w->drain_timer, on_drain_check, 0, DRAIN_CHECK_MS);
+    }
+}
+
+static void worker_main(void *arg)
+{
+    al_worker_t *w = arg;
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    /* Close anything left (e.g. curl's socket polls) and let it finish. */
+    uv_walk(&w->loop, walk_close, NULL);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+}
+
+static int worker_init(al_gateway_t *gw, al_worker_t *w, unsigned idx, char *err, size_t errlen)
+{
+    al_config_t *cfg = gw->cfg;
+    w->idx = idx;
+    w->gw = gw;
+    uv_loop_init(&w->loop);
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
+    w->cfg = al_config_ref(cfg);
+    w->keys = gw->keys ? al_keytab_ref(gw->keys) : NULL;
+    atomic_init(&w->next_cfg, NULL);
+    atomic_init(&w->next_keys, NULL);
+    atomic_init(&w->stop, false);
+    w->up = al_upstream_new(&w->loop);
+    w->http.handler = al_pipeline_handle;
+    w->http.on_reject = al_pipeline_reject;
+    w->http.on_conn_change = on_conn_change;
+    w->http.on_counter = on_http_counter;
+    w->http.ud = w;
+    w->http.conn_count = &gw->conn_count;
+    w->http.max_connections = cfg->server.max_connections;
+    w->http.limits = (al_http_limits_t){
+        .max_header_bytes = cfg->server.max_header_bytes,
+        .max_body_bytes = cfg->server.max_body_bytes,
+        .header_timeout_ms = cfg->server.header_timeout_ms,
+        .body_timeout_ms = cfg->server.body_timeout_ms,
+        .idle_timeout_ms = cfg->server.idle_timeout_ms,
+    };
+    return al_http_server_listen(&w->http, &w->loop, cfg->server.listen_host,
+                                 cfg->server.listen_port, true, err, errlen);
+}
+
+/* --- key watcher thread ------------------------------------------------- */
+
+static void *watcher_main(void *arg)
+{
+    al_gateway_t *gw = arg;
+    int64_t last = -1;
+    while (!atomic_load(&gw->watcher_stop)) {
+        struct timespec ts = {0, WATCH_INTERVAL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+        int64_t v;
+        if (al_store_data_version(gw->store, &v) != AL_OK || v == last) continue;
+        al_keytab_t *t = NULL;
+        if (al_keytab_load(gw->store, &t) != AL_OK) {
+            al_warn("could not reload keys from the store; keeping the current set");
+            continue;
+        }
+        last = v;
+        publish_keys(gw, t);
+        pthread_mutex_lock(&gw->lock);
+        al_keytab_t *old = gw->keys;
+        gw->keys = t;
+        pthread_mutex_unlock(&gw->lock);
+        al_keytab_unref(old);
+    }
+    return NULL;
+}
+
+/* --- admin listener ----------------------------------------------------- */
+
+static void admin_handle(al_http_req_t *req)
+{
+    al_gateway_t *gw = req->server->ud;
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+        const char *h[] = {"Allow: GET"};
+        al_http_respond_error(req, 405, "invalid_request_error", "method_not_allowed",
+                              "use GET", h, 1);
+        return;
+    }
+    if (strcmp(req->path, "/metrics") == 0) {
+        al_buf_t b;
+        al_buf_init(&b, 64 << 20);
+        al_metrics_render(gw->metrics, &b);
+        al_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0,
+                        b.p ? b.p : "", b.len);
+        al_buf_free(&b);
+        return;
+    }
+    if (strcmp(req->path, "/healthz") == 0) {
+        al_http_respond(req, 200, "application/json", NULL, 0, "{\"status\":\"ok\"}", 15);
+        return;
+    }
+    if (strcmp(req->path, "/readyz") == 0) {
+        bool ok = al_store_writable(gw->store) && !atomic_load(&gw->shutting_down);
+        if (ok) al_http_respond(req, 200, "application/json", NULL, 0, "{\"status\":\"ready\"}", 18);
+        else al_http_respond(req, 503, "application/json", NULL, 0, "{\"status\":\"not ready\"}", 22);
+        return;
+    }
+    al_http_respond_error(req, 404, "invalid_request_error", "unknown_url", "unknown path",
+                          NULL, 0);
+}
+
+static double gauge_queue(void *ud)
+{
+    return (double)al_store_depth(ud);
+}
+
+static double gauge_written(void *ud)
+{
+    return (double)al_store_written(ud);
+}
+
+static double gauge_write_errors(void *ud)
+{
+    return (double)al_store_write_errors(ud);
+}
+
+static double gauge_keys(void *ud)
+{
+    al_gateway_t *gw = ud;
+    pthread_mutex_lock(&gw->lock);
+    double n = gw->keys ? (double)al_keytab_size(gw->keys) : 0;
+    pthread_mutex_unlock(&gw->lock);
+    return n;
+}
+
+/* --- signals: reload and shutdown --------------------------------------- */
+
+static void reload(al_gateway_t *gw)
+{
+    char err[512];
+    al_config_t *nc = NULL;
+    unsigned shard = gw->n_workers;
+    if (al_config_load(gw->config_path, &nc, err, sizeof err) != AL_OK) {
+        al_metrics_inc(gw->metrics, shard, AL_C_CONFIG_RELOAD_FAILURES, 1);
+        AL_LOG(AL_LOG_ERROR, "reload refused, still serving the previous configuration: %s", err);
+        return;
+    }
+    al_config_t *old = gw->cfg;
+    if (strcmp(nc->server.listen_host, old->server.listen_host) ||
+        nc->server.listen_port != old->server.listen_port || nc->server.workers != old->server.workers ||
+        strcmp(nc->store.url, old->store.url))
+        al_warn("server.listen, server.workers and store.url changes take effect at restart");
+    al_log_level = nc->log_level;
+    publish_config(gw, nc);
+    pthread_mutex_lock(&gw->lock);
+    gw->cfg = nc;
+    pthread_mutex_unlock(&gw->lock);
+    al_config_unref(old);
+    al_metrics_inc(gw->metrics, shard, AL_C_CONFIG_RELOADS, 1);
+    char kv[128];
+    snprintf(kv, sizeof kv, "\"config_sha256\":\"%s\"", nc->hash);
+    AL_LOGKV(AL_LOG_INFO, kv, "configuration reloaded");
+}
+
+static void on_stop_check(uv_timer_t *t)
+{
+    /* Workers close their own handles; the control loop only needs to
+     * close its own once shutdown has begun. */
+    uv_timer_stop(t);
+    uv_close((uv_handle_t *)t, NULL);
+}
+
+static void begin_shutdown(al_gateway_t *gw, const char *why)
+{
+    if (atomic_exchange(&gw->shutting_down, true)) return;
+    al_info("%s: shutting down (grace %u ms)", why, gw->cfg->server.shutdown_grace_ms);
+    /* The watcher must be gone before workers close their wake handles. */
+    if (gw->watcher_started) {
+        atomic_store(&gw->watcher_stop, true);
+        pthread_join(gw->watcher, NULL);
+        gw->watcher_started = false;
+    }
+    for (unsigned i = 0; i < gw->n_workers; i++) {
+        atomic_store(&gw->workers[i].stop, true);
+        uv_async_send(&gw->workers[i].wake);
+    }
+    al_http_server_stop(&gw->admin);
+    al_http_server_close_all(&gw->admin);
+    uv_signal_stop(&gw->sig_term);
+    uv_signal_stop(&gw->sig_int);
+    uv_signal_stop(&gw->sig_hup);
+    uv_close((uv_handle_t *)&gw->sig_term, NULL);
+    uv_close((uv_handle_t *)&gw->sig_int, NULL);
+    uv_close((uv_handle_t *)&gw->sig_hup, NULL);
+    uv_timer_start(&gw->stop_timer, on_stop_check, 0, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    al_gateway_t *gw = s->data;
+    if (signum == SIGHUP) reload(gw);
+    else begin_shutdown(gw, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* --- run ---------------------------------------------------------------- */
+
+int al_gateway_run(const char *config_path)
+{
+    al_gateway_t gw_s, *gw = &gw_s;
+    char err[512];
+    int rc = 1;
+    memset(gw, 0, sizeof *gw);
+    pthread_mutex_init(&gw->lock, NULL);
+    gw->config_path = al_strdup(config_path);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (al_config_load(config_path, &gw->cfg, err, sizeof err) != AL_OK) {
+        al_error("%s", err);
+        goto out;
+    }
+    al_log_level = gw->cfg->log_level;
+    al_config_t *cfg = gw->cfg;
+    al_store_opts_t so = {.queue_capacity = cfg->store.queue_capacity,
+                          .flush_interval_ms = cfg->store.flush_interval_ms,
+                          .batch_max = cfg->store.batch_max};
+    if (al_store_open(cfg->store.url, &so, &gw->store, err, sizeof err) != AL_OK) {
+        al_error("store: %s", err);
+        goto out;
+    }
+    if (al_keytab_load(gw->store, &gw->keys) != AL_OK) {
+        al_error("could not load keys from the store");
+        goto out;
+    }
+    gw->n_workers = cfg->server.workers ? cfg->server.workers : 1;
+    gw->metrics = al_metrics_new(gw->n_workers + 1);
+    al_metrics_gauge_fn(gw->metrics, "event_queue_depth", "Events waiting to be written",
+                        gauge_queue, gw->store);
+    al_metrics_gauge_fn(gw->metrics, "events_written", "Events written to the store since start",
+                        gauge_written, gw->store);
+    al_metrics_gauge_fn(gw->metrics, "event_write_errors", "Failed event batch writes since start",
+                        gauge_write_errors, gw->store);
+    al_metrics_gauge_fn(gw->metrics, "keys_loaded", "Active agent keys known to the data plane",
+                        gauge_keys, gw);
+    if (al_store_start(gw->store) != AL_OK) {
+        al_error("could not start the store writer");
+        goto out;
+    }
+
+    gw->loop = uv_default_loop();
+    gw->workers = al_calloc(gw->n_workers, sizeof *gw->workers);
+    for (unsigned i = 0; i < gw->n_workers; i++) {
+        if (worker_init(gw, &gw->workers[i], i, err, sizeof err) != AL_OK) {
+            al_error("%s", err);
+            goto out_workers;
+        }
+    }
+    if (cfg->server.admin_port) {
+        gw->admin.handler = admin_handle;
+        gw->admin.ud = gw;
+        gw->admin.max_connections = 256;
+        gw->admin.limits = (al_http_limits_t){16384, 65536, 10000, 10000, 60000};
+        if (al_http_server_listen(&gw->admin, gw->loop, cfg->server.admin_host,
+                                  cfg->server.admin_port, false, err, sizeof err) != AL_OK) {
+            al_error("admin: %s", err);
+            goto out_workers;
+        }
+    }
+    uv_signal_init(gw->loop, &gw->sig_term);
+    uv_signal_init(gw->loop, &gw->sig_int);
+    uv_signal_init(gw->loop, &gw->sig_hup);
+    gw->sig_term.data = gw->sig_int.data = gw->sig_hup.data = gw;
+    uv_signal_start(&gw->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&gw->sig_int, on_signal, SIGINT);
+    uv_signal_start(&gw->sig_hup, on_signal, SIGHUP);
+    uv_timer_init(gw->loop, &gw->stop_timer);
+    gw->stop_timer.data = gw;
+
+    atomic_store(&gw->watcher_stop, false);
+    if (pthread_create(&gw->watcher, NULL, watcher_main, gw) == 0) gw->watcher_started = true;
+
+    for (unsigned i = 0; i < gw->n_workers; i++)
+        uv_thread_create(&gw->workers[i].thread, worker_main, &gw->workers[i]);
+
+    {
+        char kv[512];
+        snprintf(kv, sizeof kv,
+                 "\"listen\":\"%s:%u\",\"admin\":\"%s:%u\",\"workers\":%u,\"store\":\"%s\","
+                 "\"config_sha256\":\"%s\",\"keys\":%zu",
+                 cfg->server.listen_host, cfg->server.listen_port, cfg->server.admin_host,
+                 cfg->server.admin_port, gw->n_workers, cfg->store.url, cfg->hash,
+                 al_keytab_size(gw->keys));
+        AL_LOGKV(AL_LOG_INFO, kv, "airlock serving");
+    }
+    uv_run(gw->loop, UV_RUN_DEFAULT);
+
+    for (unsigned i = 0; i < gw->n_workers; i++) uv_thread_join(&gw->workers[i].thread);
+    rc = 0;
+    goto out_stop;
+
+out_workers:
+    /* Start-up failed after some workers were built: close their loops. */
+    for (unsigned i = 0; i < gw->n_workers; i++) {
+        al_worker_t *w = &gw->workers[i];
+        if (!w->gw) continue;
+        al_upstream_free(w->up);
+        uv_walk(&w->loop, walk_close, NULL);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&w->loop);
+    }
+    rc = 1;
+out_stop:
+    if (gw->watcher_started) {
+        atomic_store(&gw->watcher_stop, true);
+        pthread_join(gw->watcher, NULL);
+    }
+    for (unsigned i = 0; gw->workers && i < gw->n_workers; i++) {
+        al_worker_t *w = &gw->workers[i];
+        al_config_unref(w->cfg);
+        al_keytab_unref(w->keys);
+        al_config_unref(atomic_exchange(&w->next_cfg, NULL));
+        al_keytab_unref(atomic_exchange(&w->next_keys, NULL));
+    }
+    if (gw->loop) {
+        uv_walk(gw->loop, walk_close, NULL);
+        uv_run(gw->loop, UV_RUN_DEFAULT);
+        uv_loop_close(gw->loop);
+    }
+out:
+    if (gw->store) {
+        al_store_close(gw->store); /* drains the queue: every event lands */
+        if (rc == 0) al_info("event log flushed; bye");
+    }
+    al_keytab_unref(gw->keys);
+    al_metrics_free(gw->metrics);
+    free(gw->workers);
+    al_config_unref(gw->cfg);
+    free(gw->config_path);
+    pthread_mutex_destroy(&gw->lock);
+    return rc;
+}

@@ -1,0 +1,78 @@
+/* gateway.h - the serving process: I/O workers, the control loop, reload,
+ * the key watcher and shutdown.
+ *
+ * N workers each run their own libuv loop with an SO_REUSEPORT listener and
+ * a curl multi handle; a connection lives and dies on one worker.  The main
+ * thread runs the control loop: signals, the admin listener (/metrics,
+ * /healthz, /readyz) and configuration reload.  A watcher thread polls the
+ * store for key changes.  New configuration snapshots and key tables are
+ * handed to each worker through an atomic slot and a uv_async wake-up, so
+ * workers read both without locks. */
+#ifndef AL_GATEWAY_H
+#define AL_GATEWAY_H
+
+#include "config/config.h"
+#include "obs/metrics.h"
+#include "policy/keys.h"
+#include "server/http.h"
+#include "store/store.h"
+#include "upstream/upstream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <uv.h>
+
+typedef struct al_gateway al_gateway_t;
+
+typedef struct al_worker {
+    unsigned idx;
+    al_gateway_t *gw;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_timer_t drain_timer;
+    al_http_server_t http;
+    al_upstream_t *up;
+    al_config_t *cfg;                   /* owned reference */
+    al_keytab_t *keys;                  /* owned reference */
+    _Atomic(al_config_t *) next_cfg;    /* handed over by the control thread */
+    _Atomic(al_keytab_t *) next_keys;
+    atomic_bool stop;
+    bool stopping;
+    uint64_t stop_deadline_ns;
+    unsigned inflight;                  /* pipeline contexts alive */
+    unsigned price_warned;              /* crude log limiter */
+} al_worker_t;
+
+struct al_gateway {
+    char *config_path;
+    al_config_t *cfg;                   /* control thread's current snapshot */
+    pthread_mutex_t lock;               /* guards cfg and keys for readers off the main loop */
+    al_store_t *store;
+    al_metrics_t *metrics;
+    al_worker_t *workers;
+    unsigned n_workers;
+    atomic_uint conn_count;
+    uv_loop_t *loop;                    /* control loop */
+    al_http_server_t admin;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t stop_timer;
+    pthread_t watcher;
+    atomic_bool watcher_stop;
+    bool watcher_started;
+    al_keytab_t *keys;                  /* latest table, under lock */
+    atomic_bool shutting_down;
+    int exit_code;
+};
+
+/* Run `airlock serve --config FILE` until SIGTERM/SIGINT; returns the exit
+ * status (0 after a clean shutdown). */
+int al_gateway_run(const char *config_path);
+
+/* The data-plane handler (pipeline/pipeline.c). */
+void al_pipeline_handle(al_http_req_t *req);
+/* Events for requests the HTTP layer rejected itself. */
+void al_pipeline_reject(al_http_server_t *s, int status, const char *type,
+                        uint64_t bytes_in, uint64_t t_start_ns);
+
+#endif

@@ -1,0 +1,711 @@
+/* test_config.c - unit tests for the YAML configuration loader.
+ *
+ * The two shipped examples must load with their secrets supplied through the
+ * getenv hook; a small config shows every default; then one test per class
+ * of error checks that the single-line message names the file, the right
+ * line and the dotted key path.  Memory is checked by running under ASan:
+ * every snapshot is unreferenced to zero. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "util/common.h"
+#include "util/log.h"
+
+/* ---- helpers -------------------------------------------------------- */
+
+static const char *test_env(const char *name)
+{
+    if (!strcmp(name, "OPENAI_API_KEY")) return "sk-test-openai";
+    if (!strcmp(name, "LOCAL_API_KEY")) return "";
+    if (!strcmp(name, "ANY_KEY")) return "k";
+    return NULL;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    *len = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[*len] = '\0';
+    return buf;
+}
+
+static al_config_t *load_ok(const char *yaml)
+{
+    al_config_t *c = NULL;
+    char err[512];
+    int rc = al_config_load_buf("cfg.yaml", yaml, strlen(yaml), test_env, &c, err, sizeof err);
+    if (rc != 0) {
+        print_error("unexpected error: %s\n", err);
+        fail();
+    }
+    assert_non_null(c);
+    return c;
+}
+
+/* Loads yaml expecting failure; the message must start with `where`
+ * ("cfg.yaml:LINE: key.path") followed by ": ", contain `why`, and be one
+ * line. */
+static void expect_error(const char *yaml, const char *where, const char *why)
+{
+    al_config_t *c = (al_config_t *)(uintptr_t)1;
+    char err[512];
+    int rc = al_config_load_buf("cfg.yaml", yaml, strlen(yaml), test_env, &c, err, sizeof err);
+    if (rc == 0) {
+        print_error("loaded, expected error \"%s ... %s\"\n", where, why);
+        al_config_unref(c);
+        fail();
+    }
+    assert_int_equal(rc, AL_EINVAL);
+    assert_null(c);
+    size_t wl = strlen(where);
+    if (strncmp(err, where, wl) != 0 || strncmp(err + wl, ": ", 2) != 0 || !strstr(err, why)) {
+        print_error("got:      %s\nexpected: %s: ...%s...\n", err, where, why);
+        fail();
+    }
+    assert_null(strchr(err, '\n'));
+}
+
+/* A valid base the error tests extend (lines 1-8). */
+#define BASE                                                                  \
+    "providers:\n"                     /* 1 */                                \
+    "  sim:\n"                         /* 2 */                                \
+    "    type: simulated\n"            /* 3 */                                \
+    "models:\n"                        /* 4 */                                \
+    "  m1:\n"                          /* 5 */                                \
+    "    provider: sim\n"              /* 6 */                                \
+    "  m2:\n"                          /* 7 */                                \
+    "    provider: sim\n"              /* 8 */
+
+/* ---- the examples --------------------------------------------------- */
+
+static void test_quickstart_loads(void **state)
+{
+    (void)state;
+    size_t len;
+    char *buf = read_file("examples/quickstart.yaml", &len);
+    al_config_t *c = NULL;
+    char err[512];
+    int rc = al_config_load_buf("examples/quickstart.yaml", buf, len, test_env, &c, err,
+                                sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    free(buf);
+
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_string_equal(c->path, "examples/quickstart.yaml");
+    assert_string_equal(c->server.listen_host, "127.0.0.1");
+    assert_int_equal(c->server.listen_port, 8080);
+    assert_string_equal(c->server.admin_host, "127.0.0.1");
+    assert_int_equal(c->server.admin_port, 8081);
+    assert_true(c->server.workers >= 1 && c->server.workers <= 256);
+    assert_string_equal(c->store.url, "sqlite://airlock.db");
+    assert_string_equal(c->store.sqlite_path, "airlock.db");
+    assert_int_equal(c->log_level, AL_LOG_INFO);
+
+    assert_int_equal(c->n_providers, 1);
+    const al_provider_t *sim = al_config_provider(c, "sim", 3);
+    assert_non_null(sim);
+    assert_int_equal(sim->type, AL_PROVIDER_SIMULATED);
+    assert_null(sim->base_url);
+    assert_null(sim->api_key);
+    assert_int_equal(sim->sim.latency_ms, 20);
+    assert_int_equal(sim->sim.jitter_ms, 0);
+    assert_int_equal(sim->sim.output_tokens, 24);
+    assert_int_equal(sim->sim.chunks, 6);
+    assert_int_equal(sim->sim.chunk_interval_ms, 15);
+
+    assert_int_equal(c->n_models, 2);
+    const al_model_t *mini = al_config_model(c, "gpt-4o-mini", 11);
+    const al_model_t *emb = al_config_model(c, "text-embedding-3-small", 22);
+    assert_non_null(mini);
+    assert_non_null(emb);
+    assert_ptr_equal(mini->provider, sim);
+    assert_string_equal(mini->upstream_model, "gpt-4o-mini");
+    assert_true(mini->has_price);
+    assert_float_equal(mini->price_input, 0.15, 1e-9);
+    assert_float_equal(mini->price_output, 0.60, 1e-9);
+    assert_float_equal(mini->price_cached_input, 0.075, 1e-9);
+    assert_true(emb->has_price);
+    assert_float_equal(emb->price_input, 0.02, 1e-9);
+    assert_float_equal(emb->price_output, 0.0, 1e-9);
+    assert_float_equal(emb->price_cached_input, 0.02, 1e-9);
+
+    assert_int_equal(c->n_agents, 1);
+    const al_agent_t *a = al_config_agent(c, "quickstart", 10);
+    assert_non_null(a);
+    assert_string_equal(a->owner, "you@example.com");
+    assert_int_equal(a->n_models, 2);
+    assert_true(al_agent_allows(a, mini));
+    assert_true(al_agent_allows(a, emb));
+    al_config_unref(c);
+}
+
+static void test_openai_loads(void **state)
+{
+    (void)state;
+    size_t len;
+    char *buf = read_file("examples/openai.yaml", &len);
+    al_config_t *c = NULL;
+    char err[512];
+    int rc = al_config_load_buf("examples/openai.yaml", buf, len, test_env, &c, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    free(buf);
+
+    const al_provider_t *oa = al_config_provider(c, "openai", 6);
+    const al_provider_t *local = al_config_provider(c, "local", 5);
+    assert_non_null(oa);
+    assert_non_null(local);
+    assert_int_equal(oa->type, AL_PROVIDER_OPENAI);
+    assert_string_equal(oa->base_url, "https://api.openai.com/v1");
+    assert_string_equal(oa->api_key_env, "OPENAI_API_KEY");
+    assert_string_equal(oa->api_key, "sk-test-openai");
+    assert_int_equal(oa->n_forward_headers, 2);
+    assert_string_equal(oa->forward_headers[0], "openai-organization");
+    assert_string_equal(local->base_url, "http://127.0.0.1:11434/v1");
+    assert_string_equal(local->api_key, "");          /* empty is allowed */
+    assert_int_equal(local->first_byte_timeout_ms, 120000);
+    assert_int_equal(local->connect_timeout_ms, 5000);
+
+    const al_model_t *g4o = al_config_model(c, "gpt-4o", 6);
+    assert_non_null(g4o);
+    assert_float_equal(g4o->price_input, 2.5, 1e-9);
+    assert_float_equal(g4o->price_output, 10.0, 1e-9);
+    assert_float_equal(g4o->price_cached_input, 1.25, 1e-9);
+    const al_model_t *llama = al_config_model(c, "llama3", 6);
+    assert_non_null(llama);
+    assert_ptr_equal(llama->provider, local);
+    assert_string_equal(llama->upstream_model, "llama3.1:8b");
+    assert_false(llama->has_price);
+
+    const al_agent_t *dev = al_config_agent(c, "local-dev", 9);
+    const al_agent_t *support = al_config_agent(c, "support-bot", 11);
+    assert_non_null(dev);
+    assert_non_null(support);
+    assert_true(al_agent_allows(dev, llama));
+    assert_false(al_agent_allows(support, llama));
+    assert_true(al_agent_allows(support, g4o));
+    al_config_unref(c);
+}
+
+static const char *no_env(const char *name)
+{
+    (void)name;
+    return NULL;
+}
+
+static void test_openai_needs_its_secret(void **state)
+{
+    (void)state;
+    size_t len;
+    char *buf = read_file("examples/openai.yaml", &len);
+    al_config_t *c = (al_config_t *)(uintptr_t)1;
+    char err[512], want[128];
+    int line = 1;
+
+    /* The line of the first api_key_env in the file. */
+    for (const char *p = buf; p < strstr(buf, "api_key_env: OPENAI_API_KEY"); p++)
+        if (*p == '\n') line++;
+    snprintf(want, sizeof want, "examples/openai.yaml:%d: providers.openai.api_key_env: "
+             "environment variable OPENAI_API_KEY is not set", line);
+    assert_int_equal(al_config_load_buf("examples/openai.yaml", buf, len, no_env, &c, err,
+                                        sizeof err), AL_EINVAL);
+    assert_null(c);
+    assert_string_equal(err, want);
+    free(buf);
+}
+
+static void test_load_from_file(void **state)
+{
+    (void)state;
+    al_config_t *c = NULL;
+    char err[512];
+    assert_int_equal(al_config_load("examples/quickstart.yaml", &c, err, sizeof err), 0);
+    assert_non_null(c);
+    assert_string_equal(c->path, "examples/quickstart.yaml");
+    assert_int_equal(strlen(c->hash), 64);
+    al_config_unref(c);
+
+    c = (al_config_t *)(uintptr_t)1;
+    assert_int_equal(al_config_load("examples/does-not-exist.yaml", &c, err, sizeof err), AL_EIO);
+    assert_null(c);
+    assert_non_null(strstr(err, "examples/does-not-exist.yaml"));
+    assert_non_null(strstr(err, "No such file"));
+}
+
+/* ---- defaults and values -------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE);
+
+    assert_string_equal(c->server.listen_host, "127.0.0.1");
+    assert_int_equal(c->server.listen_port, 8080);
+    assert_string_equal(c->server.admin_host, "127.0.0.1");
+    assert_int_equal(c->server.admin_port, 8081);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c->server.workers, cpus > 256 ? 256 : cpus < 1 ? 1 : cpus);
+    assert_int_equal(c->server.max_header_bytes, 16384);
+    assert_int_equal(c->server.max_body_bytes, 8u << 20);
+    assert_int_equal(c->server.max_response_bytes, 64u << 20);
+    assert_int_equal(c->server.header_timeout_ms, 10000);
+    assert_int_equal(c->server.body_timeout_ms, 30000);
+    assert_int_equal(c->server.idle_timeout_ms, 60000);
+    assert_int_equal(c->server.max_connections, 10000);
+    assert_int_equal(c->server.shutdown_grace_ms, 10000);
+    assert_string_equal(c->store.url, "sqlite://airlock.db");
+    assert_string_equal(c->store.sqlite_path, "airlock.db");
+    assert_int_equal(c->store.queue_capacity, 65536);
+    assert_int_equal(c->store.flush_interval_ms, 10);
+    assert_int_equal(c->store.batch_max, 4096);
+    assert_int_equal(c->log_level, AL_LOG_INFO);
+
+    const al_provider_t *p = &c->providers[0];
+    assert_string_equal(p->name, "sim");
+    assert_null(p->api_key_env);
+    assert_int_equal(p->n_headers, 0);
+    assert_int_equal(p->n_forward_headers, 0);
+    assert_int_equal(p->connect_timeout_ms, 5000);
+    assert_int_equal(p->first_byte_timeout_ms, 60000);
+    assert_int_equal(p->total_timeout_ms, 600000);
+    assert_int_equal(p->sim.latency_ms, 0);
+    assert_int_equal(p->sim.output_tokens, 16);
+    assert_int_equal(p->sim.chunks, 8);
+    assert_int_equal(p->sim.chunk_interval_ms, 0);
+
+    const al_model_t *m = al_config_model(c, "m1", 2);
+    assert_string_equal(m->upstream_model, "m1");
+    assert_false(m->has_price);
+    assert_int_equal(m->context_window, 0);
+    assert_int_equal(c->n_agents, 0);
+    al_config_unref(c);
+}
+
+static void test_values(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(
+        "server:\n"
+        "  listen: '[::1]:9000'\n"
+        "  admin_listen: off\n"
+        "  workers: 3\n"
+        "  max_body_bytes: 0x100000\n"
+        "  shutdown_grace_ms: 0\n"
+        "store:\n"
+        "  url: sqlite:///var/lib/airlock/events.db\n"
+        "  batch_max: 1\n"
+        "log: {level: debug}\n"
+        "providers:\n"
+        "  up-1.x_y:\n"
+        "    type: openai\n"
+        "    base_url: HTTPS://gw.example.com/v1//\n"
+        "    api_key_env: ANY_KEY\n"
+        "    headers: {X-Team: search, X-Version: 2}\n"
+        "    forward_headers: [X-Trace-Id, X-Request-*]\n"
+        "    timeouts: {connect_ms: 1, total_ms: 3600000}\n"
+        "models:\n"
+        "  org/llama:3b:\n"
+        "    provider: up-1.x_y\n"
+        "    model: \"meta/llama 3\"\n"
+        "    price: {input: 1, output: 2.5e0}\n"
+        "    context_window: 4294967295\n"
+        "agents:\n"
+        "  a1:\n"
+        "    owner: team\n"
+        "    models: []\n");
+    assert_string_equal(c->server.listen_host, "::1");
+    assert_int_equal(c->server.listen_port, 9000);
+    assert_int_equal(c->server.admin_port, 0);
+    assert_int_equal(c->server.workers, 3);
+    assert_int_equal(c->server.max_body_bytes, 1 << 20);
+    assert_int_equal(c->server.shutdown_grace_ms, 0);
+    assert_string_equal(c->store.sqlite_path, "/var/lib/airlock/events.db");
+    assert_int_equal(c->store.batch_max, 1);
+    assert_int_equal(c->log_level, AL_LOG_DEBUG);
+    const al_provider_t *p = al_config_provider(c, "up-1.x_y", 8);
+    assert_non_null(p);
+    assert_string_equal(p->base_url, "HTTPS://gw.example.com/v1");
+    assert_string_equal(p->api_key, "k");
+    assert_int_equal(p->n_headers, 2);
+    assert_string_equal(p->headers[0].name, "X-Team");
+    assert_string_equal(p->headers[0].value, "search");
+    assert_string_equal(p->headers[1].value, "2");
+    assert_int_equal(p->n_forward_headers, 2);
+    assert_string_equal(p->forward_headers[0], "x-trace-id");
+    assert_string_equal(p->forward_headers[1], "x-request-*");
+    assert_int_equal(p->connect_timeout_ms, 1);
+    assert_int_equal(p->first_byte_timeout_ms, 60000);
+    assert_int_equal(p->total_timeout_ms, 3600000);
+    const al_model_t *m = al_config_model(c, "org/llama:3b", 12);
+    assert_non_null(m);
+    assert_string_equal(m->upstream_model, "meta/llama 3");
+    assert_float_equal(m->price_input, 1.0, 1e-9);
+    assert_float_equal(m->price_output, 2.5, 1e-9);
+    assert_float_equal(m->price_cached_input, 1.0, 1e-9);
+    assert_int_equal(m->context_window, 4294967295u);
+    const al_agent_t *a = al_config_agent(c, "a1", 2);
+    assert_int_equal(a->n_models, 0);
+    assert_false(al_agent_allows(a, m));
+    assert_null(a->description);
+    al_config_unref(c);
+
+    /* admin_listen: empty and false also disable; localhost is loopback. */
+    c = load_ok("server:\n  listen: localhost:81\n  admin_listen: ''\n");
+    assert_string_equal(c->server.listen_host, "127.0.0.1");
+    assert_int_equal(c->server.listen_port, 81);
+    assert_int_equal(c->server.admin_port, 0);
+    al_config_unref(c);
+    c = load_ok("server:\n  admin_listen: false\n");
+    assert_int_equal(c->server.admin_port, 0);
+    al_config_unref(c);
+}
+
+static void test_aliases(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE
+                             "  m3:\n"
+                             "    provider: sim\n"
+                             "    price: &p {input: 3, output: 4}\n"
+                             "  m4:\n"
+                             "    provider: sim\n"
+                             "    price: *p\n"
+                             "agents:\n"
+                             "  a: {owner: x, models: &all [m1, m3]}\n"
+                             "  b: {owner: y, models: *all}\n");
+    const al_model_t *m4 = al_config_model(c, "m4", 2);
+    assert_true(m4->has_price);
+    assert_float_equal(m4->price_output, 4.0, 1e-9);
+    const al_agent_t *b = al_config_agent(c, "b", 1);
+    assert_int_equal(b->n_models, 2);
+    assert_true(al_agent_allows(b, al_config_model(c, "m3", 2)));
+    al_config_unref(c);
+}
+
+static void test_hash(void **state)
+{
+    (void)state;
+    /* sha256sum of the exact bytes below. */
+    al_config_t *c = load_ok("providers:\n  sim:\n    type: simulated\n"
+                             "models:\n  m1:\n    provider: sim\n");
+    assert_string_equal(c->hash,
+                        "d2d2088297cd139d1ca54976c298be97704fe7368256dfd020d13e37c28f8225");
+    assert_string_equal(c->path, "cfg.yaml");
+    al_config_unref(c);
+}
+
+static void test_lookups(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE "agents:\n  ag:\n    owner: o\n    models: [m2]\n");
+    /* Names are slices: only len bytes count. */
+    assert_ptr_equal(al_config_model(c, "m1xyz", 2), &c->models[0]);
+    assert_ptr_equal(al_config_model(c, "m2", 2), &c->models[1]);
+    assert_null(al_config_model(c, "m", 1));
+    assert_null(al_config_model(c, "m1", 3));           /* includes the NUL */
+    assert_null(al_config_model(c, "", 0));
+    assert_null(al_config_model(c, "sim", 3));          /* a provider, not a model */
+    assert_null(al_config_provider(c, "SIM", 3));       /* case matters */
+    const al_agent_t *ag = al_config_agent(c, "ag", 2);
+    assert_non_null(ag);
+    assert_null(al_config_agent(c, "agx", 3));
+    assert_true(al_agent_allows(ag, al_config_model(c, "m2", 2)));
+    assert_false(al_agent_allows(ag, al_config_model(c, "m1", 2)));
+    assert_false(al_agent_allows(ag, NULL));
+    assert_false(al_agent_allows(NULL, &c->models[0]));
+    al_config_unref(c);
+}
+
+static void test_refcount(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE);
+    assert_ptr_equal(al_config_ref(c), c);
+    assert_int_equal(atomic_load(&c->refs), 2);
+    al_config_unref(c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_string_equal(c->models[0].alias, "m1");  /* still alive */
+    al_config_unref(c);                             /* freed: ASan reports leaks otherwise */
+    al_config_unref(NULL);
+}
+
+/* ---- one test per class of error ------------------------------------ */
+
+static void test_err_unknown_key(void **state)
+{
+    (void)state;
+    expect_error(BASE "routes:\n  r: {}\n", "cfg.yaml:9: routes", "unknown key");
+    expect_error("server:\n  listen: 127.0.0.1:1\n  listne: 127.0.0.1:2\n",
+                 "cfg.yaml:3: server.listne", "unknown key (did you mean 'listen'?)");
+    expect_error(BASE "agents:\n  a:\n    owner: x\n    budget: 5\n",
+                 "cfg.yaml:12: agents.a.budget", "unknown key");
+    expect_error("providers:\n  p:\n    type: simulated\n    simulated:\n      latncy_ms: 5\n",
+                 "cfg.yaml:5: providers.p.simulated.latncy_ms",
+                 "unknown key (did you mean 'latency_ms'?)");
+    expect_error(BASE "  m3:\n    provider: sim\n    price: {input: 1, output: 1, cache: 1}\n",
+                 "cfg.yaml:11: models.m3.price.cache", "unknown key");
+    expect_error("modles: {}\n", "cfg.yaml:1: modles", "did you mean 'models'?");
+    expect_error("a: &x {k: v}\nserver:\n  <<: *x\n", "cfg.yaml:1: a", "unknown key");
+    expect_error("server:\n  <<: {workers: 1}\n", "cfg.yaml:2: server.<<", "merge keys");
+}
+
+static void test_err_wrong_type(void **state)
+{
+    (void)state;
+    expect_error("server:\n  workers: \"4\"\n", "cfg.yaml:2: server.workers",
+                 "expected an integer, got a string (remove the quotes)");
+    expect_error("server:\n  workers: 2.5\n", "cfg.yaml:2: server.workers",
+                 "expected an integer, got a number");
+    expect_error("server:\n  max_connections: [1]\n", "cfg.yaml:2: server.max_connections",
+                 "expected an integer, got a list");
+    expect_error(BASE "  m3:\n    provider: sim\n    price: {input: '1', output: 1}\n",
+                 "cfg.yaml:11: models.m3.price.input", "expected a number, got a string");
+    expect_error("server: [a]\n", "cfg.yaml:1: server", "expected a mapping, got a list");
+    expect_error(BASE "agents:\n  a:\n    owner: true\n", "cfg.yaml:11: agents.a.owner",
+                 "expected a string, got a boolean");
+    expect_error(BASE "agents:\n  a:\n    owner: x\n    models: m1\n",
+                 "cfg.yaml:12: agents.a.models", "expected a list of model aliases");
+    expect_error("- a\n- b\n", "cfg.yaml:1", "must be a mapping of sections");
+    expect_error("server:\n  workers: !!int 4\n", "cfg.yaml:2: server.workers",
+                 "unsupported YAML tag");
+}
+
+static void test_err_out_of_range(void **state)
+{
+    (void)state;
+    expect_error("server:\n  max_header_bytes: 100\n", "cfg.yaml:2: server.max_header_bytes",
+                 "100 is out of range (1024..1048576)");
+    expect_error("server:\n  workers: 257\n", "cfg.yaml:2: server.workers", "out of range (0..256)");
+    expect_error("server:\n  idle_timeout_ms: -5\n", "cfg.yaml:2: server.idle_timeout_ms",
+                 "out of range");
+    expect_error("store:\n  url: sqlite://x\n  queue_capacity: 99999999999999999999999\n",
+                 "cfg.yaml:3: store.queue_capacity", "out of range");
+    expect_error("providers:\n  p:\n    type: simulated\n    simulated: {chunks: 0}\n",
+                 "cfg.yaml:4: providers.p.simulated.chunks", "out of range (1..10000)");
+    expect_error("providers:\n  p:\n    type: simulated\n    timeouts:\n      total_ms: 0\n",
+                 "cfg.yaml:5: providers.p.timeouts.total_ms", "out of range");
+    expect_error(BASE "  m3:\n    provider: sim\n    price:\n      input: -0.5\n      output: 1\n",
+                 "cfg.yaml:12: models.m3.price.input", "out of range");
+    expect_error(BASE "  m3:\n    provider: sim\n    price: {input: .inf, output: 1}\n",
+                 "cfg.yaml:11: models.m3.price.input", "not a finite number");
+    expect_error(BASE "  m3:\n    provider: sim\n    context_window: 4294967296\n",
+                 "cfg.yaml:11: models.m3.context_window", "out of range");
+}
+
+static void test_err_dangling_provider(void **state)
+{
+    (void)state;
+    expect_error("providers:\n"
+                 "  openai:\n"
+                 "    type: simulated\n"
+                 "models:\n"
+                 "  gpt-4o-mini:\n"
+                 "    provider: opnai\n",
+                 "cfg.yaml:6: models.gpt-4o-mini.provider",
+                 "unknown provider 'opnai' (did you mean 'openai'?)");
+    /* Sections may come in any order: models before providers still resolve. */
+    al_config_t *c = load_ok("models:\n  m: {provider: p}\nproviders:\n  p: {type: simulated}\n");
+    assert_string_equal(c->models[0].provider->name, "p");
+    al_config_unref(c);
+}
+
+static void test_err_dangling_model(void **state)
+{
+    (void)state;
+    expect_error(BASE "agents:\n  bot:\n    owner: me\n    models:\n      - m1\n      - m9\n",
+                 "cfg.yaml:14: agents.bot.models[1]", "unknown model 'm9'");
+}
+
+static void test_err_duplicate_model(void **state)
+{
+    (void)state;
+    expect_error(BASE "agents:\n  bot:\n    owner: me\n    models: [m1, m2, m1]\n",
+                 "cfg.yaml:12: agents.bot.models[2]", "model 'm1' is listed twice");
+    /* The same model in two agents is fine. */
+    al_config_t *c = load_ok(BASE "agents:\n  a: {owner: x, models: [m1]}\n"
+                                  "  b: {owner: y, models: [m1, m2]}\n");
+    al_config_unref(c);
+}
+
+static void test_err_missing_required(void **state)
+{
+    (void)state;
+    expect_error(BASE "agents:\n  bot:\n    models: [m1]\n", "cfg.yaml:10: agents.bot",
+                 "missing required key 'owner'");
+    expect_error(BASE "agents:\n  bot:\n    owner: '  '\n", "cfg.yaml:11: agents.bot.owner",
+                 "must not be empty");
+    expect_error(BASE "agents:\n  bot:\n", "cfg.yaml:10: agents.bot",
+                 "missing required key 'owner'");
+    expect_error("models:\n  m:\n    model: x\n", "cfg.yaml:2: models.m",
+                 "missing required key 'provider'");
+    expect_error("providers:\n  p:\n    base_url: http://x\n", "cfg.yaml:2: providers.p",
+                 "missing required key 'type'");
+    expect_error(BASE "  m3:\n    provider: sim\n    price:\n      input: 1\n",
+                 "cfg.yaml:11: models.m3.price", "missing required key 'output'");
+    expect_error("store:\n  batch_max: 5\n", "cfg.yaml:1: store", "missing required key 'url'");
+    expect_error("providers:\n  p:\n    type: openai\n", "cfg.yaml:2: providers.p",
+                 "missing required key 'base_url'");
+}
+
+static void test_err_missing_env(void **state)
+{
+    (void)state;
+    expect_error("providers:\n"
+                 "  openai:\n"
+                 "    type: openai\n"
+                 "    base_url: https://api.openai.com/v1\n"
+                 "    api_key_env: NOT_SET_ANYWHERE\n",
+                 "cfg.yaml:5: providers.openai.api_key_env",
+                 "environment variable NOT_SET_ANYWHERE is not set");
+    expect_error("providers:\n  p:\n    type: simulated\n    api_key_env: 'bad name'\n",
+                 "cfg.yaml:4: providers.p.api_key_env", "not an environment variable name");
+}
+
+static void test_err_bad_listen(void **state)
+{
+    (void)state;
+    expect_error("server:\n  listen: 127.0.0.1\n", "cfg.yaml:2: server.listen", "needs a port");
+    expect_error("server:\n  listen: 127.0.0.1:0\n", "cfg.yaml:2: server.listen",
+                 "port must be a number from 1 to 65535");
+    expect_error("server:\n  listen: 127.0.0.1:70000\n", "cfg.yaml:2: server.listen", "port");
+    expect_error("server:\n  listen: 300.1.1.1:80\n", "cfg.yaml:2: server.listen",
+                 "bad address '300.1.1.1:80'");
+    expect_error("server:\n  listen: example.com:80\n", "cfg.yaml:2: server.listen",
+                 "host must be an IPv4 address");
+    expect_error("server:\n  listen: ::1:80\n", "cfg.yaml:2: server.listen", "brackets");
+    expect_error("server:\n  listen: '[::1]'\n", "cfg.yaml:2: server.listen", "needs a port");
+    expect_error("server:\n  listen: '[zz]:80'\n", "cfg.yaml:2: server.listen", "IPv6");
+    expect_error("server:\n  listen: :80\n", "cfg.yaml:2: server.listen", "needs a host");
+    expect_error("server:\n\n  admin_listen: 127.0.0.1:x\n", "cfg.yaml:3: server.admin_listen",
+                 "port");
+}
+
+static void test_err_yaml_syntax(void **state)
+{
+    (void)state;
+    expect_error("server:\n  listen: 127.0.0.1:1\n  workers: 1\n  bad: key: value\n",
+                 "cfg.yaml:4", "YAML syntax error");
+    expect_error("server:\n  listen: \"127.0.0.1:1\n", "cfg.yaml:2", "without closing quote");
+    expect_error("server:\n  workers: 1\n  workers: 2\n", "cfg.yaml:3", "duplicate key");
+    expect_error("server: {}\n---\nstore: {}\n", "cfg.yaml:1", "more than one YAML document");
+    expect_error("", "cfg.yaml:1", "empty");
+    expect_error("# only a comment\n", "cfg.yaml:1", "empty");
+    expect_error("models:\n  m: *nowhere\n", "cfg.yaml:2: models.m", "does not resolve");
+}
+
+static void test_err_provider_rules(void **state)
+{
+    (void)state;
+    expect_error("providers:\n  p:\n    type: simulated\n    base_url: http://x\n",
+                 "cfg.yaml:4: providers.p.base_url", "not allowed with type simulated");
+    expect_error("providers:\n  p:\n    type: openai\n    base_url: http://x\n"
+                 "    simulated: {chunks: 2}\n",
+                 "cfg.yaml:5: providers.p.simulated", "only allowed with type simulated");
+    expect_error("providers:\n  p:\n    type: opneai\n", "cfg.yaml:3: providers.p.type",
+                 "did you mean 'openai'?");
+    expect_error("providers:\n  p:\n    type: openai\n    base_url: ftp://x\n",
+                 "cfg.yaml:4: providers.p.base_url", "must start with http:// or https://");
+    expect_error("providers:\n  p:\n    type: openai\n    base_url: https:///v1\n",
+                 "cfg.yaml:4: providers.p.base_url", "needs a host");
+    expect_error("providers:\n  p:\n    type: simulated\n    headers:\n      Content-Length: 5\n",
+                 "cfg.yaml:5: providers.p.headers.Content-Length", "managed by the gateway");
+    expect_error("providers:\n  p:\n    type: simulated\n    headers:\n      X-A: \"a\\r\\nB: c\"\n",
+                 "cfg.yaml:5: providers.p.headers.X-A", "control characters");
+    expect_error("providers:\n  p:\n    type: simulated\n    headers: {X-A: 1, x-a: 2}\n",
+                 "cfg.yaml:4: providers.p.headers.x-a", "set twice");
+    expect_error("providers:\n  p:\n    type: simulated\n    forward_headers: ['*']\n",
+                 "cfg.yaml:4: providers.p.forward_headers[0]", "every header");
+    expect_error("providers:\n  p:\n    type: simulated\n    forward_headers: [x, 'a*b']\n",
+                 "cfg.yaml:4: providers.p.forward_headers[1]", "only allowed at the end");
+    expect_error("providers:\n  p:\n    type: simulated\n    forward_headers:\n"
+                 "      - Authorization\n",
+                 "cfg.yaml:5: providers.p.forward_headers[0]", "cannot be forwarded");
+}
+
+static void test_err_store_and_log(void **state)
+{
+    (void)state;
+    expect_error("store:\n  url: postgres://db/airlock\n", "cfg.yaml:2: store.url",
+                 "postgres store not built yet");
+    expect_error("store:\n  url: sqlite://\n", "cfg.yaml:2: store.url", "needs a file path");
+    expect_error("store:\n  url: mysql://x\n", "cfg.yaml:2: store.url", "unsupported store url");
+    expect_error("log:\n  level: verbose\n", "cfg.yaml:2: log.level", "unknown level 'verbose'");
+}
+
+static void test_err_names(void **state)
+{
+    (void)state;
+    expect_error("providers:\n  'bad name':\n    type: simulated\n",
+                 "cfg.yaml:2: providers.bad name", "invalid provider name");
+    expect_error("providers:\n  a/b:\n    type: simulated\n", "cfg.yaml:2: providers.a/b",
+                 "invalid provider name");
+    expect_error(BASE "agents:\n  x:y: {owner: o}\n", "cfg.yaml:10: agents.x:y",
+                 "invalid agent name");
+    expect_error(BASE "  0123456789012345678901234567890123456789012345678901234567890123:\n"
+                      "    provider: sim\n",
+                 "cfg.yaml:9: models.0123456789012345678901234567890123456789012345678901234567890123",
+                 "invalid model name");
+    expect_error(BASE "  m3:\n    provider: sim\n    model: ''\n", "cfg.yaml:11: models.m3.model",
+                 "must be 1 to 127 characters");
+}
+
+static void test_err_one_line(void **state)
+{
+    (void)state;
+    /* Values with line breaks are quoted without them. */
+    expect_error("providers:\n  p: {type: simulated}\nmodels:\n  m:\n    provider: \"a\\nb\"\n",
+                 "cfg.yaml:5: models.m.provider", "unknown provider 'a?b'");
+    /* A NULL or empty error buffer is allowed. */
+    al_config_t *c = NULL;
+    assert_int_equal(al_config_load_buf("x", "a: [", 4, test_env, &c, NULL, 0), AL_EINVAL);
+    assert_null(c);
+    char small[8];
+    assert_int_equal(al_config_load_buf("x", "a: [", 4, test_env, &c, small, sizeof small),
+                     AL_EINVAL);
+    assert_true(strlen(small) < sizeof small);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quickstart_loads),
+        cmocka_unit_test(test_openai_loads),
+        cmocka_unit_test(test_openai_needs_its_secret),
+        cmocka_unit_test(test_load_from_file),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_values),
+        cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_err_unknown_key),
+        cmocka_unit_test(test_err_wrong_type),
+        cmocka_unit_test(test_err_out_of_range),
+        cmocka_unit_test(test_err_dangling_provider),
+        cmocka_unit_test(test_err_dangling_model),
+        cmocka_unit_test(test_err_duplicate_model),
+        cmocka_unit_test(test_err_missing_required),
+        cmocka_unit_test(test_err_missing_env),
+        cmocka_unit_test(test_err_bad_listen),
+        cmocka_unit_test(test_err_yaml_syntax),
+        cmocka_unit_test(test_err_provider_rules),
+        cmocka_unit_test(test_err_store_and_log),
+        cmocka_unit_test(test_err_names),
+        cmocka_unit_test(test_err_one_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
