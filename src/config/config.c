@@ -52,6 +52,8 @@ typedef struct cfg_impl {
 
 typedef struct ctx {
     const char *file;                /* name used in messages */
+    const char *buf;                 /* the YAML text */
+    size_t len;
     char *err;
     size_t errlen;
     al_getenv_fn env;
@@ -266,11 +268,37 @@ static bool is_float_text(const char *p, size_t len)
     return i == len;
 }
 
+/* libfyaml 0.7.12 decodes two escaped quotes in a row in a single-quoted
+ * scalar ('it''''s') wrongly and leaks while doing it (fixed upstream in
+ * c0a716e), so such scalars are refused before their text is read.  The
+ * token's marks span the text between the quotes. */
+static int check_quotes(ctx_t *x, struct fy_node *n, int line)
+{
+    struct fy_token *t;
+    const struct fy_mark *s, *e;
+    unsigned run = 0;
+
+    if (!n || fy_node_get_type(n) != FYNT_SCALAR || fy_node_get_style(n) != FYNS_SINGLE_QUOTED)
+        return 0;
+    t = fy_node_get_scalar_token(n);
+    s = t ? fy_token_start_mark(t) : NULL;
+    e = t ? fy_token_end_mark(t) : NULL;
+    if (!s || !e || s->input_pos > e->input_pos || e->input_pos > x->len) return 0;
+    for (size_t i = s->input_pos; i < e->input_pos; i++) {
+        run = x->buf[i] == '\'' ? run + 1 : 0;
+        if (run >= 4)
+            return fail(x, line, "two escaped quotes in a row ('''') are not supported in "
+                        "single-quoted strings; use double quotes");
+    }
+    return 0;
+}
+
 /* Type of an already dereferenced node, YAML 1.2 core schema. */
 static int classify(ctx_t *x, struct fy_node *n, int line, int *out)
 {
     size_t tlen = 0, len;
     const char *tag, *p;
+    int rc;
 
     if (!n) {
         *out = V_NULL;
@@ -280,6 +308,7 @@ static int classify(ctx_t *x, struct fy_node *n, int line, int *out)
     case FYNT_MAPPING: *out = V_MAP; break;
     case FYNT_SEQUENCE: *out = V_SEQ; break;
     default:
+        if ((rc = check_quotes(x, n, line))) return rc;
         tag = fy_node_get_tag(n, &tlen);
         p = scalar_text(n, &len);
         if (tag && tlen) {
@@ -430,6 +459,7 @@ static int pair_key(ctx_t *x, struct fy_node_pair *pr, int line, const char **k,
     if (kn && fy_node_get_type(kn) != FYNT_SCALAR)
         return fail(x, *kline, "keys must be plain strings, not %s",
                     fy_node_get_type(kn) == FYNT_MAPPING ? "mappings" : "lists");
+    if ((rc = check_quotes(x, kn, *kline))) return rc;
     *k = scalar_text(kn, kl);
     return 0;
 }
@@ -1390,6 +1420,50 @@ static void free_config(cfg_impl_t *im)
     free(im);
 }
 
+/* The text must be UTF-8 made of YAML's printable characters, and may not
+ * use directives.  Checking this before libfyaml runs keeps invalid bytes
+ * and the directive scanner away from the parser: libfyaml 0.7.12 loops
+ * forever on "%" followed by an invalid UTF-8 byte (its issue #101). */
+static int check_text(ctx_t *x, const unsigned char *p, size_t len)
+{
+    int line = 1;
+
+    for (size_t i = 0; i < len;) {
+        unsigned char b = p[i];
+        uint32_t cp;
+        size_t n;
+
+        if (b == '%' && (i == 0 || p[i - 1] == '\n' || p[i - 1] == '\r'))
+            return fail(x, line, "YAML directives (%%YAML, %%TAG) are not supported");
+        if (b < 0x80) {
+            if (b == '\n') line++;
+            if (b < 0x20 && b != '\t' && b != '\n' && b != '\r')
+                return fail(x, line, "control character 0x%02x is not allowed "
+                            "(write it as an escape in a double-quoted string)", b);
+            if (b == 0x7f) return fail(x, line, "control character 0x7f is not allowed");
+            i++;
+            continue;
+        }
+        if (b >= 0xc2 && b <= 0xdf) n = 2, cp = b & 0x1f;
+        else if (b >= 0xe0 && b <= 0xef) n = 3, cp = b & 0x0f;
+        else if (b >= 0xf0 && b <= 0xf4) n = 4, cp = b & 0x07;
+        else return fail(x, line, "byte 0x%02x is not valid UTF-8 (the file must be UTF-8)", b);
+        for (size_t k = 1; k < n; k++) {
+            if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
+                return fail(x, line, "byte 0x%02x is not valid UTF-8 (the file must be UTF-8)",
+                            b);
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return fail(x, line, "invalid UTF-8 sequence (overlong or a surrogate)");
+        if ((cp >= 0x80 && cp <= 0x9f && cp != 0x85) || cp == 0xfffe || cp == 0xffff)
+            return fail(x, line, "control character U+%04X is not allowed", (unsigned)cp);
+        i += n;
+    }
+    return 0;
+}
+
 static void diag_quiet(struct fy_diag *diag, void *user, const char *buf, size_t len)
 {
     AL_UNUSED(diag);
@@ -1452,6 +1526,8 @@ int al_config_load_buf(const char *name, const char *buf, size_t len, al_getenv_
     *out = NULL;
     if (err && errlen) err[0] = '\0';
     x.file = name ? name : "<config>";
+    x.buf = buf;
+    x.len = len;
     x.err = err;
     x.errlen = errlen;
     x.env = env;
@@ -1475,10 +1551,12 @@ int al_config_load_buf(const char *name, const char *buf, size_t len, al_getenv_
     }
     al_hex(md, 32, c->hash);
 
+    if ((rc = check_text(&x, (const unsigned char *)buf, len))) goto out;
     fy_diag_cfg_default(&dcfg);
     dcfg.fp = NULL;
     dcfg.output_fn = diag_quiet;
     dcfg.colorize = false;
+    dcfg.show_source = false;   /* nobody reads it; skips libfyaml's source excerpts */
     diag = fy_diag_create(&dcfg);
     if (!diag) {
         rc = fail(&x, 1, "cannot create the YAML diagnostics");

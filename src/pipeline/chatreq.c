@@ -30,7 +30,8 @@
  *   "none", "any" (Anthropic) -> "required", anything else -> "function".
  *   An unknown tool_choice string leaves tool_choice "" (the provider judges).
  * - tool_name is tools[0].function.name, or tools[0].name (Anthropic shape)
- *   when there is no function.name. */
+ *   when there is no function.name; tool_choice_name likewise from
+ *   tool_choice.function.name or tool_choice.name. */
 #include "pipeline/chatreq.h"
 
 #include <stdio.h>
@@ -43,7 +44,7 @@
 
 enum ctx {
     C_NONE, C_TOP, C_STREAM_OPTIONS, C_MESSAGES, C_MESSAGE, C_CONTENT, C_PART,
-    C_TOOLS, C_TOOL0, C_TOOL0_FN, C_TOOL_CHOICE, C_RF, C_INPUT,
+    C_TOOLS, C_TOOL0, C_TOOL0_FN, C_TOOL_CHOICE, C_TOOL_CHOICE_FN, C_RF, C_INPUT,
 };
 
 enum role {
@@ -51,7 +52,7 @@ enum role {
     R_MAXC, R_MAXT, R_MESSAGES, R_MESSAGE, R_CONTENT, R_PART, R_PART_TEXT,
     R_INPUT, R_PROMPT, R_SYSTEM, R_TOOLS, R_TOOL0, R_TOOL0_FN, R_TOOL_NAME,
     R_TOOL_NAME_PLAIN, R_TOOL_CHOICE, R_TOOL_CHOICE_TYPE, R_RF, R_RF_TYPE,
-    R_ENC_FORMAT, R_DIMENSIONS,
+    R_ENC_FORMAT, R_DIMENSIONS, R_TC_FN, R_TC_NAME,
 };
 
 /* Which prompt byte counter string values under a frame feed. */
@@ -367,7 +368,12 @@ static enum role key_role(uint8_t ctx, const char *k, size_t n, bool truncated)
         if (key_is(k, n, "name")) return R_TOOL_NAME_PLAIN;
         return R_NONE;
     case C_TOOL0_FN: return key_is(k, n, "name") ? R_TOOL_NAME : R_NONE;
-    case C_TOOL_CHOICE: return key_is(k, n, "type") ? R_TOOL_CHOICE_TYPE : R_NONE;
+    case C_TOOL_CHOICE:
+        if (key_is(k, n, "type")) return R_TOOL_CHOICE_TYPE;
+        if (key_is(k, n, "function")) return R_TC_FN;
+        if (key_is(k, n, "name")) return R_TC_NAME;   /* Anthropic {"type":"tool","name"} */
+        return R_NONE;
+    case C_TOOL_CHOICE_FN: return key_is(k, n, "name") ? R_TC_NAME : R_NONE;
     case C_RF: return key_is(k, n, "type") ? R_RF_TYPE : R_NONE;
     default: return R_NONE;
     }
@@ -417,8 +423,10 @@ static void on_key(scan_t *sc, enum role r)
     case R_TOOL_NAME_PLAIN: sc->plain_name[0] = '\0'; break;
     case R_TOOL_CHOICE:
         rq->tool_choice[0] = '\0';
+        rq->tool_choice_name[0] = '\0';
         sc->tc_type[0] = '\0';
         break;
+    case R_TC_NAME: rq->tool_choice_name[0] = '\0'; break;
     case R_TOOL_CHOICE_TYPE: sc->tc_type[0] = '\0'; break;
     case R_RF:
     case R_RF_TYPE: rq->response_format[0] = '\0'; break;
@@ -465,6 +473,7 @@ static uint8_t ctx_for_object(enum role r)
     case R_TOOL0: return C_TOOL0;
     case R_TOOL0_FN: return C_TOOL0_FN;
     case R_TOOL_CHOICE: return C_TOOL_CHOICE;
+    case R_TC_FN: return C_TOOL_CHOICE_FN;
     case R_RF: return C_RF;
     default: return C_NONE;
     }
@@ -556,6 +565,10 @@ static int string_value(scan_t *sc, enum role r)
     case R_TOOL_NAME_PLAIN:
         k.cap = sc->plain_name;
         k.capmax = sizeof sc->plain_name - 1;
+        break;
+    case R_TC_NAME:
+        k.cap = rq->tool_choice_name;
+        k.capmax = sizeof rq->tool_choice_name - 1;
         break;
     case R_TOOL_CHOICE_TYPE:
         k.cap = sc->tc_type;

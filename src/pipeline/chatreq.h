@@ -41,6 +41,8 @@ typedef struct al_chatreq {
                                     openai-node SDK sends it by default) */
     uint32_t dimensions;         /* embeddings "dimensions" when a non-negative
                                     integer that fits, else 0 */
+    char tool_choice_name[65];   /* tool_choice.function.name (OpenAI) or
+                                    tool_choice.name (Anthropic), "" if none */
 } al_chatreq_t;
 
 /* Scan body. 0 on success; AL_EPARSE with a one-line reason in err (never

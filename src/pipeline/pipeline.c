@@ -634,12 +634,7 @@ void al_pipeline_handle(al_http_req_t *req)
     req->ud = c;
     req->on_complete = on_req_complete;
     al_event_init(&c->ev);
-    {
-        uint8_t r[12];
-        al_random(r, sizeof r);
-        memcpy(c->ev.id, "evt_", 4);
-        al_hex(r, sizeof r, c->ev.id + 4);
-    }
+    al_event_make_id(c->ev.id);
     reqid_from(req, c->ev.request_id, sizeof c->ev.request_id);
     snprintf(c->reqid_hdr, sizeof c->reqid_hdr, "X-Request-Id: %s", c->ev.request_id);
     c->ev.ts_ms = al_wall_ms() - (int64_t)((al_now_ns() - req->t_start_ns) / 1000000);
@@ -677,10 +672,7 @@ void al_pipeline_reject(al_http_server_t *s, int status, const char *type, uint6
     }
     al_event_t ev;
     al_event_init(&ev);
-    uint8_t r[12];
-    al_random(r, sizeof r);
-    memcpy(ev.id, "evt_", 4);
-    al_hex(r, sizeof r, ev.id + 4);
+    al_event_make_id(ev.id);
     ev.ts_ms = al_wall_ms();
     ev.status = status;
     AL_EVENT_SET(&ev, outcome, "rejected", 8);

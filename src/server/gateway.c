@@ -172,7 +172,7 @@ static void *watcher_main(void *arg)
         struct timespec ts = {0, WATCH_INTERVAL_MS * 1000000L};
         nanosleep(&ts, NULL);
         int64_t v;
-        if (al_store_data_version(gw->store, &v) != AL_OK || v == last) continue;
+        if (al_store_keys_version(gw->store, &v) != AL_OK || v == last) continue;
         al_keytab_t *t = NULL;
         if (al_keytab_load(gw->store, &t) != AL_OK) {
             al_warn("could not reload keys from the store; keeping the current set");

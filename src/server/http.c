@@ -641,7 +641,9 @@ static void conn_process(al_http_conn_t *c)
             c->srv->handler(c->req);
             continue;
         }
-        if (e != HPE_OK) {
+        if (e != HPE_OK || c->parser.upgrade || (n == 0 && c->in.len > 0)) {
+            /* Upgrades (and CONNECT) are not served; a parser that makes
+             * no progress must not spin. */
             c->reject_status = 400;
             c->reject_type = "invalid_request";
             continue;

@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -44,10 +45,18 @@ void al_event_set(char *field, size_t fieldsz, const char *p, size_t len)
     field[len] = '\0';
 }
 
+/* Time first so ids sort by time; the counter separates events of one
+ * millisecond in this process, the random part separates processes. */
 void al_event_make_id(char *out)
 {
+    static atomic_uint seq;
     uint8_t r[12];
-    al_random(r, sizeof r);
+    uint64_t ms = (uint64_t)al_wall_ms();
+    unsigned n = atomic_fetch_add_explicit(&seq, 1, memory_order_relaxed);
+    for (int i = 0; i < 6; i++) r[i] = (uint8_t)(ms >> (40 - 8 * i));
+    r[6] = (uint8_t)(n >> 8);
+    r[7] = (uint8_t)n;
+    al_random(r + 8, 4);
     memcpy(out, "evt_", 4);
     al_hex(r, sizeof r, out + 4);
 }

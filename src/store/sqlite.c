@@ -41,7 +41,7 @@
 #define SCHEMA_VERSION 1
 #define WRITE_TRIES 10
 #define BUSY_TIMEOUT_MS 5000
-#define QUEUE_CAPACITY_MAX (1u << 22)
+#define QUEUE_CAPACITY_MAX 10000000u /* the config bound */
 #define DEFAULT_CAPACITY 65536
 #define DEFAULT_FLUSH_MS 10
 #define DEFAULT_BATCH 4096
@@ -492,8 +492,8 @@ static void write_batch(al_store_t *s, uint32_t head, uint32_t n)
     for (unsigned attempt = 1;; attempt++) {
         int rc = try_batch(s, head, n, &refused, msg, sizeof msg);
         if (rc == SQLITE_OK) break;
-        atomic_fetch_add(&s->write_errors, 1);
         atomic_store(&s->writable, false);
+        atomic_fetch_add(&s->write_errors, 1);
         if (attempt >= WRITE_TRIES) {
             al_error("store: giving up after %d failed writes: %" PRIu32
                      " events lost (%s, code %d)", WRITE_TRIES, n, msg, rc);

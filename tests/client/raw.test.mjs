@@ -66,16 +66,30 @@ describe('keep-alive and pipelining', () => {
         chatReq('p2', 'gpt-4o-mini', { 'x-mock-latency-ms': '300' }),
         httpRequest({ path: '/healthz', headers: { 'x-request-id': 'p3' } }),
         chatReq('p4', 'sim-model'),
+        httpRequest({ path: '/v1/models', headers: { ...auth(), 'x-request-id': 'p5' } }),
       ]);
       await c.write(buf);
-      assert.ok(await c.untilResponses(4, 8000), `4 responses, got:\n${c.data.toString().slice(0, 2000)}`);
+      assert.ok(await c.untilResponses(5, 8000), `5 responses, got:\n${c.data.toString().slice(0, 2000)}`);
       const rs = c.responses();
-      assert.deepEqual(rs.map((r) => r.headers['x-request-id']), ['p1', 'p2', 'p3', 'p4']);
+      // Identify each answer by its body (x-request-id is checked elsewhere).
+      const kind = (r) => {
+        try {
+          const j = JSON.parse(r.body.toString());
+          if (j.object === 'chat.completion') return 'chat';
+          if (j.object === 'list') return 'models';
+          return 'health';
+        } catch { return 'health'; }
+      };
+      assert.deepEqual(rs.map(kind), ['health', 'chat', 'health', 'chat', 'models']);
       assert.equal(rs[0].status, 200);
       assertCompletion(rs[1]);
+      assert.equal(rs[1].headers['x-request-id'], 'p2');
       assert.equal(rs[2].status, 200);
       assertCompletion(rs[3]);
-      assert.equal(parseResponses(c.data).rest.length, 0, 'nothing after the 4th response');
+      assert.equal(rs[3].headers['x-request-id'], 'p4');
+      assert.equal(rs[4].status, 200);
+      assert.equal(rs[4].headers['x-request-id'], 'p5');
+      assert.equal(parseResponses(c.data).rest.length, 0, 'nothing after the last response');
     } finally { c.destroy(); }
   });
 });
@@ -160,8 +174,8 @@ describe('request bodies', () => {
       const r = c.responses()[0];
       assert.equal(r.status, 413);
       openaiError(r.body.toString());
-      assert.ok(r.headers['x-request-id']);
       assert.ok(await c.untilClosed(2000), 'connection closed after 413');
+      assert.ok(r.headers['x-request-id'], 'the 413 carries x-request-id');
     } finally { c.destroy(); }
   });
 });
@@ -223,13 +237,29 @@ describe('limits and hostile input', () => {
     for (const junk of [
       Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 0x0d, 0x0a, 0x0d, 0x0a]),
       Buffer.from('HELLO WORLD\r\n\r\n'),
-      Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header Name: v\r\n\r\n'),
+      Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: v\x01\r\n\r\n'),
+      Buffer.from('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'),
+      Buffer.from('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
     ]) {
       const c = await rawConnect(gw.port);
       try {
         await c.write(junk);
         assert.ok(await c.untilClosed(2000), `closed after ${JSON.stringify(junk.toString('latin1'))}`);
         assert.match(c.data.toString('latin1'), /^HTTP\/1\.1 400 /, `answer: ${JSON.stringify(c.data.toString('latin1').slice(0, 200))}`);
+      } finally { c.destroy(); }
+    }
+  });
+
+  test('whitespace between a header name and the colon -> 400 (RFC 9112 5.1)', async () => {
+    for (const junk of [
+      'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Test : v\r\n\r\n',
+      'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n',
+    ]) {
+      const c = await rawConnect(gw.port);
+      try {
+        await c.write(junk);
+        await c.untilClosed(2000);
+        assert.match(c.data.toString('latin1'), /^HTTP\/1\.1 400 /, `answer to ${JSON.stringify(junk)}: ${JSON.stringify(c.data.toString('latin1').slice(0, 100))}`);
       } finally { c.destroy(); }
     }
   });
@@ -261,8 +291,8 @@ describe('limits and hostile input', () => {
     const c = await rawConnect(gw.port);
     try {
       await c.write(Buffer.concat([
-        httpRequest({ path: '/healthz', headers: { connection: 'close', 'x-request-id': 'c1' } }),
-        httpRequest({ path: '/healthz', headers: { 'x-request-id': 'c2' } }),
+        httpRequest({ path: '/v1/models', headers: { ...auth(), connection: 'close', 'x-request-id': 'c1' } }),
+        httpRequest({ path: '/v1/models', headers: { ...auth(), 'x-request-id': 'c2' } }),
       ]));
       assert.ok(await c.untilClosed(2000));
       const rs = c.responses();

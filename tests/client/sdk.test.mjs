@@ -350,9 +350,9 @@ describe('models', () => {
 describe('what reaches the upstream', () => {
   // Odd number formats and escapes prove the body is not re-serialized.
   const rawBody = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"caf\\u00e9 \\"q\\" ' + MARKER + '"}],'
-    + '"seed":42,"logprobs":true,"top_logprobs":2,"n":1,"temperature":0.70,"max_tokens":1e2,'
+    + '"seed":42,"logprobs":true,"top_logprobs":2,"n":1,"temperature":0.70,"max_tokens":100,'
     + '"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{}}}}],'
-    + '"tool_choice":"none","parallel_tool_calls":false,"x_unknown":{"nested":[1,2.50,null,"\\ud83d\\ude00"]}}';
+    + '"tool_choice":"none","parallel_tool_calls":false,"x_unknown":{"nested":[1,2.50,1e2,null,"\\ud83d\\ude00"]}}';
 
   async function send(body, headers = {}) {
     const r = await fetch(`${gw.baseURL}/chat/completions`, {

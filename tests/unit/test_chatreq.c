@@ -205,6 +205,7 @@ static void test_tools(void **state)
     rq = parse_ok("{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
                   "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}}}");
     assert_string_equal(rq.tool_choice, "function");
+    assert_string_equal(rq.tool_choice_name, "f");
 
     /* Anthropic shape */
     rq = parse_ok("{\"tools\":[{\"name\":\"search\",\"input_schema\":{}}],"
@@ -212,6 +213,14 @@ static void test_tools(void **state)
     assert_true(rq.has_tools);
     assert_string_equal(rq.tool_name, "search");
     assert_string_equal(rq.tool_choice, "required");
+    assert_string_equal(rq.tool_choice_name, "");
+    rq = parse_ok("{\"tools\":[{\"name\":\"a\"},{\"name\":\"b\"}],"
+                  "\"tool_choice\":{\"name\":\"b\",\"type\":\"tool\"}}");
+    assert_string_equal(rq.tool_choice, "function");
+    assert_string_equal(rq.tool_choice_name, "b");
+    /* a "name" elsewhere in tool_choice does not count */
+    rq = parse_ok("{\"tool_choice\":{\"type\":\"function\",\"x\":{\"name\":\"no\"}}}");
+    assert_string_equal(rq.tool_choice_name, "");
 
     rq = parse_ok("{\"tool_choice\":\"none\"}");
     assert_string_equal(rq.tool_choice, "none");

@@ -605,6 +605,18 @@ static void test_err_yaml_syntax(void **state)
     expect_error("", "cfg.yaml:1", "empty");
     expect_error("# only a comment\n", "cfg.yaml:1", "empty");
     expect_error("models:\n  m: *nowhere\n", "cfg.yaml:2: models.m", "does not resolve");
+    /* Checked before libfyaml sees the bytes (0.7.12 hangs on "%\x94"). */
+    expect_error("server: {}\n%\x94\n", "cfg.yaml:2", "directives");
+    expect_error("log:\n  level: info\n# caf\xe9\n", "cfg.yaml:3", "not valid UTF-8");
+    expect_error("log:\n  level: \x02\n", "cfg.yaml:2", "control character 0x02");
+    expect_error("log:\n  level: \xc0\xaf\n", "cfg.yaml:2", "not valid UTF-8");
+    expect_error("log:\n  level: \xed\xa0\x80\n", "cfg.yaml:2", "surrogate");
+    expect_error(BASE "agents:\n  a:\n    owner: 'it''''s'\n", "cfg.yaml:11: agents.a.owner",
+                 "two escaped quotes in a row");
+    al_config_t *q = load_ok(BASE "agents:\n  a:\n    owner: 'it''s'\n");
+    assert_string_equal(q->agents[0].owner, "it's");
+    al_config_unref(q);
+    al_config_unref(load_ok("agents: {}\n# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n"));
 }
 
 static void test_err_provider_rules(void **state)

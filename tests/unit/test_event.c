@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yajl/yajl_tree.h>
 
 static const char *const key_order[] = {
@@ -298,6 +299,11 @@ static void test_json_cap(void **state)
     al_buf_free(&b);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
 static void test_fmt_ts_and_ids(void **state)
 {
     (void)state;
@@ -317,6 +323,17 @@ static void test_fmt_ts_and_ids(void **state)
     assert_memory_equal(id1, "evt_", 4);
     assert_int_equal(strspn(id1 + 4, "0123456789abcdef"), 24);
     assert_string_not_equal(id1, id2);
+
+    /* Ids sort by creation time, and many in one millisecond stay unique. */
+    struct timespec ms2 = {0, 2000000};
+    nanosleep(&ms2, NULL);
+    al_event_make_id(id2);
+    assert_true(strcmp(id1, id2) < 0);
+    enum { N = 5000 };
+    static char many[N][32];
+    for (int i = 0; i < N; i++) al_event_make_id(many[i]);
+    qsort(many, N, sizeof many[0], cmp_id);
+    for (int i = 1; i < N; i++) assert_string_not_equal(many[i - 1], many[i]);
 }
 
 int main(void)

@@ -1,0 +1,80 @@
+/* cli.h - the `airlock keys` and `airlock events` subcommands.
+ *
+ * main.c calls each with the arguments after the subcommand name (for
+ * `airlock keys create --config F` argv is {"create", "--config", "F"}) and
+ * returns what they return as the process exit code: 0 success, 1 failure
+ * (store error, no such key), 2 usage or configuration error.  Secrets go to
+ * stdout only from `keys create`; every message goes to stderr.  `--config`
+ * (or -c) defaults to $AIRLOCK_CONFIG, then airlock.yaml. */
+#ifndef AL_CLI_H
+#define AL_CLI_H
+
+#include "config/config.h"
+#include "store/store.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* keys create | list | revoke */
+int al_cli_keys(int argc, char **argv);
+/* events list */
+int al_cli_events(int argc, char **argv);
+
+/* Load the configuration at path for a CLI command: provider secrets named
+ * by api_key_env are looked up in the environment but a missing one reads as
+ * "" instead of failing, so key and event commands work on a host without the
+ * provider credentials.  Prints the error to stderr itself.  0 with *out
+ * holding one reference, or AL_EIO (unreadable) / AL_EINVAL (invalid). */
+int al_cli_load_config(const char *path, al_config_t **out /* OUT */);
+
+/* --- shared by the cli_*.c files, not API ------------------------------- */
+
+/* One flag: value flags set *value to the argument ("--agent A" or
+ * "--agent=A"); boolean flags set *on. alias is a short form or NULL. */
+typedef struct al__cli_flag {
+    const char *name;
+    const char *alias;
+    const char **value;
+    bool *on;
+} al__cli_flag_t;
+
+/* Parse argv[first..argc): flags from the table, anything else a positional
+ * (at most maxpos, stored in pos, counted in *npos); "--" ends the flags.
+ * Returns 0; 1 when -h/--help was given; 2 after printing the problem to
+ * stderr (unknown flag, missing value, too many arguments). */
+int al__cli_parse(const char *prog, int argc, char **argv, int first,
+                  const al__cli_flag_t *flags, size_t nflags, const char **pos,
+                  size_t maxpos, size_t *npos /* OUT */);
+/* The --config value, else $AIRLOCK_CONFIG, else "airlock.yaml". */
+const char *al__cli_config_path(const char *flag_value);
+/* Open the store the configuration names, for blocking queries (the writer
+ * is not started).  Prints the error; 0 or a negative code. */
+int al__cli_open_store(const al_config_t *c, al_store_t **out /* OUT */);
+/* "2024-05-01T12:00:00Z" (seconds) or "-" when ms <= 0. out >= 32. */
+void al__cli_fmt_time(int64_t ms, char *out, size_t outsz);
+
+/* An aligned text table.  The first AL__CLI_TABLE_BUFFER rows are held to
+ * measure the columns; later rows are printed at once with those widths, so
+ * memory stays bounded however many rows come.  Control characters in cells
+ * are shown as '?'. */
+#define AL__CLI_TABLE_BUFFER 1000
+#define AL__CLI_TABLE_COLS 12
+typedef struct al__cli_table {
+    FILE *out;
+    size_t ncols;
+    const char *heads[AL__CLI_TABLE_COLS];
+    bool right[AL__CLI_TABLE_COLS];   /* right-aligned (numbers) */
+    size_t width[AL__CLI_TABLE_COLS];
+    char **cells;                     /* held rows, ncols cells each */
+    size_t nrows;
+    bool flushed;
+} al__cli_table_t;
+
+/* heads: ncols names; align: ncols chars, 'l' or 'r'. */
+void al__cli_table_init(al__cli_table_t *t, FILE *out, size_t ncols, const char *const *heads,
+                        const char *align);
+void al__cli_table_row(al__cli_table_t *t, const char *const *cells);
+/* Print what is held (if anything) and free. */
+void al__cli_table_end(al__cli_table_t *t);
+
+#endif
