@@ -316,10 +316,20 @@ export async function startGateway({
   gw.writeConfig = (over) => {
     fs.writeFileSync(configPath, configYaml({ ...cfgArgs, ...over }));
   };
-  gw.signal = (sig) => process.kill(gw.handle.pid, sig);
+  gw.signal = (sig) => {
+    if (sig === 'SIGTERM' || sig === 'SIGINT') gw.stopping = true;
+    process.kill(gw.handle.pid, sig);
+  };
   gw.start = async () => {
     const h = spawnAirlock(['serve', '--config', configPath], { env });
     gw.handle = h;
+    gw.stopping = false;
+    h.exitPromise.then(({ code, signal }) => {
+      if (!gw.stopping) {
+        process.stderr.write(`\n!!! airlock serve (pid ${h.pid}, port ${port}) exited unexpectedly: code ${code} signal ${signal}\n`);
+        dumpTail('airlock serve', h.stderr, 6000);
+      }
+    });
     const ok = await waitFor(async () => {
       if (h.exited) return 'exited';
       const r = await fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(1000) });
@@ -333,6 +343,7 @@ export async function startGateway({
   };
   gw.stderr = () => (gw.handle ? gw.handle.stderr : '');
   gw.stop = async (opts) => {
+    gw.stopping = true;
     const r = await stopChild(gw.handle, opts);
     return r;
   };
