@@ -74,6 +74,11 @@ function signedUs(v) {
   return (v >= 0 ? '+' : '') + us(v);
 }
 
+// a - b, or null unless both are numbers (null - 5 would read as -5).
+function diff(a, b) {
+  return typeof a === 'number' && typeof b === 'number' ? a - b : null;
+}
+
 function ratio(a, b) {
   if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return 'n/a';
   return `${(a / b).toFixed(2)}x`;
@@ -159,7 +164,7 @@ function render(resultsFile, infoFile) {
       if (errs) notes.push(`${t}/${m} fixed-rate run: ${r.non2xx} non-2xx ${JSON.stringify(r.statuses)}, ${r.errors} errors`);
       if (!r.body_ok) notes.push(`${t}/${m} fixed-rate run: response body has no "choices"; not a real answer`);
       if (r.achieved_rps < 0.95 * r.rate) notes.push(`${t}/${m}: sent only ${r.achieved_rps} req/s of ${r.rate}`);
-      const dd = (k) => (t === 'direct' || !d ? '' : signedUs(r[k] - d[k]));
+      const dd = (k) => (t === 'direct' || !d ? '' : signedUs(diff(r[k], d[k])));
       lrows.push([t, m, us(r.p50_us), us(r.p99_us), dd('p50_us'), dd('p99_us'),
         us(r.ttfb_p50_us), dd('ttfb_p50_us'), String(r.ok), String(errs)]);
     }
@@ -180,8 +185,8 @@ function render(resultsFile, infoFile) {
     const r = find('chunkgap', t);
     if (!r) continue;
     if (r.failed) notes.push(`${t} streaming: ${r.failed} of ${r.requests} streams failed (${r.why})`);
-    const dd = (k) => (t === 'direct' || !d ? '' : signedUs(r[k] - d[k]));
-    srows.push([t, String(r.chunks_per_request), us(r.gap_mean_us), us(r.gap_p99_us), dd('gap_mean_us'),
+    const dd = (k) => (t === 'direct' || !d ? '' : signedUs(diff(r[k], d[k])));
+    srows.push([t, r.chunks_per_request ?? 'n/a', us(r.gap_mean_us), us(r.gap_p99_us), dd('gap_mean_us'),
       dd('gap_p99_us'), dd('offset_mean_us'), `${r.coalesced}/${r.gaps}`, us(r.ttfc_mean_us), dd('ttfc_mean_us')]);
   }
   out.push(table(['target', 'chunks/req', 'mean gap', 'p99 gap', 'Δ mean gap', 'Δ p99 gap',

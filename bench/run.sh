@@ -122,6 +122,24 @@ wait_port() { # name port
   die "$name did not listen on 127.0.0.1:$port within 10 s"
 }
 
+# Every server still up?  The first time one is found gone, note how it
+# ended (wait status; 128+N is signal N) so a crash is told from a kill.
+DEAD_NOTED=0
+servers_ok() {
+  local name st dead=0
+  for name in "${!SPID[@]}"; do
+    alive "${SPID[$name]}" && continue
+    dead=1
+    ((DEAD_NOTED)) && continue
+    st=0
+    wait "${SPID[$name]}" 2>/dev/null || st=$?
+    if ((st > 128)); then st="$st (signal $((st - 128)))"; fi
+    note "$name (pid ${SPID[$name]}) died, wait status $st; later steps skipped; log: $RUN/$name.log"
+  done
+  ((dead)) && DEAD_NOTED=1
+  return "$dead"
+}
+
 time_ok() { # seconds-needed what
   if (( SECONDS + $1 > BUDGET_S )); then
     note "skipped $2: total time budget of ${BUDGET_S} s reached"
@@ -326,6 +344,7 @@ body_for() { if [[ $1 == stream ]]; then echo "$BODY_STREAM"; else echo "$BODY";
 # --- throughput: wrk ----------------------------------------------------------------
 for mode in nonstream stream; do
   for t in "${ACTIVE[@]}"; do
+    servers_ok || continue
     time_ok $((DURATION + 8)) "wrk $t/$mode" || continue
     say "wrk $t $mode"
     read -ra pids <<<"${SERVER_PIDS[$t]}"
@@ -348,6 +367,7 @@ done
 # --- latency at a fixed rate ----------------------------------------------------------
 for mode in nonstream stream; do
   for t in "${ACTIVE[@]}"; do
+    servers_ok || continue
     time_ok $((DURATION + 5)) "fixed-rate $t/$mode" || continue
     say "fixed rate $t $mode"
     timeout -k 2 $((DURATION + 30)) taskset -c "$CLIENT_CPU" node bench/ratelat.js \
@@ -359,6 +379,7 @@ done
 
 # --- streaming relay --------------------------------------------------------------------
 for t in "${ACTIVE[@]}"; do
+  servers_ok || continue
   time_ok 15 "chunk gaps $t" || continue
   say "chunk gaps $t"
   args=(--url "${URL_PACED[$t]}" --body "$BODY_STREAM" --key "$KEY" --requests "$STREAM_REQS" --target "$t")
@@ -370,6 +391,7 @@ done
 # --- memory per idle keep-alive connection ----------------------------------------------
 for t in airlock nginx; do
   [[ " ${ACTIVE[*]} " == *" $t "* ]] || continue
+  servers_ok || continue
   time_ok 20 "idle connections $t" || continue
   say "idle connections $t ($IDLE_CONNS)"
   read -ra pids <<<"${SERVER_PIDS[$t]}"
@@ -378,7 +400,7 @@ for t in airlock nginx; do
     >>"$RESULTS" 2>>"$RUN/idleconns.err" || note "idleconns $t failed: $(tail -n 3 "$RUN/idleconns.err" | tr '\n' ' ')"
 done
 
-if [[ " ${ACTIVE[*]} " == *" airlock "* ]]; then
+if [[ " ${ACTIVE[*]} " == *" airlock "* ]] && servers_ok; then
   sleep 1
   mem airlock_end "${SPID[airlock]}"
   if curl -sS --max-time 5 "http://127.0.0.1:$P_ADMIN/metrics" >"$RUN/metrics.txt" 2>/dev/null; then

@@ -115,24 +115,25 @@ static void path_pop(ctx_t *x, size_t mark)
     x->path[mark] = '\0';
 }
 
-/* Levenshtein distance, or a large number for strings too long to matter. */
+/* Edit distance counting a swap of two neighbours as one edit (optimal
+ * string alignment), or a large number for strings too long to matter. */
 static size_t edit_distance(const char *a, size_t al, const char *b, size_t bl)
 {
-    size_t row[CFG_SHOW_MAX + 1];
+    uint8_t d[CFG_SHOW_MAX + 1][CFG_SHOW_MAX + 1];
 
     if (al > CFG_SHOW_MAX || bl > CFG_SHOW_MAX) return SIZE_MAX;
-    for (size_t j = 0; j <= bl; j++) row[j] = j;
+    for (size_t i = 0; i <= al; i++) d[i][0] = (uint8_t)i;
+    for (size_t j = 0; j <= bl; j++) d[0][j] = (uint8_t)j;
     for (size_t i = 1; i <= al; i++) {
-        size_t diag = row[0];
-        row[0] = i;
         for (size_t j = 1; j <= bl; j++) {
-            size_t up = row[j];
-            size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            row[j] = AL_MIN(AL_MIN(row[j] + 1, row[j - 1] + 1), diag + cost);
-            diag = up;
+            unsigned cost = a[i - 1] == b[j - 1] ? 0 : 1;
+            unsigned v = AL_MIN(AL_MIN(d[i - 1][j] + 1u, d[i][j - 1] + 1u), d[i - 1][j - 1] + cost);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                v = AL_MIN(v, d[i - 2][j - 2] + 1u);
+            d[i][j] = (uint8_t)v;
         }
     }
-    return row[bl];
+    return d[al][bl];
 }
 
 /* Tracks the closest candidate; hint() renders " (did you mean 'x'?)". */
@@ -423,6 +424,8 @@ static int get_str(ctx_t *x, struct fy_node *n, int line, const char **out, size
 {
     int rc, t;
 
+    *out = "";
+    *len = 0;
     if ((rc = deref(x, &n, line)) || (rc = classify(x, n, line, &t))) return rc;
     if (t != V_STR && t != V_INT && t != V_FLOAT)
         return fail(x, line, "expected a string, got %s%s", vtype_name[t],
@@ -454,6 +457,8 @@ static int pair_key(ctx_t *x, struct fy_node_pair *pr, int line, const char **k,
     struct fy_node *kn = fy_node_pair_key(pr);
     int rc;
 
+    *k = "";
+    *kl = 0;
     *kline = node_line(kn, line);
     if ((rc = deref(x, &kn, *kline))) return rc;
     if (kn && fy_node_get_type(kn) != FYNT_SCALAR)
@@ -552,7 +557,7 @@ static int apply_field(ctx_t *x, const field_t *f, struct fy_node *v, int line, 
 {
     char *at = (char *)obj + f->off;
     uint64_t u = 0;
-    double d;
+    double d = 0;
     int rc;
 
     switch (f->kind) {

@@ -9,10 +9,12 @@
  * its member name (e.g. the value of "messages" at the top, element 0 of
  * "tools"), and each frame a "ctx" from the role that opened it; that is how
  * the fields of al_chatreq_t are found without building a tree.  Strings are
- * decoded on the fly into a sink that counts bytes, folds them into the
- * FNV-1a hash of the last message, or captures a bounded copy (the model,
- * tool name, ...).  Member names are decoded too, so "mod\u0065l" is "model",
- * exactly as the provider will read it.
+ * decoded on the fly into a sink that counts bytes or captures a bounded copy
+ * (the model, tool name, ...).  Member names are decoded too, so
+ * "mod\u0065l" is "model", exactly as the provider will read it.  The pass
+ * notes where the last element of "messages" lies; only that element is
+ * scanned a second time, to fold its content into the FNV-1a hash (hashing
+ * every message on the way cost more than the whole rest of the scan).
  *
  * Choices documented here (the header is the contract):
  * - Duplicate members: the last one wins, at the top level ("model", "stream",
@@ -77,8 +79,11 @@ typedef struct scan {
     uint64_t bytes[K_COUNT];
     int64_t maxc, maxt;
     uint32_t msg_hash;
+    bool hash_on;              /* fold content into msg_hash (second pass only) */
+    al_span_t last_msg;        /* the last element of "messages", if an object */
     char fn_name[65], plain_name[65];
     char tc_type[16];
+    unsigned seen_model, seen_stream; /* top-level occurrences */
 } scan_t;
 
 /* Where the decoded bytes of one string go. */
@@ -233,6 +238,19 @@ static int scan_escape(scan_t *sc, sink_t *k)
     return AL_OK;
 }
 
+/* 1 for bytes that stand for themselves inside a string: printable ASCII
+ * other than '"' and '\\'.  Everything else takes the slow path. */
+#define ROW16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
+static const uint8_t str_plain[256] = {
+    ROW16(0), ROW16(0),                                       /* 0x00-0x1F */
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,           /* 0x20-0x2F: '"' */
+    ROW16(1), ROW16(1),                                       /* 0x30-0x4F */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,           /* 0x50-0x5F: '\\' */
+    ROW16(1), ROW16(1),                                       /* 0x60-0x7F */
+    ROW16(0), ROW16(0), ROW16(0), ROW16(0),                   /* 0x80-0xBF */
+    ROW16(0), ROW16(0), ROW16(0), ROW16(0),                   /* 0xC0-0xFF */
+};
+
 /* At the opening quote: validate and decode the string into k. */
 static int scan_string(scan_t *sc, sink_t *k)
 {
@@ -242,6 +260,7 @@ static int scan_string(scan_t *sc, sink_t *k)
     sc->i++;
     run = sc->i;
     for (;;) {
+        while (sc->i < sc->len && str_plain[s[sc->i]]) sc->i++;
         if (sc->i >= sc->len) return fail(sc, "unterminated string");
         unsigned char c = s[sc->i];
         if (c == '"') {
@@ -255,11 +274,7 @@ static int scan_string(scan_t *sc, sink_t *k)
             run = sc->i;
             continue;
         }
-        if (c < 0x20) return fail(sc, "control character in string");
-        if (c < 0x80) {
-            sc->i++;
-            continue;
-        }
+        if (c < 0x80) return fail(sc, "control character in string");
         size_t n = utf8_seq(s + sc->i, sc->len - sc->i);
         if (n == 0) return fail(sc, "invalid UTF-8 in string");
         sc->i += n;
@@ -405,8 +420,7 @@ static void on_key(scan_t *sc, enum role r)
     case R_MESSAGES:
         rq->n_messages = 0;
         sc->bytes[K_MESSAGES] = 0;
-        sc->msg_hash = FNV_OFFSET;
-        rq->last_user_hash = FNV_OFFSET;
+        sc->last_msg = (al_span_t){0, 0};
         break;
     case R_CONTENT: sc->msg_hash = FNV_OFFSET; break;
     case R_INPUT:
@@ -506,7 +520,7 @@ static enum role element_role(scan_t *sc, frame_t *f)
 {
     switch (f->ctx) {
     case C_MESSAGES:
-        sc->msg_hash = FNV_OFFSET;
+        sc->last_msg = (al_span_t){0, 0};
         return R_MESSAGE;
     case C_CONTENT: return R_PART;
     case C_TOOLS: return f->n == 0 ? R_TOOL0 : R_NONE;
@@ -521,10 +535,10 @@ static void on_close(scan_t *sc, const frame_t *f)
     case C_STREAM_OPTIONS:
         rq->stream_options = (al_span_t){f->start, (uint32_t)(sc->i + 1 - f->start)};
         break;
-    case C_MESSAGES:
-        rq->n_messages = f->n;
-        rq->last_user_hash = sc->msg_hash;
+    case C_MESSAGE:
+        sc->last_msg = (al_span_t){f->start, (uint32_t)(sc->i + 1 - f->start)};
         break;
+    case C_MESSAGES: rq->n_messages = f->n; break;
     case C_INPUT: rq->n_inputs = f->n; break;
     case C_TOOLS: rq->has_tools = f->n > 0; break;
     case C_TOOL_CHOICE: {
@@ -557,7 +571,9 @@ static int string_value(scan_t *sc, enum role r)
         k.capmax = sizeof rq->model_name - 1;
         break;
     case R_CONTENT:
-    case R_PART_TEXT: k.hash = &sc->msg_hash; break;
+    case R_PART_TEXT:
+        if (sc->hash_on) k.hash = &sc->msg_hash;
+        break;
     case R_TOOL_NAME:
         k.cap = sc->fn_name;
         k.capmax = sizeof sc->fn_name - 1;
@@ -674,16 +690,13 @@ static int push(scan_t *sc, enum role r, bool obj)
     return AL_OK;
 }
 
-static int scan_body(scan_t *sc)
+/* Scan one value of role r at sc->i (containers included, iteratively), then
+ * require nothing but whitespace up to sc->len. */
+static int scan_value(scan_t *sc, enum role r)
 {
     const unsigned char *s = sc->s;
-    enum role r = R_TOP;
     char key[KEY_MAX + 1];
     int rc;
-
-    skip_ws(sc);
-    if (sc->i >= sc->len || s[sc->i] != '{')
-        return type_error(sc, "request body must be a JSON object");
 
 value:
     if (sc->i >= sc->len) return fail(sc, "unexpected end of input");
@@ -727,6 +740,10 @@ member: {
     skip_ws(sc);
     r = key_role(f->ctx, key, k.caplen, k.caplen > KEY_MAX);
     f->n++;
+    /* A second "model" or "stream" could make airlock authorize one value
+     * while a provider that reads the first acts on another: refuse it. */
+    if ((r == R_MODEL && sc->seen_model++) || (r == R_STREAM && sc->seen_stream++))
+        return type_error(sc, r == R_MODEL ? "duplicate model member" : "duplicate stream member");
     on_key(sc, r);
     goto value;
 }
@@ -766,6 +783,34 @@ close:
     goto after_value;
 }
 
+/* FNV-1a over the content of the last message, whose element spans sp.  The
+ * first pass only notes where the last message is: hashing every message as
+ * it went by cost more than the rest of the scan.  The span was validated,
+ * so this second scan of it cannot fail. */
+static uint32_t hash_message(const scan_t *sc, al_span_t sp)
+{
+    scan_t sub;
+    al_chatreq_t scratch;
+    memset(&sub, 0, sizeof sub);
+    memset(&scratch, 0, sizeof scratch);
+    sub.s = sc->s + sp.off;
+    sub.len = sp.len;
+    sub.rq = &scratch;
+    sub.msg_hash = FNV_OFFSET;
+    sub.hash_on = true;
+    sub.maxc = sub.maxt = -1;
+    if (scan_value(&sub, R_MESSAGE) != AL_OK) return FNV_OFFSET;
+    return sub.msg_hash;
+}
+
+static int scan_body(scan_t *sc)
+{
+    skip_ws(sc);
+    if (sc->i >= sc->len || sc->s[sc->i] != '{')
+        return type_error(sc, "request body must be a JSON object");
+    return scan_value(sc, R_TOP);
+}
+
 int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out, char *err, size_t errlen)
 {
     scan_t sc;
@@ -783,6 +828,7 @@ int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out, char *err,
     sc.s = (const unsigned char *)(body ? body : "");
     sc.len = len;
     sc.i = 0;
+    sc.seen_model = sc.seen_stream = 0;
     sc.rq = out;
     sc.err = err;
     sc.errlen = errlen;
@@ -790,6 +836,8 @@ int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out, char *err,
     memset(sc.bytes, 0, sizeof sc.bytes);
     sc.maxc = sc.maxt = -1;
     sc.msg_hash = FNV_OFFSET;
+    sc.hash_on = false;
+    sc.last_msg = (al_span_t){0, 0};
     sc.fn_name[0] = sc.plain_name[0] = sc.tc_type[0] = '\0';
 
     rc = scan_body(&sc);
@@ -800,6 +848,7 @@ int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out, char *err,
         out->last_user_hash = FNV_OFFSET;
         return rc;
     }
+    if (sc.last_msg.len) out->last_user_hash = hash_message(&sc, sc.last_msg);
     out->max_tokens = sc.maxc >= 0 ? sc.maxc : sc.maxt;
     out->prompt_bytes = sc.bytes[K_MESSAGES] + sc.bytes[K_INPUT] + sc.bytes[K_PROMPT] +
                         sc.bytes[K_SYSTEM];

@@ -48,14 +48,26 @@ typedef struct al_chatreq {
 /* Scan body. 0 on success; AL_EPARSE with a one-line reason in err (never
  * quoting the body) when it is not a JSON object or a known field has the
  * wrong type ("model must be a string", "stream must be a boolean", ...).
- * A missing model is not an error here (the caller decides). */
+ * A missing model is not an error here (the caller decides).
+ * Details: duplicate members, top-level or inside the objects read, resolve
+ * to the LAST one (as Python's json and JSON.parse do); null counts as absent
+ * for the nullable OpenAI parameters (stream, stream_options, include_usage,
+ * max_tokens, max_completion_tokens, tools, tool_choice, response_format) but
+ * "model": null is an error; prompt_bytes counts string values, not member
+ * names; model_name may hold a NUL from "\u0000", so compare with
+ * model_name_len.  AL_ETOOBIG when len > 4 GiB (spans are 32-bit).  On
+ * failure *out is reset to the values of an empty request. */
 int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out /* OUT */,
                      char *err, size_t errlen);
 
 /* Write the body to out with the model value replaced by the JSON string
  * `model` and, when force_usage is set and the request streams, with
  * stream_options.include_usage set to true (inserting stream_options or the
- * key as needed).  Everything else is copied byte-for-byte. */
+ * key as needed).  Everything else is copied byte-for-byte.
+ * rq must come from al_chatreq_parse of this very body.  model NULL leaves
+ * the model alone; a body without "model" gets one appended as the last
+ * member.  Appends to out; 0, AL_ETOOBIG (out's cap) or AL_EINVAL (rq does
+ * not match body). */
 int al_chatreq_rewrite(const char *body, size_t len, const al_chatreq_t *rq,
                        const char *model, size_t model_len, bool force_usage,
                        al_buf_t *out);

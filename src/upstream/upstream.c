@@ -25,6 +25,8 @@ struct al_upstream {
     al_xfer_t *xfers;       /* all live transfers */
     bool freeing;
     int handles_open;
+    CURL *pool[64];         /* reset easy handles kept for reuse */
+    unsigned n_pool;
 };
 
 struct al_xfer {
@@ -74,7 +76,14 @@ static void xfer_destroy(al_xfer_t *x)
     if (x->next) x->next->prev = x->prev;
     u->active--;
     curl_multi_remove_handle(u->multi, x->easy);
-    curl_easy_cleanup(x->easy);
+    /* Setting up an easy handle costs more than the request itself on a
+     * keep-alive connection; keep a few reset ones. */
+    if (!u->freeing && u->n_pool < AL_ARRAY_LEN(u->pool)) {
+        curl_easy_reset(x->easy);
+        u->pool[u->n_pool++] = x->easy;
+    } else {
+        curl_easy_cleanup(x->easy);
+    }
     curl_slist_free_all(x->headers);
     free(x->body);
     uv_timer_stop(&x->fb_timer);
@@ -288,6 +297,7 @@ void al_upstream_free(al_upstream_t *u)
         u->xfers->cancelled = true;
         xfer_destroy(u->xfers);
     }
+    while (u->n_pool) curl_easy_cleanup(u->pool[--u->n_pool]);
     curl_multi_cleanup(u->multi); /* fires CURL_POLL_REMOVE for open sockets */
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_close);
@@ -310,7 +320,7 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
     x->cbs = *cbs;
     x->ud = ud;
     x->t0 = al_now_ns();
-    x->easy = curl_easy_init();
+    x->easy = u->n_pool ? u->pool[--u->n_pool] : curl_easy_init();
     if (!x->easy) {
         curl_slist_free_all(x->headers);
         free(x->body);

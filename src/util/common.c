@@ -230,6 +230,11 @@ int al_buf_json_str(al_buf_t *b, const char *s, size_t len)
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, run = 0;
+    if (!s) {
+        s = "";
+        p = (const unsigned char *)s;
+        len = 0;
+    }
     al_buf_putc(b, '"');
     while (i < len) {
         unsigned char c = p[i];

@@ -60,7 +60,7 @@ export async function freePort() {
   });
 }
 
-export function tempDir(prefix = 'airlock-test-') {
+export function tempDir(prefix = 'gwtest-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
@@ -195,6 +195,7 @@ export function configYaml({
   port, adminPort, dir, mockPort,
   server = {},
   betaModels = ['sim-model'],
+  omitBeta = false,
   extra = '',
 } = {}) {
   const srv = {
@@ -224,7 +225,7 @@ export function configYaml({
     '  secret-model: {provider: mock, model: upstream-secret}',
     'agents:',
     `  alpha: {owner: alpha@example.com, models: [${ALPHA_MODELS.join(', ')}]}`,
-    `  beta:  {owner: beta@example.com, models: [${betaModels.join(', ')}]}`,
+    omitBeta ? '' : `  beta:  {owner: beta@example.com, models: [${betaModels.join(', ')}]}`,
     extra,
     '',
   ].join('\n');

@@ -79,6 +79,57 @@ describe('SIGHUP reload', () => {
     await r.arrayBuffer();
     assert.equal(gw.handle.exited, false);
   });
+
+  test('an agent removed by reload: its keys get 401', async () => {
+    gw.writeConfig({ omitBeta: true });
+    gw.signal('SIGHUP');
+    const gone = await waitFor(async () => {
+      const x = await chat(beta, 'sim-model');
+      await x.arrayBuffer();
+      return x.status === 401;
+    }, { timeout: 3000, interval: 100 });
+    assert.ok(gone, 'a key whose agent is no longer declared is refused with 401');
+    const r = await chat(alpha, 'sim-model');
+    assert.equal(r.status, 200);
+    await r.arrayBuffer();
+    gw.writeConfig({});
+    gw.signal('SIGHUP');
+    const back = await waitFor(async () => {
+      const x = await chat(beta, 'sim-model');
+      await x.arrayBuffer();
+      return x.status === 200;
+    }, { timeout: 3000, interval: 100 });
+    assert.ok(back, 'declared again: the same key works again');
+  });
+});
+
+describe('upstream down', () => {
+  test('an unreachable upstream -> 502 OpenAI-shaped, an error event, the gateway stays up', async () => {
+    const gw = await startGateway({ keyAgents: ['alpha'] });
+    try {
+      await gw.mock.stop({ signal: 'SIGKILL' });
+      const k = { host: `127.0.0.1:${gw.port}`, key: gw.keys.alpha };
+      const rid = uniq('down');
+      for (const stream of [false, true]) {
+        const r = await chat(k, 'gpt-4o-mini', { 'x-request-id': `${rid}-${stream}` }, { stream });
+        const t = await r.text();
+        assert.equal(r.status, 502, t);
+        const j = JSON.parse(t);
+        assert.equal(typeof j.error.message, 'string');
+      }
+      const evs = await gw.waitEvents((e) => e.request_id.startsWith(rid), { count: 2 });
+      assert.equal(evs.length, 2);
+      for (const e of evs) {
+        assert.equal(e.status, 502);
+        assert.equal(e.outcome, 'error');
+      }
+      const r = await chat(k, 'sim-model');
+      assert.equal(r.status, 200, 'other providers unaffected');
+      await r.arrayBuffer();
+    } finally {
+      await gw.close();
+    }
+  });
 });
 
 describe('SIGTERM and SIGINT', () => {

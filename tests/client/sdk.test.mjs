@@ -623,6 +623,131 @@ describe('usage, cost and events', () => {
   });
 });
 
+describe('upstream faults and timings', () => {
+  test('malformed upstream JSON -> 502, OpenAI-shaped, one error event', async () => {
+    const rid = uniq('malformed');
+    const err = await expectError(alpha.chat.completions.create({ model: 'gpt-4o-mini', messages: msgs() },
+      { headers: { 'x-request-id': rid, 'x-mock-malformed': '1' } }), OpenAI.APIError, 502);
+    assertOpenAIErrorObject(err);
+    const evs = await gw.eventFor(rid);
+    assert.equal(evs.length, 1);
+    assert.equal(evs[0].status, 502);
+    assert.equal(evs[0].outcome, 'error');
+  });
+
+  test('upstream 429 with Retry-After surfaces as RateLimitError with the header', async () => {
+    const err = await expectError(alpha.chat.completions.create({ model: 'gpt-4o-mini', messages: msgs() },
+      { headers: { 'x-mock-status': '429', 'x-mock-retry-after': '7' } }), OpenAI.RateLimitError, 429);
+    assertOpenAIErrorObject(err);
+    assert.equal(err.headers.get('retry-after'), '7');
+  });
+
+  test('upstream reset mid-stream: the client sees a broken stream, one error event', async () => {
+    const rid = uniq('reset');
+    const r = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${gw.keys.alpha}`, 'content-type': 'application/json', 'x-request-id': rid,
+        'x-mock-reset-mid': '1', 'x-mock-chunks': '10', 'x-mock-chunk-interval-ms': '20',
+      },
+      body: JSON.stringify({ model: 'gpt-4o-mini', messages: msgs(), stream: true }),
+      signal: AbortSignal.timeout(10000),
+    });
+    let text = '';
+    try { text = await r.text(); } catch { /* a cut-off body is fine */ }
+    assert.ok(!text.includes('data: [DONE]'), 'a reset stream must not look complete');
+    const evs = await gw.eventFor(rid);
+    assert.equal(evs.length, 1, 'one event');
+    assert.equal(evs[0].outcome, 'error');
+    assert.equal(evs[0].stream, true);
+  });
+
+  test('latency fields reflect upstream latency (non-stream)', async () => {
+    const rid = uniq('latency');
+    await alpha.chat.completions.create({ model: 'gpt-4o-mini', messages: msgs() },
+      { headers: { 'x-request-id': rid, 'x-mock-latency-ms': '300' } });
+    const [ev] = await gw.eventFor(rid);
+    assert.ok(ev);
+    assert.ok(ev.latency_ms >= 290, `latency_ms ${ev.latency_ms}`);
+    assert.ok(ev.upstream_ms >= 290 && ev.upstream_ms <= ev.latency_ms + 1, `upstream_ms ${ev.upstream_ms}`);
+    assert.ok(ev.ttft_ms >= 290 && ev.ttft_ms <= ev.latency_ms + 1, `ttft_ms ${ev.ttft_ms}`);
+    assert.ok(ev.latency_ms < 2000);
+  });
+
+  test('stream chunks are relayed as they arrive, not batched', async () => {
+    const rid = uniq('relay');
+    const stream = await alpha.chat.completions.create({ model: 'gpt-4o-mini', messages: msgs(), stream: true },
+      { headers: { 'x-request-id': rid, 'x-mock-chunks': '6', 'x-mock-chunk-interval-ms': '150' } });
+    const times = [];
+    for await (const c of stream) if (c.choices?.[0]?.delta?.content) times.push(Date.now());
+    assert.ok(times.length >= 5, `content chunks: ${times.length}`);
+    const spread = times[times.length - 1] - times[0];
+    assert.ok(spread >= 500, `chunks arrived within ${spread} ms: batched`);
+    const [ev] = await gw.eventFor(rid);
+    assert.ok(ev.ttft_ms >= 0 && ev.ttft_ms < ev.latency_ms - 400, `ttft ${ev.ttft_ms} latency ${ev.latency_ms}`);
+  });
+
+  test('a client leaving before the first byte cancels the upstream too', async () => {
+    await mock.reset();
+    const rid = uniq('early-abort');
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 300);
+    const p = alpha.chat.completions.create({ model: 'gpt-4o-mini', messages: msgs(), stream: true },
+      { signal: ac.signal, headers: { 'x-request-id': rid, 'x-mock-stall-ms': '4000' } });
+    await assert.rejects(p, (e) => e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError');
+    const st = await waitFor(async () => {
+      const x = await mock.stats();
+      return x.client_disconnects >= 1 ? x : undefined;
+    }, { timeout: 2000 });
+    assert.ok(st, `mock saw no disconnect within 2 s: ${JSON.stringify(await mock.stats())}`);
+    const evs = await gw.eventFor(rid);
+    assert.equal(evs.length, 1);
+    assert.equal(evs[0].outcome, 'client_closed');
+    assert.equal(evs[0].status, 499);
+  });
+
+  test('a long completion is relayed whole (stream and not)', async () => {
+    const headers = { 'x-mock-output-tokens': '20000' };
+    const a = await alpha.chat.completions.create({ model: 'gpt-4o-mini', messages: msgs() }, { headers });
+    assert.equal(a.usage.completion_tokens, 20000);
+    assert.ok(a.choices[0].message.content.length > 20000);
+    const stream = await alpha.chat.completions.create({
+      model: 'gpt-4o-mini', messages: msgs(), stream: true, stream_options: { include_usage: true },
+    }, { headers });
+    let s = '';
+    let usage = null;
+    for await (const c of stream) {
+      s += c.choices?.[0]?.delta?.content ?? '';
+      if (c.usage) usage = c.usage;
+    }
+    assert.equal(usage?.completion_tokens, 20000);
+    assert.equal(s.length, a.choices[0].message.content.length);
+  });
+
+  test('a body just under max_body_bytes is accepted and forwarded intact', async () => {
+    const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'y'.repeat(60000) }] });
+    const r = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${gw.keys.alpha}`, 'content-type': 'application/json' }, body,
+    });
+    assert.equal(r.status, 200, await r.text());
+    assert.equal((await mock.last()).body, body.replace('"model":"gpt-4o-mini"', '"model":"upstream-mini"'));
+  });
+
+  test('missing model -> 400', async () => {
+    const r = await fetch(`${gw.baseURL}/chat/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${gw.keys.alpha}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: msgs() }),
+    });
+    assert.equal(r.status, 400);
+    openaiError(await r.text());
+  });
+
+  test('beta may not embed with a model outside its list -> 403', async () => {
+    await expectError(beta.embeddings.create({ model: 'text-embedding-3-small', input: 'x', encoding_format: 'float' }),
+      OpenAI.PermissionDeniedError, 403);
+  });
+});
+
 describe('keys at runtime', () => {
   test('keys create prints only an alk_ key; keys list holds no secret', async () => {
     const { key, stdout } = await gw.createKeyAsync('beta', ['--label', 'listcheck']);
@@ -690,6 +815,27 @@ describe('metrics and logs', () => {
     const forbidden = metricSum(samples, 'airlock_requests_total', { agent: 'beta', status: '403' });
     assert.ok(forbidden >= 1, 'rejections counted with their status');
     assert.ok(samples.some((s) => s.name.endsWith('_bucket') && 'le' in s.labels), 'latency histograms present');
+  });
+
+  test('metrics count tokens, cost and unknown prices', async () => {
+    const scrape = async () => parseMetrics((await gw.metrics()).text);
+    const lbl = { agent: 'alpha', model: 'gpt-4o-mini' };
+    let m = await scrape();
+    const in0 = metricSum(m, 'airlock_tokens_total', { ...lbl, type: 'input' }) ?? 0;
+    const out0 = metricSum(m, 'airlock_tokens_total', { ...lbl, type: 'output' }) ?? 0;
+    const cost0 = metricSum(m, 'airlock_cost_usd_total', lbl) ?? 0;
+    const unk0 = metricSum(m, 'airlock_price_unknown_total') ?? 0;
+    const d = await alpha.chat.completions.create({ model: 'gpt-4o-mini', messages: msgs() });
+    await alpha.chat.completions.create({ model: 'noprice', messages: msgs() });
+    m = await scrape();
+    assert.equal(metricSum(m, 'airlock_tokens_total', { ...lbl, type: 'input' }) - in0, d.usage.prompt_tokens);
+    assert.equal(metricSum(m, 'airlock_tokens_total', { ...lbl, type: 'output' }) - out0, d.usage.completion_tokens);
+    const want = (d.usage.prompt_tokens * 0.15 + d.usage.completion_tokens * 0.60) / 1e6;
+    assert.ok(Math.abs(metricSum(m, 'airlock_cost_usd_total', lbl) - cost0 - want) < 1e-9);
+    assert.equal(metricSum(m, 'airlock_price_unknown_total') - unk0, 1, 'unknown price counted');
+    for (const g of ['airlock_inflight_requests', 'airlock_open_connections', 'airlock_event_queue_depth']) {
+      assert.ok(metricSum(m, g) !== undefined, `${g} present`);
+    }
   });
 
   test('metrics are not served on the public listener', async () => {

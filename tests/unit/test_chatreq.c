@@ -275,7 +275,8 @@ static void test_last_message_hash(void **state)
 static void test_duplicates_last_wins(void **state)
 {
     (void)state;
-    const char *body = "{\"model\":\"first\",\"stream\":true,\"model\":\"second\",\"stream\":false,"
+    /* Repeated members other than model and stream: the last one wins. */
+    const char *body = "{\"model\":\"second\",\"stream\":false,"
                        "\"messages\":[{\"content\":\"a\"},{\"content\":\"b\"}],"
                        "\"messages\":[{\"content\":\"c\"}]}";
     al_chatreq_t rq = parse_ok(body);
@@ -290,6 +291,14 @@ static void test_duplicates_last_wins(void **state)
     assert_false(rq.include_usage_true);
     assert_int_equal(rq.include_usage.len, 0);
     assert_int_equal(rq.stream_options.len, 2);
+
+    /* A second model or stream is refused: a provider reading the first one
+     * would otherwise get a model airlock never authorized. */
+    assert_parse_error("{\"model\":\"allowed\",\"model\":\"forbidden\"}", "duplicate model member");
+    assert_parse_error("{\"stream\":false,\"model\":\"m\",\"stream\":true}", "duplicate stream member");
+    /* Nested "model" keys are ordinary members. */
+    rq = parse_ok("{\"model\":\"m\",\"metadata\":{\"model\":\"x\",\"model\":\"y\"}}");
+    assert_string_equal(rq.model_name, "m");
 }
 
 /* --- errors ------------------------------------------------------------- */
@@ -500,9 +509,6 @@ static void test_rewrite_model_only(void **state)
     check_rewrite("{ }", "m", false, "{\"model\":\"m\" }", false);
     /* NULL model: left alone */
     check_rewrite("{\"model\":\"keep\"}", NULL, false, "{\"model\":\"keep\"}", false);
-    /* duplicate model: the last one (which every last-wins reader uses) is replaced */
-    check_rewrite("{\"model\":\"a\",\"model\":\"b\"}", "c", false, "{\"model\":\"a\",\"model\":\"c\"}",
-                  false);
 }
 
 static void test_rewrite_usage(void **state)

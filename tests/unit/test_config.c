@@ -517,6 +517,10 @@ static void test_err_dangling_provider(void **state)
                  "    provider: opnai\n",
                  "cfg.yaml:6: models.gpt-4o-mini.provider",
                  "unknown provider 'opnai' (did you mean 'openai'?)");
+    expect_error("providers:\n  sim: {type: simulated}\nmodels:\n  m: {provider: smi}\n",
+                 "cfg.yaml:4: models.m.provider", "unknown provider 'smi' (did you mean 'sim'?)");
+    expect_error("providers:\n  sim: {type: simulated}\nmodels:\n  m: {provider: xyz}\n",
+                 "cfg.yaml:4: models.m.provider", "unknown provider 'xyz'");
     /* Sections may come in any order: models before providers still resolve. */
     al_config_t *c = load_ok("models:\n  m: {provider: p}\nproviders:\n  p: {type: simulated}\n");
     assert_string_equal(c->models[0].provider->name, "p");
