@@ -46,7 +46,7 @@
 
 enum ctx {
     C_NONE, C_TOP, C_STREAM_OPTIONS, C_MESSAGES, C_MESSAGE, C_CONTENT, C_PART,
-    C_TOOLS, C_TOOL0, C_TOOL0_FN, C_TOOL_CHOICE, C_TOOL_CHOICE_FN, C_RF, C_INPUT,
+    C_TOOLS, C_TOOL0, C_TOOL0_FN, C_TOOL_CHOICE, C_TOOL_CHOICE_FN, C_RF, C_INPUT, C_USAGE, C_CHOICES,
 };
 
 enum role {
@@ -54,7 +54,7 @@ enum role {
     R_MAXC, R_MAXT, R_MESSAGES, R_MESSAGE, R_CONTENT, R_PART, R_PART_TEXT,
     R_INPUT, R_PROMPT, R_SYSTEM, R_TOOLS, R_TOOL0, R_TOOL0_FN, R_TOOL_NAME,
     R_TOOL_NAME_PLAIN, R_TOOL_CHOICE, R_TOOL_CHOICE_TYPE, R_RF, R_RF_TYPE,
-    R_ENC_FORMAT, R_DIMENSIONS, R_TC_FN, R_TC_NAME,
+    R_ENC_FORMAT, R_DIMENSIONS, R_TC_FN, R_TC_NAME, R_USAGE, R_CHOICES,
 };
 
 /* Which prompt byte counter string values under a frame feed. */
@@ -366,6 +366,12 @@ static enum role top_key_role(const char *k, size_t n)
     case 'd':
         if (key_is(k, n, "dimensions")) return R_DIMENSIONS;
         break;
+    case 'u':
+        if (key_is(k, n, "usage")) return R_USAGE; /* responses: where the tokens are */
+        break;
+    case 'c':
+        if (key_is(k, n, "choices")) return R_CHOICES; /* responses and stream chunks */
+        break;
     }
     return R_NONE;
 }
@@ -445,6 +451,8 @@ static void on_key(scan_t *sc, enum role r)
     case R_RF:
     case R_RF_TYPE: rq->response_format[0] = '\0'; break;
     case R_ENC_FORMAT: rq->encoding_base64 = false; break;
+    case R_USAGE: rq->usage = (al_span_t){0, 0}; break;
+    case R_CHOICES: rq->n_choices = -1; break;
     case R_DIMENSIONS: rq->dimensions = 0; break;
     default: break;
     }
@@ -456,6 +464,8 @@ static const char *type_check(enum role r, unsigned char c)
     bool num = c == '-' || (c >= '0' && c <= '9');
     switch (r) {
     case R_MODEL: return c == '"' ? NULL : "model must be a string";
+    case R_USAGE: return c == '{' || c == 'n' ? NULL : "usage must be an object";
+    case R_CHOICES: return c == '[' || c == 'n' ? NULL : "choices must be an array";
     case R_STREAM:
         return c == 't' || c == 'f' || c == 'n' ? NULL : "stream must be a boolean";
     case R_INCLUDE_USAGE:
@@ -489,6 +499,7 @@ static uint8_t ctx_for_object(enum role r)
     case R_TOOL_CHOICE: return C_TOOL_CHOICE;
     case R_TC_FN: return C_TOOL_CHOICE_FN;
     case R_RF: return C_RF;
+    case R_USAGE: return C_USAGE;
     default: return C_NONE;
     }
 }
@@ -500,6 +511,7 @@ static uint8_t ctx_for_array(enum role r)
     case R_CONTENT: return C_CONTENT;
     case R_TOOLS: return C_TOOLS;
     case R_INPUT: return C_INPUT;
+    case R_CHOICES: return C_CHOICES;
     default: return C_NONE;
     }
 }
@@ -535,6 +547,8 @@ static void on_close(scan_t *sc, const frame_t *f)
     case C_STREAM_OPTIONS:
         rq->stream_options = (al_span_t){f->start, (uint32_t)(sc->i + 1 - f->start)};
         break;
+    case C_CHOICES: rq->n_choices = (int32_t)f->n; break;
+    case C_USAGE: rq->usage = (al_span_t){f->start, (uint32_t)(sc->i + 1 - f->start)}; break;
     case C_MESSAGE:
         sc->last_msg = (al_span_t){f->start, (uint32_t)(sc->i + 1 - f->start)};
         break;
@@ -818,6 +832,7 @@ int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out, char *err,
 
     memset(out, 0, sizeof *out);
     out->max_tokens = -1;
+    out->n_choices = -1;
     out->last_user_hash = FNV_OFFSET;
     if (err && errlen) err[0] = '\0';
     if (len > UINT32_MAX) {

@@ -23,6 +23,8 @@ typedef struct al_chatreq {
     char model_name[129];        /* decoded model string (truncated to 128) */
     size_t model_name_len;       /* decoded length; > 128 means too long */
     bool stream;                 /* "stream": true */
+    al_span_t usage;             /* top-level "usage" object (in responses), if any */
+    int32_t n_choices;           /* elements of a top-level "choices" array; -1 absent */
     al_span_t stream_options;    /* whole value of stream_options, if an object */
     al_span_t include_usage;     /* value token of stream_options.include_usage */
     bool include_usage_true;     /* stream_options.include_usage == true */

@@ -15,6 +15,7 @@
  * Counters must be non-negative integers (an integral double is accepted);
  * null counts as absent.  Duplicate members: the last one wins, as in chatreq. */
 #include "pipeline/usage.h"
+#include "pipeline/chatreq.h"
 
 #include "util/common.h"
 
@@ -145,50 +146,49 @@ static int read_usage(yajl_val usage, al_usage_t *u)
     return AL_OK;
 }
 
-int al_usage_parse(const char *json, size_t len, al_usage_t *u)
+/* The document is validated by the allocation-free request scanner (which
+ * also finds the top-level usage object and counts choices); YAJL then
+ * builds a tree of the usage object only, not of the whole response. */
+static int usage_at(const char *json, const al_chatreq_t *rq, al_usage_t *u)
 {
     int rc;
-    yajl_val usage, tree;
+    if (rq->usage.len == 0) return AL_ENOTFOUND;
+    yajl_val usage = parse_tree(json + rq->usage.off, rq->usage.len, &rc);
+    if (!usage) return rc;
+    rc = read_usage(usage, u);
+    yajl_tree_free(usage);
+    return rc;
+}
+
+int al_usage_parse(const char *json, size_t len, al_usage_t *u)
+{
+    al_chatreq_t rq;
+    char err[8];
+    int rc;
 
     memset(u, 0, sizeof *u);
-    tree = parse_tree(json, len, &rc);
-    if (!tree) return rc;
-    usage = member(tree, "usage");
-    if (!usage || YAJL_IS_NULL(usage)) rc = AL_ENOTFOUND;
-    else if (!YAJL_IS_OBJECT(usage)) rc = AL_EPARSE;
-    else rc = read_usage(usage, u);
-    yajl_tree_free(tree);
+    if (!json || len == 0 || memchr(json, '\0', len)) return AL_EPARSE;
+    if (al_chatreq_parse(json, len, &rq, err, sizeof err) != AL_OK) return AL_EPARSE;
+    rc = usage_at(json, &rq, u);
     if (rc != AL_OK) memset(u, 0, sizeof *u);
     return rc;
 }
 
 int al_usage_chunk(const char *json, size_t len, al_usage_t *u, bool *usage_only)
 {
-    int rc;
-    yajl_val usage, choices, tree;
+    al_chatreq_t rq;
+    char err[8];
+    int rc = AL_OK;
 
     memset(u, 0, sizeof *u);
     *usage_only = false;
-    tree = parse_tree(json, len, &rc);
-    if (!tree) return rc;
-    if (!YAJL_IS_OBJECT(tree)) {
-        rc = AL_EPARSE;
-        goto out;
+    if (!json || len == 0 || memchr(json, '\0', len)) return AL_EPARSE;
+    if (al_chatreq_parse(json, len, &rq, err, sizeof err) != AL_OK) return AL_EPARSE;
+    if (rq.usage.len) {
+        rc = usage_at(json, &rq, u);
+        if (rc == AL_ENOTFOUND) rc = AL_OK; /* an empty usage object */
+        if (rc == AL_OK) *usage_only = rq.n_choices == 0;
     }
-    usage = member(tree, "usage");
-    if (usage && !YAJL_IS_NULL(usage)) {
-        if (!YAJL_IS_OBJECT(usage)) {
-            rc = AL_EPARSE;
-            goto out;
-        }
-        rc = read_usage(usage, u);
-        if (rc == AL_ENOTFOUND) rc = AL_OK;   /* an empty usage object */
-        if (rc != AL_OK) goto out;
-        choices = member(tree, "choices");
-        *usage_only = YAJL_IS_ARRAY(choices) && choices->u.array.len == 0;
-    }
-out:
-    yajl_tree_free(tree);
     if (rc != AL_OK) memset(u, 0, sizeof *u);
     return rc;
 }

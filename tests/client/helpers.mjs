@@ -348,9 +348,24 @@ export async function startGateway({
     const r = await stopChild(gw.handle, opts);
     return r;
   };
+  // Stops both; throws (failing the after() hook) if serve did not exit 0 on
+  // SIGTERM or either process printed a sanitizer report.
   gw.close = async () => {
-    await gw.stop({ signal: 'SIGTERM', timeout: 8000 });
+    const wasRunning = gw.handle && !gw.handle.exited;
+    const r = await gw.stop({ signal: 'SIGTERM', timeout: 8000 });
     if (gw.ownMock) await mock.stop({ signal: 'SIGTERM', timeout: 3000 });
+    const problems = [];
+    const san = sanitizerReport(gw.stderr());
+    if (san) problems.push(`airlock serve sanitizer report:\n${san}`);
+    const msan = sanitizerReport(mock.stderr);
+    if (msan) problems.push(`airlock mock sanitizer report:\n${msan}`);
+    if (wasRunning && r && (r.killed || r.code !== 0)) {
+      problems.push(`airlock serve did not exit 0 on SIGTERM (code ${r.code}, signal ${r.signal}, killed ${r.killed})`);
+    }
+    if (problems.length) {
+      dumpTail('airlock serve', gw.stderr(), 6000);
+      throw new Error(problems.join('\n'));
+    }
   };
 
   for (const a of keyAgents) gw.keys[a] = gw.createKey(a);
@@ -542,6 +557,13 @@ export function parseSSE(text) {
     events.push(JSON.parse(data));
   }
   return { events, done };
+}
+
+// The first sanitizer (ASan/UBSan/LSan) report in a process's stderr, or null.
+export function sanitizerReport(stderr) {
+  const m = /(==\d+==ERROR: \w+Sanitizer|runtime error:|WARNING: \w+Sanitizer)/.exec(stderr || '');
+  if (!m) return null;
+  return stderr.slice(Math.max(0, m.index - 200), m.index + 4000);
 }
 
 // Dumps a process's stderr tail to the test output (for debugging failures).

@@ -173,7 +173,8 @@ static void test_nulls_and_absent(void **state)
     assert_int_equal(parse("{\"id\":\"x\"}", &u), AL_ENOTFOUND);
     assert_int_equal(parse("{\"usage\":{}}", &u), AL_ENOTFOUND);
     assert_int_equal(parse("{\"usage\":{\"total_tokens\":5}}", &u), AL_ENOTFOUND);
-    assert_int_equal(parse("[{\"usage\":{\"prompt_tokens\":1}}]", &u), AL_ENOTFOUND);
+    /* a response that is not a JSON object is malformed, not usage-free */
+    assert_int_equal(parse("[{\"usage\":{\"prompt_tokens\":1}}]", &u), AL_EPARSE);
     /* nested usage is not top-level usage */
     assert_int_equal(parse("{\"data\":{\"usage\":{\"prompt_tokens\":1}}}", &u), AL_ENOTFOUND);
     /* null counters are absent */
