@@ -383,6 +383,13 @@ static void on_req_drain(al_http_req_t *req)
 
 static bool forward_allowed(const al_provider_t *p, const char *name, size_t len)
 {
+    /* Never forward credentials or framing, whatever a pattern says. */
+    static const char *const never[] = {"authorization", "x-api-key", "host", "content-length",
+                                        "transfer-encoding", "connection", "keep-alive", "te",
+                                        "upgrade", "expect", "proxy-authorization", "trailer",
+                                        "cookie", "x-request-id", "content-type", "accept"};
+    for (size_t i = 0; i < AL_ARRAY_LEN(never); i++)
+        if (strlen(never[i]) == len && memcmp(never[i], name, len) == 0) return false;
     for (size_t i = 0; i < p->n_forward_headers; i++) {
         const char *f = p->forward_headers[i];
         size_t fl = strlen(f);
