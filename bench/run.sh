@@ -133,7 +133,8 @@ servers_ok() {
     ((DEAD_NOTED)) && continue
     st=0
     wait "${SPID[$name]}" 2>/dev/null || st=$?
-    if ((st > 128)); then st="$st (signal $((st - 128)))"; fi
+    if ((st > 128)); then st="$st (signal $((st - 128)))"
+    elif ((st == 0)); then st="0 (a clean exit: airlock does that only on SIGTERM/SIGINT, so something outside the bench stopped it)"; fi
     note "$name (pid ${SPID[$name]}) died, wait status $st; later steps skipped; log: $RUN/$name.log"
   done
   ((dead)) && DEAD_NOTED=1

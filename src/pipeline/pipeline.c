@@ -51,30 +51,12 @@ typedef struct al_ctx {
     bool want_pause;               /* client asked us to slow down */
     bool finished;
     char reqid_hdr[160];
+    char retry_after_hdr[48];      /* "Retry-After: N" from the provider, or "" */
 } al_ctx_t;
 
 static void ctx_finish(al_ctx_t *c);
 
 /* --- small helpers ------------------------------------------------------ */
-
-static void reqid_from(al_http_req_t *req, char *out, size_t outsz)
-{
-    const al_http_hdr_t *h = al_http_header(req, "x-request-id");
-    if (h && h->value_len > 0 && h->value_len <= 128) {
-        bool ok = true;
-        for (size_t i = 0; i < h->value_len; i++) {
-            unsigned char ch = (unsigned char)h->value[i];
-            if (ch < 0x21 || ch > 0x7e) { ok = false; break; }
-        }
-        if (ok) {
-            memcpy(out, h->value, h->value_len);
-            out[h->value_len] = '\0';
-            return;
-        }
-    }
-    AL_ASSERT(outsz >= 29);
-    al_request_id(out);
-}
 
 /* Reply with an OpenAI-shaped error; the event is finished by on_complete. */
 static void fail(al_ctx_t *c, int status, const char *type, const char *code,
@@ -105,6 +87,8 @@ static void fail(al_ctx_t *c, int status, const char *type, const char *code,
 
 /* --- completion and the one event --------------------------------------- */
 
+static void cancel_upstream(al_ctx_t *c);
+
 static void on_req_complete(al_http_req_t *req)
 {
     al_ctx_t *c = req->ud;
@@ -113,7 +97,8 @@ static void on_req_complete(al_http_req_t *req)
     if (req->t_first_byte_ns && c->ev.ttft_ms < 0)
         c->ev.ttft_ms = (double)(req->t_first_byte_ns - req->t_start_ns) / 1e6;
     c->req = NULL;
-    if (c->upstream_done || (!c->xfer && !c->simx)) ctx_finish(c);
+    cancel_upstream(c); /* normally already done */
+    ctx_finish(c);
 }
 
 static void cancel_upstream(al_ctx_t *c)
@@ -232,10 +217,12 @@ static int on_sse_event(void *ud, const char *event, size_t elen, const char *da
     return rc < 0 ? -1 : 0;
 }
 
-static void on_up_head(void *ud, int status, const char *ctype)
+static void on_up_head(void *ud, int status, const char *ctype, const char *retry_after)
 {
     al_ctx_t *c = ud;
     c->up_status = status;
+    if (retry_after)
+        snprintf(c->retry_after_hdr, sizeof c->retry_after_hdr, "Retry-After: %s", retry_after);
     c->up_sse = status == 200 && ctype && strncmp(ctype, "text/event-stream", 17) == 0;
     if (c->up_sse) {
         al_sse_init(&c->sse, MAX_SSE_EVENT, on_sse_event, c);
@@ -365,8 +352,9 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
         char et[40];
         snprintf(et, sizeof et, "upstream_%d", status);
         AL_EVENT_SET(&c->ev, error_type, et, strlen(et));
-        const char *hdrs[] = {c->reqid_hdr};
-        al_http_respond(c->req, status, "application/json", hdrs, 1, c->resp.p, c->resp.len);
+        const char *hdrs[] = {c->reqid_hdr, c->retry_after_hdr};
+        al_http_respond(c->req, status, "application/json", hdrs, c->retry_after_hdr[0] ? 2 : 1,
+                        c->resp.p, c->resp.len);
         return;
     }
     fail(c, 502, "upstream_error", "bad_upstream_response", "error",
@@ -595,14 +583,19 @@ void al_pipeline_handle(al_http_req_t *req)
     kind_t kind;
     unsigned want;
 
-    if (strcmp(path, "/healthz") == 0 && (req->method == HTTP_GET || req->method == HTTP_HEAD)) {
-        al_http_respond(req, 200, "application/json", NULL, 0, "{\"status\":\"ok\"}", 15);
-        return;
-    }
-    if (strcmp(path, "/readyz") == 0 && (req->method == HTTP_GET || req->method == HTTP_HEAD)) {
+    if ((strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0) &&
+        (req->method == HTTP_GET || req->method == HTTP_HEAD)) {
+        char rid[160];
+        memcpy(rid, "X-Request-Id: ", 14);
+        al_http_request_id(req, rid + 14);
+        const char *hdrs[] = {rid};
+        if (path[1] == 'h') {
+            al_http_respond(req, 200, "application/json", hdrs, 1, "{\"status\":\"ok\"}", 15);
+            return;
+        }
         bool ok = w->cfg && al_store_writable(gw->store) && !atomic_load(&w->stop);
-        if (ok) al_http_respond(req, 200, "application/json", NULL, 0, "{\"status\":\"ready\"}", 18);
-        else al_http_respond(req, 503, "application/json", NULL, 0, "{\"status\":\"not ready\"}", 22);
+        if (ok) al_http_respond(req, 200, "application/json", hdrs, 1, "{\"status\":\"ready\"}", 18);
+        else al_http_respond(req, 503, "application/json", hdrs, 1, "{\"status\":\"not ready\"}", 22);
         return;
     }
     if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/chat/completions") == 0) {
@@ -622,8 +615,8 @@ void al_pipeline_handle(al_http_req_t *req)
     if (al_store_reserve(gw->store) != AL_OK) {
         al_metrics_inc(gw->metrics, w->idx, AL_C_EVENTS_REFUSED, 1);
         char rid[160];
-        reqid_from(req, rid + 14, sizeof rid - 14);
         memcpy(rid, "X-Request-Id: ", 14);
+        al_http_request_id(req, rid + 14);
         const char *hdrs[] = {rid, "Retry-After: 1"};
         al_http_respond_error(req, 503, "overloaded", "event_queue_full",
                               "the gateway cannot record more requests right now; retry shortly",
@@ -642,7 +635,7 @@ void al_pipeline_handle(al_http_req_t *req)
     req->on_complete = on_req_complete;
     al_event_init(&c->ev);
     al_event_make_id(c->ev.id);
-    reqid_from(req, c->ev.request_id, sizeof c->ev.request_id);
+    al_http_request_id(req, c->ev.request_id);
     snprintf(c->reqid_hdr, sizeof c->reqid_hdr, "X-Request-Id: %s", c->ev.request_id);
     c->ev.ts_ms = al_wall_ms() - (int64_t)((al_now_ns() - req->t_start_ns) / 1000000);
     c->t0 = req->t_start_ns;
@@ -668,8 +661,8 @@ void al_pipeline_handle(al_http_req_t *req)
     handle_api(c);
 }
 
-void al_pipeline_reject(al_http_server_t *s, int status, const char *type, uint64_t bytes_in,
-                        uint64_t t_start_ns)
+void al_pipeline_reject(al_http_server_t *s, int status, const char *type,
+                        const char *request_id, uint64_t bytes_in, uint64_t t_start_ns)
 {
     al_worker_t *w = s->ud;
     al_gateway_t *gw = w->gw;
@@ -681,6 +674,7 @@ void al_pipeline_reject(al_http_server_t *s, int status, const char *type, uint6
     al_event_init(&ev);
     al_event_make_id(ev.id);
     ev.ts_ms = al_wall_ms();
+    AL_EVENT_SET(&ev, request_id, request_id, strlen(request_id));
     ev.status = status;
     AL_EVENT_SET(&ev, outcome, "rejected", 8);
     AL_EVENT_SET(&ev, error_type, type, strlen(type));

@@ -73,6 +73,6 @@ int al_gateway_run(const char *config_path);
 void al_pipeline_handle(al_http_req_t *req);
 /* Events for requests the HTTP layer rejected itself. */
 void al_pipeline_reject(al_http_server_t *s, int status, const char *type,
-                        uint64_t bytes_in, uint64_t t_start_ns);
+                        const char *request_id, uint64_t bytes_in, uint64_t t_start_ns);
 
 #endif

@@ -136,6 +136,29 @@ const al_http_hdr_t *al_http_header(const al_http_req_t *r, const char *name)
     return NULL;
 }
 
+void al_http_request_id(const al_http_req_t *r, char *out)
+{
+    const al_http_hdr_t *h = r ? al_http_header(r, "x-request-id") : NULL;
+    if (h && h->value_len > 0 && h->value_len <= 128) {
+        bool ok = true;
+        for (size_t i = 0; i < h->value_len && ok; i++)
+            ok = (unsigned char)h->value[i] > 0x20 && (unsigned char)h->value[i] < 0x7f;
+        if (ok) {
+            memcpy(out, h->value, h->value_len);
+            out[h->value_len] = '\0';
+            return;
+        }
+    }
+    al_request_id(out);
+}
+
+/* RFC 9110 token characters, for header field names. */
+static bool is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) return true;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
 /* --- parser callbacks --------------------------------------------------- */
 
 static int reject(al_http_conn_t *c, int status, const char *type)
@@ -221,8 +244,12 @@ static int on_headers_complete(http_parser *p)
         size_t nl = c->hoff[i][1];
         char *val = base + c->hoff[i][2];
         size_t vl = c->hoff[i][3];
-        for (size_t k = 0; k < nl; k++)
+        if (nl == 0) return reject(c, 400, "invalid_request");
+        for (size_t k = 0; k < nl; k++) {
+            /* "Name : v" and other non-token names are refused (RFC 9112 5.1). */
+            if (!is_tchar((unsigned char)name[k])) return reject(c, 400, "invalid_request");
             if (name[k] >= 'A' && name[k] <= 'Z') name[k] = (char)(name[k] + 32);
+        }
         while (vl && (val[0] == ' ' || val[0] == '\t')) { val++; vl--; }
         while (vl && (val[vl - 1] == ' ' || val[vl - 1] == '\t')) val[--vl] = '\0';
         r->hdrs[r->n_hdrs++] = (al_http_hdr_t){name, nl, val, vl};
@@ -434,6 +461,18 @@ static void conn_close_graceful(al_http_conn_t *c)
 
 /* --- responses ---------------------------------------------------------- */
 
+/* The handler's view of a request ends before its last bytes are written,
+ * so whatever it records (event, metrics) is in place by the time the
+ * client can see the answer.  After this no hook of the request runs. */
+static void complete_hooks(al_http_req_t *r)
+{
+    void (*cb)(al_http_req_t *) = r->on_complete;
+    r->on_complete = NULL;
+    r->on_abort = NULL;
+    r->on_drain = NULL;
+    if (cb) cb(r);
+}
+
 enum { BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
 
 static void head_build(al_buf_t *b, al_http_req_t *r, int status, const char *ctype,
@@ -465,8 +504,9 @@ int al_http_respond(al_http_req_t *r, int status, const char *content_type,
     if (r->method != HTTP_HEAD) al_buf_append(&c->scratch, body, len);
     r->responded = true;
     r->t_first_byte_ns = al_now_ns();
-    int rc = c->scratch.err ? c->scratch.err : conn_write(c, c->scratch.p, c->scratch.len);
     r->bytes_out += c->scratch.len;
+    complete_hooks(r);
+    int rc = c->scratch.err ? c->scratch.err : conn_write(c, c->scratch.p, c->scratch.len);
     if (c->scratch.cap > 65536) al_buf_free(&c->scratch);
     if (rc != AL_OK) {
         conn_close(c);
@@ -537,10 +577,9 @@ int al_http_stream_end(al_http_req_t *r)
 {
     al_http_conn_t *c = r->conn;
     int rc = AL_OK;
-    if (c->parser.http_minor != 0) {
-        rc = conn_write(c, "0\r\n\r\n", 5);
-        r->bytes_out += 5;
-    }
+    if (c->parser.http_minor != 0) r->bytes_out += 5;
+    complete_hooks(r);
+    if (c->parser.http_minor != 0) rc = conn_write(c, "0\r\n\r\n", 5);
     if (rc != AL_OK) {
         conn_close(c);
         return rc;
@@ -580,8 +619,10 @@ static void send_reject(al_http_conn_t *c)
     al_http_req_t *r = c->req;
     uint64_t t0 = r ? r->t_start_ns : al_now_ns();
     uint64_t bytes = c->in.len + (r ? r->raw.len + r->body.len : 0);
+    char rid[129];
+    al_http_request_id(r && r->n_hdrs ? r : NULL, rid);
     if (status == 400) counter(c->srv, 2);
-    if (c->srv->on_reject) c->srv->on_reject(c->srv, status, type, bytes, t0);
+    if (c->srv->on_reject) c->srv->on_reject(c->srv, status, type, rid, bytes, t0);
     const char *msg = status == 413 ? "request body is larger than the server accepts"
                     : status == 431 ? "request header is larger than the server accepts"
                     : status == 408 ? "request was not received in time"
@@ -594,7 +635,8 @@ static void send_reject(al_http_conn_t *c)
     al_buf_t h;
     al_buf_init(&h, 4096);
     al_buf_printf(&h, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n", status, al_http_reason(status), b.len);
+                      "X-Request-Id: %s\r\nConnection: close\r\n\r\n",
+                  status, al_http_reason(status), b.len, rid);
     al_buf_append(&h, b.p, b.len);
     if (c->req) {
         req_free(c->req);
@@ -699,7 +741,7 @@ static void req_done(al_http_conn_t *c)
     bool keep = r && r->keep_alive && !c->srv->draining;
     if (c->state == C_HANDLING) c->srv->n_active--;
     c->req = NULL;
-    if (r && r->on_complete) r->on_complete(r);
+    if (r) complete_hooks(r);
     req_free(r);
     c->want_drain = false;
     if (!keep) {

@@ -68,7 +68,8 @@ typedef void (*al_http_handler_fn)(al_http_req_t *req);
 /* Called when the HTTP layer itself rejects bytes that never became a
  * request handed to the handler (400 parse error, 408, 413, 431). */
 typedef void (*al_http_reject_fn)(al_http_server_t *s, int status, const char *type,
-                                  uint64_t bytes_in, uint64_t t_start_ns);
+                                  const char *request_id, uint64_t bytes_in,
+                                  uint64_t t_start_ns);
 
 typedef struct al_http_limits {
     size_t max_header_bytes;
@@ -109,6 +110,11 @@ void al_http_server_stop(al_http_server_t *s);
 void al_http_server_drain(al_http_server_t *s);
 /* Close every connection at once (in-flight ones get on_abort). */
 void al_http_server_close_all(al_http_server_t *s);
+
+/* The request id to answer with: the client's x-request-id when it is 1-128
+ * printable ASCII bytes, else a fresh "req_..." id.  out >= 129 bytes.
+ * r may be NULL (no header parsed yet). */
+void al_http_request_id(const al_http_req_t *r, char *out);
 
 /* Look up a request header (name lower-case). NULL if absent. */
 const al_http_hdr_t *al_http_header(const al_http_req_t *r, const char *name);

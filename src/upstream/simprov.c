@@ -49,7 +49,7 @@ static void on_tick(uv_timer_t *t)
     unsigned n = x->p.chunks ? x->p.chunks : 1;
     al_buf_reset(&x->out);
     if (x->next == 0 && !x->stream) {
-        x->cbs.on_head(x->ud, 200, "application/json");
+        x->cbs.on_head(x->ud, 200, "application/json", NULL);
         if (x->cancelled) return;
         if (x->kind == AL_SIM_EMBEDDINGS) al_buf_append(&x->out, x->pre.p, x->pre.len);
         else al_sim_chat_json(&x->reply, x->model, true, &x->out);
@@ -66,7 +66,7 @@ static void on_tick(uv_timer_t *t)
         return;
     }
     if (x->next == 0) {
-        x->cbs.on_head(x->ud, 200, "text/event-stream");
+        x->cbs.on_head(x->ud, 200, "text/event-stream", NULL);
         if (x->cancelled) return;
     }
     if (x->next < n) {

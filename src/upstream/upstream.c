@@ -47,6 +47,7 @@ struct al_xfer {
     uint64_t t0;
     uint64_t t_end;
     char errbuf[CURL_ERROR_SIZE];
+    char retry_after[32];
 };
 
 const char *al_up_result_name(al_up_result_t r)
@@ -99,6 +100,17 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (x->cancelled) return 0;
     uv_timer_stop(&x->fb_timer);
+    if (len > 12 && al_mem_ieq(p, 12, "retry-after:", 12)) {
+        size_t i = 12, j = len;
+        while (i < j && (p[i] == ' ' || p[i] == '\t')) i++;
+        while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' ')) j--;
+        bool ok = j > i && j - i < sizeof x->retry_after;
+        for (size_t k = i; k < j && ok; k++) ok = p[k] >= 0x20 && p[k] < 0x7f;
+        if (ok) {
+            memcpy(x->retry_after, p + i, j - i);
+            x->retry_after[j - i] = '\0';
+        }
+    }
     if (len <= 2 && (len == 0 || p[0] == '\r' || p[0] == '\n')) {
         long code = 0;
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -106,8 +118,9 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             char *ct = NULL;
             curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
             x->head_done = true;
-            x->cbs.on_head(x->ud, (int)code, ct);
+            x->cbs.on_head(x->ud, (int)code, ct, x->retry_after[0] ? x->retry_after : NULL);
         }
+        if (code < 200) x->retry_after[0] = '\0'; /* an interim response's headers */
     }
     return x->cancelled ? 0 : len;
 }
@@ -127,7 +140,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
         x->head_done = true;
-        x->cbs.on_head(x->ud, (int)code, ct);
+        x->cbs.on_head(x->ud, (int)code, ct, x->retry_after[0] ? x->retry_after : NULL);
         if (x->cancelled) return 0;
     }
     int rc = x->cbs.on_data(x->ud, p, len);

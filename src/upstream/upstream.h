@@ -33,8 +33,9 @@ typedef enum al_up_result {
 const char *al_up_result_name(al_up_result_t r);
 
 typedef struct al_xfer_cbs {
-    /* Response head complete (final, non-1xx).  content_type may be NULL. */
-    void (*on_head)(void *ud, int status, const char *content_type);
+    /* Response head complete (final, non-1xx).  content_type and
+     * retry_after (the Retry-After value, passed on with errors) may be NULL. */
+    void (*on_head)(void *ud, int status, const char *content_type, const char *retry_after);
     /* Body bytes (consumed).  Return 0 to go on, 1 to pause after this call
      * (resume with al_xfer_pause(x, false)), -1 to abort (AL_UP_TOO_BIG). */
     int (*on_data)(void *ud, const char *p, size_t len);

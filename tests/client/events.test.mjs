@@ -84,7 +84,7 @@ async function one(i, runId) {
 }
 
 describe('event log', () => {
-  test(`${TOTAL} mixed requests leave exactly ${TOTAL} events`, { timeout: 90000 }, async () => {
+  test(`${TOTAL} mixed requests leave exactly ${TOTAL} events`, { timeout: 90000 }, async (t) => {
     const runId = `ev${Date.now().toString(36)}`;
     await sleep(200);
     const baseline = (await gw.events()).length;
@@ -148,6 +148,6 @@ describe('event log', () => {
     }, { timeout: 3000 });
     assert.ok(st, 'mock has nothing in flight');
     assert.ok(st.client_disconnects >= TOTAL / 20, `mock saw ${st.client_disconnects} disconnects`);
-    process.stderr.write(`# ${TOTAL} requests in ${Date.now() - t0} ms\n`);
+    t.diagnostic(`${TOTAL} requests and checks in ${Date.now() - t0} ms`);
   });
 });

@@ -364,8 +364,9 @@ export async function startGateway({
     }
     if (problems.length) {
       dumpTail('airlock serve', gw.stderr(), 6000);
-      throw new Error(problems.join('\n'));
+      throw new Error(`${problems.join('\n')}\n(config and store kept in ${dir})`);
     }
+    fs.rmSync(dir, { recursive: true, force: true });
   };
 
   for (const a of keyAgents) gw.keys[a] = gw.createKey(a);
@@ -414,8 +415,8 @@ export function metricSum(samples, name, labels = {}) {
 // ---------------------------------------------------------------- raw HTTP
 
 // Parses as many complete HTTP/1.1 responses as buf holds.  Returns
-// {responses: [{status, reason, headers, body, raw}], rest}.  `headReqs`
-// lists, per response, whether it answers a HEAD (no body).
+// {responses: [{status, reason, headers, body, raw}], rest}.  1xx answers
+// have no body; a response without length is delimited by close.
 export function parseResponses(buf) {
   const responses = [];
   let off = 0;

@@ -8,6 +8,7 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import {
   startGateway, rawConnect, httpRequest, parseResponses, openaiError, sleep, uniq,
 } from './helpers.mjs';
@@ -304,6 +305,10 @@ describe('limits and hostile input', () => {
 describe('connections', () => {
   test('1,000 concurrent keep-alive connections each get answered (twice)', { timeout: 60000 }, async () => {
     const N = 1000;
+    const lim = spawnSync('sh', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim();
+    if (lim !== 'unlimited' && Number(lim) < 4096) {
+      assert.fail(`open-file limit is ${lim}: \`ulimit -n\` must be >= 4096 for this test (the scripts set it)`);
+    }
     const conns = [];
     let fdError = null;
     try {
