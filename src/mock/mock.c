@@ -364,13 +364,13 @@ static void handle(al_http_req_t *r)
     }
     if (q->f.fail_rate > 0) {
         uint32_t x;
-        al_random(&x, sizeof x);
+        al_fast_random(&x, sizeof x);
         q->fail = (double)x / 4294967296.0 < q->f.fail_rate;
     }
     uint64_t delay = (uint64_t)q->f.latency_ms + q->f.stall_ms;
     if (q->f.jitter_ms) {
         uint32_t x;
-        al_random(&x, sizeof x);
+        al_fast_random(&x, sizeof x);
         delay += x % (q->f.jitter_ms + 1);
     }
     r->ud = q;

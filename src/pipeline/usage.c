@@ -1,10 +1,11 @@
 /* usage.c - token usage out of provider responses, and their cost.
  *
- * The response (or one streamed chunk) is parsed with YAJL's tree API after
- * a cheap pre-scan that refuses NUL bytes (YAJL reads a C string) and nesting
- * deeper than 64 (YAJL frees its tree recursively, so a hostile upstream
- * could otherwise exhaust the stack).  The top-level "usage" object is read
- * in one of three shapes:
+ * The response (or one streamed chunk) is validated in one allocation-free
+ * pass by the request scanner (chatreq.c: RFC 8259, depth <= 64, UTF-8),
+ * which also locates the top-level "usage" object; that object is then read
+ * in place (no tree is built: this runs once per response and once per
+ * streamed chunk).  Member names are compared as written (escaped names do
+ * not match).  The usage object is read in one of three shapes:
  *   OpenAI chat/embeddings: prompt_tokens, completion_tokens,
  *       prompt_tokens_details.cached_tokens (cached is part of prompt_tokens);
  *   OpenAI Responses API:   input_tokens, output_tokens,
@@ -21,116 +22,166 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_tree.h>
 
-#define MAX_DEPTH 64
-#define STACK_COPY 2048
+/* The whole document has been validated by al_chatreq_parse before any of
+ * these run, so they only walk it: no bounds beyond n are trusted, but no
+ * grammar is re-checked. */
 
-/* NUL-free and nested at most MAX_DEPTH deep (strings skipped). */
-static bool prescan_ok(const char *p, size_t n)
+static bool is_ws(char c)
 {
-    int depth = 0;
-    bool in_str = false;
-    if (memchr(p, '\0', n)) return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > MAX_DEPTH) return false;
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t skip_ws(const char *p, size_t n, size_t i)
+{
+    while (i < n && is_ws(p[i])) i++;
+    return i;
+}
+
+/* Index just past the value starting at p[i]. */
+static size_t skip_value(const char *p, size_t n, size_t i)
+{
+    if (i >= n) return n;
+    if (p[i] == '"') {
+        for (i++; i < n && p[i] != '"'; i++)
+            if (p[i] == '\\') i++;
+        return i < n ? i + 1 : n;
     }
+    if (p[i] == '{' || p[i] == '[') {
+        int depth = 0;
+        bool str = false;
+        for (; i < n; i++) {
+            char c = p[i];
+            if (str) {
+                if (c == '\\') i++;
+                else if (c == '"') str = false;
+            } else if (c == '"') {
+                str = true;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if ((c == '}' || c == ']') && --depth == 0) {
+                return i + 1;
+            }
+        }
+        return n;
+    }
+    while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && !is_ws(p[i])) i++;
+    return i;
+}
+
+typedef struct member {
+    const char *key;   /* raw bytes between the quotes */
+    size_t klen;
+    const char *val;
+    size_t vlen;
+} member_t;
+
+/* Next member of the object whose '{' is at p[0]; *pos carries the cursor
+ * (start with 1).  Returns false at the end. */
+static bool next_member(const char *p, size_t n, size_t *pos, member_t *m)
+{
+    size_t i = skip_ws(p, n, *pos);
+    if (i < n && p[i] == ',') i = skip_ws(p, n, i + 1);
+    if (i >= n || p[i] != '"') return false;
+    size_t ke = skip_value(p, n, i);
+    m->key = p + i + 1;
+    m->klen = ke - i - 2;
+    i = skip_ws(p, n, ke);
+    if (i >= n || p[i] != ':') return false;
+    i = skip_ws(p, n, i + 1);
+    size_t ve = skip_value(p, n, i);
+    m->val = p + i;
+    m->vlen = ve - i;
+    *pos = ve;
     return true;
 }
 
-/* Parse json into a tree; NULL with *rc set on failure. */
-static yajl_val parse_tree(const char *json, size_t len, int *rc)
+static bool key_eq(const member_t *m, const char *lit)
 {
-    char small[STACK_COPY + 1];
-    char *copy = small;
-    char ebuf[128];
-    yajl_val tree;
-
-    if (!json || len == 0 || !prescan_ok(json, len)) {
-        *rc = AL_EPARSE;
-        return NULL;
-    }
-    if (len > STACK_COPY) {
-        if (len == SIZE_MAX || !(copy = malloc(len + 1))) {
-            *rc = AL_ENOMEM;
-            return NULL;
-        }
-    }
-    memcpy(copy, json, len);
-    copy[len] = '\0';
-    tree = yajl_tree_parse(copy, ebuf, sizeof ebuf);
-    if (copy != small) free(copy);
-    *rc = tree ? AL_OK : AL_EPARSE;
-    return tree;
+    size_t l = strlen(lit);
+    return m->klen == l && memcmp(m->key, lit, l) == 0;
 }
 
-/* The last member called name, or NULL. */
-static yajl_val member(yajl_val obj, const char *name)
+/* 1 and *out for a non-negative integer (an integral double is accepted),
+ * 0 for null, AL_EPARSE for anything else. */
+static int counter_value(const member_t *m, int64_t *out)
 {
-    yajl_val v = NULL;
-    if (!YAJL_IS_OBJECT(obj)) return NULL;
-    for (size_t i = 0; i < obj->u.object.len; i++)
-        if (strcmp(obj->u.object.keys[i], name) == 0) v = obj->u.object.values[i];
-    return v;
-}
-
-/* 1 and *out when the counter is present, 0 when absent or null,
- * AL_EPARSE when it is not a non-negative integer. */
-static int counter(yajl_val obj, const char *name, int64_t *out)
-{
-    yajl_val v = member(obj, name);
-    if (!v || YAJL_IS_NULL(v)) return 0;
-    if (YAJL_IS_INTEGER(v)) {
-        if (v->u.number.i < 0) return AL_EPARSE;
-        *out = (int64_t)v->u.number.i;
+    char tmp[64];
+    if (m->vlen == 4 && memcmp(m->val, "null", 4) == 0) return 0;
+    if (m->vlen == 0 || m->vlen >= sizeof tmp) return AL_EPARSE;
+    if (m->val[0] != '-' && (m->val[0] < '0' || m->val[0] > '9')) return AL_EPARSE;
+    memcpy(tmp, m->val, m->vlen);
+    tmp[m->vlen] = '\0';
+    uint64_t u;
+    if (al_parse_u64(tmp, m->vlen, &u) == AL_OK) {
+        if (u > (uint64_t)INT64_MAX) return AL_EPARSE;
+        *out = (int64_t)u;
         return 1;
     }
-    if (YAJL_IS_DOUBLE(v)) {
-        double d = v->u.number.d;
-        if (d >= 0 && d <= 9007199254740992.0 && (double)(int64_t)d == d) {
-            *out = (int64_t)d;
-            return 1;
-        }
-    }
-    return AL_EPARSE;
+    char *end;
+    double d = strtod(tmp, &end);
+    if (*end || !(d >= 0 && d <= 9007199254740992.0) || (double)(int64_t)d != d) return AL_EPARSE;
+    *out = (int64_t)d;
+    return 1;
 }
 
-/* Read a usage object into u: 0, AL_ENOTFOUND (no known counter) or AL_EPARSE. */
-static int read_usage(yajl_val usage, al_usage_t *u)
+/* The last member named name that is a counter (see counter_value). */
+static int counter(const char *p, size_t n, const char *name, int64_t *out)
+{
+    member_t m;
+    size_t pos = 1;
+    int rc = 0;
+    while (next_member(p, n, &pos, &m)) {
+        if (!key_eq(&m, name)) continue;
+        int r = counter_value(&m, out);
+        if (r < 0) return r;
+        rc = r; /* last one wins, null included */
+    }
+    return rc;
+}
+
+/* The last member named name, if it is an object; *len 0 otherwise. */
+static const char *object_member(const char *p, size_t n, const char *name, size_t *len)
+{
+    member_t m;
+    size_t pos = 1;
+    const char *found = NULL;
+    *len = 0;
+    while (next_member(p, n, &pos, &m)) {
+        if (!key_eq(&m, name)) continue;
+        found = m.vlen && m.val[0] == '{' ? m.val : NULL;
+        *len = found ? m.vlen : 0;
+    }
+    return found;
+}
+
+/* Read a usage object (p[0] == '{') into u: 0, AL_ENOTFOUND (no known
+ * counter) or AL_EPARSE. */
+static int read_usage(const char *p, size_t n, al_usage_t *u)
 {
     int64_t pt = 0, ct = 0, it = 0, ot = 0, cr = 0, cc = 0, cached = 0;
     int hp, hc, hi, ho, hr, hk, hd = 0;
-    yajl_val details;
+    const char *details;
+    size_t dlen;
 
-    if ((hp = counter(usage, "prompt_tokens", &pt)) < 0) return hp;
-    if ((hc = counter(usage, "completion_tokens", &ct)) < 0) return hc;
-    if ((hi = counter(usage, "input_tokens", &it)) < 0) return hi;
-    if ((ho = counter(usage, "output_tokens", &ot)) < 0) return ho;
-    if ((hr = counter(usage, "cache_read_input_tokens", &cr)) < 0) return hr;
-    if ((hk = counter(usage, "cache_creation_input_tokens", &cc)) < 0) return hk;
+    if ((hp = counter(p, n, "prompt_tokens", &pt)) < 0) return hp;
+    if ((hc = counter(p, n, "completion_tokens", &ct)) < 0) return hc;
+    if ((hi = counter(p, n, "input_tokens", &it)) < 0) return hi;
+    if ((ho = counter(p, n, "output_tokens", &ot)) < 0) return ho;
+    if ((hr = counter(p, n, "cache_read_input_tokens", &cr)) < 0) return hr;
+    if ((hk = counter(p, n, "cache_creation_input_tokens", &cc)) < 0) return hk;
 
     if (hp || hc) {
-        details = member(usage, "prompt_tokens_details");
-        if (YAJL_IS_OBJECT(details) && (hd = counter(details, "cached_tokens", &cached)) < 0)
-            return hd;
+        details = object_member(p, n, "prompt_tokens_details", &dlen);
+        if (details && (hd = counter(details, dlen, "cached_tokens", &cached)) < 0) return hd;
         u->input = pt;
         u->output = ct;
         u->cached = cached;
     } else if (hi || ho || hr || hk) {
-        details = member(usage, "input_tokens_details");
-        if (YAJL_IS_OBJECT(details)) {
+        details = object_member(p, n, "input_tokens_details", &dlen);
+        if (details) {
             /* Responses API: input_tokens already includes the cache. */
-            if ((hd = counter(details, "cached_tokens", &cached)) < 0) return hd;
+            if ((hd = counter(details, dlen, "cached_tokens", &cached)) < 0) return hd;
             u->input = it;
             u->cached = cached;
         } else {
@@ -146,18 +197,13 @@ static int read_usage(yajl_val usage, al_usage_t *u)
     return AL_OK;
 }
 
-/* The document is validated by the allocation-free request scanner (which
- * also finds the top-level usage object and counts choices); YAJL then
- * builds a tree of the usage object only, not of the whole response. */
+/* The document is validated by the allocation-free request scanner, which
+ * also finds the top-level usage object and counts choices; the usage
+ * object is then read in place. */
 static int usage_at(const char *json, const al_chatreq_t *rq, al_usage_t *u)
 {
-    int rc;
     if (rq->usage.len == 0) return AL_ENOTFOUND;
-    yajl_val usage = parse_tree(json + rq->usage.off, rq->usage.len, &rc);
-    if (!usage) return rc;
-    rc = read_usage(usage, u);
-    yajl_tree_free(usage);
-    return rc;
+    return read_usage(json + rq->usage.off, rq->usage.len, u);
 }
 
 int al_usage_parse(const char *json, size_t len, al_usage_t *u)

@@ -1,5 +1,6 @@
 /* usage.h - token usage from provider responses, and cost from the price
- * table.  Usage parsing uses YAJL's tree on the (bounded) response or chunk. */
+ * table.  Responses are validated by the chatreq scanner and the usage object
+ * is read in place, with no allocation. */
 #ifndef AL_USAGE_H
 #define AL_USAGE_H
 

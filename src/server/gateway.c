@@ -361,6 +361,19 @@ int al_gateway_run(const char *config_path)
     }
 
     gw->loop = uv_default_loop();
+    /* SO_REUSEPORT would let a second airlock share the port and silently
+     * take half the traffic: probe with a plain bind first. */
+    {
+        al_http_server_t probe;
+        memset(&probe, 0, sizeof probe);
+        if (al_http_server_listen(&probe, gw->loop, cfg->server.listen_host,
+                                  cfg->server.listen_port, false, err, sizeof err) != AL_OK) {
+            al_error("%s", err);
+            goto out;
+        }
+        al_http_server_stop(&probe);
+        uv_run(gw->loop, UV_RUN_NOWAIT);
+    }
     gw->workers = al_calloc(gw->n_workers, sizeof *gw->workers);
     for (unsigned i = 0; i < gw->n_workers; i++) {
         if (worker_init(gw, &gw->workers[i], i, err, sizeof err) != AL_OK) {

@@ -56,7 +56,7 @@ void al_event_make_id(char *out)
     for (int i = 0; i < 6; i++) r[i] = (uint8_t)(ms >> (40 - 8 * i));
     r[6] = (uint8_t)(n >> 8);
     r[7] = (uint8_t)n;
-    al_random(r + 8, 4);
+    al_fast_random(r + 8, 4);
     memcpy(out, "evt_", 4);
     al_hex(r, sizeof r, out + 4);
 }

@@ -116,7 +116,7 @@ int al_simx_start(uv_loop_t *loop, const al_sim_params_t *p, al_sim_kind_t kind,
     uint64_t delay = p->latency_ms;
     if (p->jitter_ms) {
         uint32_t r;
-        al_random(&r, sizeof r);
+        al_fast_random(&r, sizeof r);
         delay += r % (p->jitter_ms + 1);
     }
     if (kind == AL_SIM_EMBEDDINGS) {

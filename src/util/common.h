@@ -101,6 +101,9 @@ int64_t al_wall_ms(void);   /* unix time in ms */
 
 /* Random bytes from the OS CSPRNG (OpenSSL RAND_bytes); aborts on failure. */
 void al_random(void *out, size_t n);
+/* Fast non-cryptographic random bytes (per-thread xoshiro256** seeded from
+ * the CSPRNG): for ids and jitter, never for secrets. */
+void al_fast_random(void *out, size_t n);
 /* Base64url without padding. out must hold 4*((n+2)/3)+1 bytes. */
 size_t al_base64url(const uint8_t *in, size_t n, char *out);
 /* Lower-case hex; out must hold 2n+1 bytes. */
