@@ -274,6 +274,10 @@ static int on_headers_complete(http_parser *p)
     if (!r->chunked && p->content_length != ULLONG_MAX &&
         p->content_length > c->srv->limits.max_body_bytes)
         return reject(c, 413, "request_too_large");
+    if (!r->chunked && p->content_length != ULLONG_MAX && p->content_length > 0)
+        /* Size hint only up to 64 KiB: a header alone must not make us
+         * allocate a large body that may never come. */
+        al_buf_reserve(&r->body, (size_t)AL_MIN(p->content_length, 65536));
 
     const al_http_hdr_t *ex = al_http_header(r, "expect");
     if (ex) {

@@ -156,6 +156,11 @@ static int buf_reserve(al_buf_t *b, size_t extra)
     return AL_OK;
 }
 
+int al_buf_reserve(al_buf_t *b, size_t len)
+{
+    return buf_reserve(b, len);
+}
+
 int al_buf_append(al_buf_t *b, const void *p, size_t len)
 {
     if (buf_reserve(b, len) != AL_OK) return b->err;

@@ -82,6 +82,8 @@ void al_buf_init(al_buf_t *b, size_t max);
 void al_buf_free(al_buf_t *b);
 void al_buf_reset(al_buf_t *b);                 /* len = 0, err = 0, keeps memory */
 int al_buf_append(al_buf_t *b, const void *p, size_t len);
+/* Make room for len more bytes up front (a size hint; the cap still holds). */
+int al_buf_reserve(al_buf_t *b, size_t len);
 int al_buf_puts(al_buf_t *b, const char *s);
 int al_buf_putc(al_buf_t *b, char c);
 int al_buf_printf(al_buf_t *b, const char *fmt, ...)
