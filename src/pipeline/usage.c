@@ -125,63 +125,84 @@ static int counter_value(const member_t *m, int64_t *out)
     return 1;
 }
 
-/* The last member named name that is a counter (see counter_value). */
-static int counter(const char *p, size_t n, const char *name, int64_t *out)
+/* The counters of one usage object, read in a single pass; the last of
+ * duplicate members wins (null included), as everywhere else. */
+enum { U_PT, U_CT, U_IT, U_OT, U_CR, U_CC, U_N };
+
+typedef struct counters {
+    int64_t v[U_N];
+    int have[U_N];
+    const char *pdet, *idet;    /* prompt_tokens_details / input_tokens_details objects */
+    size_t pdet_len, idet_len;
+} counters_t;
+
+static int read_counters(const char *p, size_t n, counters_t *c)
+{
+    static const char *const names[U_N] = {"prompt_tokens", "completion_tokens", "input_tokens",
+                                           "output_tokens", "cache_read_input_tokens",
+                                           "cache_creation_input_tokens"};
+    member_t m;
+    size_t pos = 1;
+    memset(c, 0, sizeof *c);
+    while (next_member(p, n, &pos, &m)) {
+        if (key_eq(&m, "prompt_tokens_details")) {
+            c->pdet = m.vlen && m.val[0] == '{' ? m.val : NULL;
+            c->pdet_len = c->pdet ? m.vlen : 0;
+            continue;
+        }
+        if (key_eq(&m, "input_tokens_details")) {
+            c->idet = m.vlen && m.val[0] == '{' ? m.val : NULL;
+            c->idet_len = c->idet ? m.vlen : 0;
+            continue;
+        }
+        for (int k = 0; k < U_N; k++) {
+            if (!key_eq(&m, names[k])) continue;
+            int64_t v = 0;
+            int r = counter_value(&m, &v);
+            if (r < 0) return r;
+            c->have[k] = r;
+            c->v[k] = r ? v : 0;
+            break;
+        }
+    }
+    return AL_OK;
+}
+
+/* cached_tokens of a details object: 1 found, 0 absent/null, AL_EPARSE. */
+static int cached_in(const char *p, size_t n, int64_t *out)
 {
     member_t m;
     size_t pos = 1;
     int rc = 0;
     while (next_member(p, n, &pos, &m)) {
-        if (!key_eq(&m, name)) continue;
+        if (!key_eq(&m, "cached_tokens")) continue;
         int r = counter_value(&m, out);
         if (r < 0) return r;
-        rc = r; /* last one wins, null included */
+        rc = r;
     }
+    if (!rc) *out = 0;
     return rc;
-}
-
-/* The last member named name, if it is an object; *len 0 otherwise. */
-static const char *object_member(const char *p, size_t n, const char *name, size_t *len)
-{
-    member_t m;
-    size_t pos = 1;
-    const char *found = NULL;
-    *len = 0;
-    while (next_member(p, n, &pos, &m)) {
-        if (!key_eq(&m, name)) continue;
-        found = m.vlen && m.val[0] == '{' ? m.val : NULL;
-        *len = found ? m.vlen : 0;
-    }
-    return found;
 }
 
 /* Read a usage object (p[0] == '{') into u: 0, AL_ENOTFOUND (no known
  * counter) or AL_EPARSE. */
 static int read_usage(const char *p, size_t n, al_usage_t *u)
 {
-    int64_t pt = 0, ct = 0, it = 0, ot = 0, cr = 0, cc = 0, cached = 0;
-    int hp, hc, hi, ho, hr, hk, hd = 0;
-    const char *details;
-    size_t dlen;
+    counters_t c;
+    int64_t cached = 0;
+    int rc = read_counters(p, n, &c);
+    if (rc < 0) return rc;
 
-    if ((hp = counter(p, n, "prompt_tokens", &pt)) < 0) return hp;
-    if ((hc = counter(p, n, "completion_tokens", &ct)) < 0) return hc;
-    if ((hi = counter(p, n, "input_tokens", &it)) < 0) return hi;
-    if ((ho = counter(p, n, "output_tokens", &ot)) < 0) return ho;
-    if ((hr = counter(p, n, "cache_read_input_tokens", &cr)) < 0) return hr;
-    if ((hk = counter(p, n, "cache_creation_input_tokens", &cc)) < 0) return hk;
-
-    if (hp || hc) {
-        details = object_member(p, n, "prompt_tokens_details", &dlen);
-        if (details && (hd = counter(details, dlen, "cached_tokens", &cached)) < 0) return hd;
-        u->input = pt;
-        u->output = ct;
+    if (c.have[U_PT] || c.have[U_CT]) {
+        if (c.pdet && (rc = cached_in(c.pdet, c.pdet_len, &cached)) < 0) return rc;
+        u->input = c.v[U_PT];
+        u->output = c.v[U_CT];
         u->cached = cached;
-    } else if (hi || ho || hr || hk) {
-        details = object_member(p, n, "input_tokens_details", &dlen);
-        if (details) {
+    } else if (c.have[U_IT] || c.have[U_OT] || c.have[U_CR] || c.have[U_CC]) {
+        int64_t it = c.v[U_IT], cr = c.v[U_CR], cc = c.v[U_CC];
+        if (c.idet) {
             /* Responses API: input_tokens already includes the cache. */
-            if ((hd = counter(details, dlen, "cached_tokens", &cached)) < 0) return hd;
+            if ((rc = cached_in(c.idet, c.idet_len, &cached)) < 0) return rc;
             u->input = it;
             u->cached = cached;
         } else {
@@ -189,7 +210,7 @@ static int read_usage(const char *p, size_t n, al_usage_t *u)
             u->input = it + cr + cc;
             u->cached = cr;
         }
-        u->output = ot;
+        u->output = c.v[U_OT];
     } else {
         return AL_ENOTFOUND;
     }
