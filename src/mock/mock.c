@@ -38,6 +38,7 @@ typedef struct mock {
     faults_t defaults;
     uint64_t requests, chat, embeddings, models, other;
     uint64_t streams_started, client_disconnects, in_flight;
+    uint64_t max_write_backlog;   /* most bytes ever queued unsent on one stream */
     al_buf_t last;
 } mock_t;
 
@@ -131,11 +132,13 @@ static void stats(mock_t *m, al_http_req_t *r)
     al_buf_printf(&b,
                   "{\"requests\":%llu,\"by_path\":{\"/v1/chat/completions\":%llu,"
                   "\"/v1/embeddings\":%llu,\"/v1/models\":%llu,\"other\":%llu},"
-                  "\"streams_started\":%llu,\"client_disconnects\":%llu,\"in_flight\":%llu}",
+                  "\"streams_started\":%llu,\"client_disconnects\":%llu,\"in_flight\":%llu,"
+                  "\"max_write_backlog\":%llu}",
                   (unsigned long long)m->requests, (unsigned long long)m->chat,
                   (unsigned long long)m->embeddings, (unsigned long long)m->models,
                   (unsigned long long)m->other, (unsigned long long)m->streams_started,
-                  (unsigned long long)m->client_disconnects, (unsigned long long)m->in_flight);
+                  (unsigned long long)m->client_disconnects, (unsigned long long)m->in_flight,
+                  (unsigned long long)m->max_write_backlog);
     respond_json(r, 200, &b);
     al_buf_free(&b);
 }
@@ -273,6 +276,7 @@ static void on_tick(uv_timer_t *t)
         full = al_http_stream_write(r, b.p, b.len);
         al_buf_free(&b);
         if (full < 0) return; /* on_abort follows */
+        if (al_http_pending(r) > q->m->max_write_backlog) q->m->max_write_backlog = al_http_pending(r);
         if (full == 0) uv_timer_start(&q->timer, on_tick, q->f.chunk_interval_ms, 0);
         return;
     }
@@ -306,7 +310,7 @@ static void handle(al_http_req_t *r)
     if (!strcmp(p, "/_mock/last")) { respond_json(r, 200, &m->last); return; }
     if (!strcmp(p, "/_mock/reset")) {
         m->requests = m->chat = m->embeddings = m->models = m->other = 0;
-        m->streams_started = m->client_disconnects = 0;
+        m->streams_started = m->client_disconnects = m->max_write_backlog = 0;
         al_buf_reset(&m->last);
         al_buf_puts(&m->last, "{}");
         al_http_respond(r, 200, "application/json", NULL, 0, "{\"ok\":true}", 11);
