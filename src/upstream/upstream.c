@@ -10,6 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* curl takes a pooled connection's socket out of its interest set after
+ * each transfer and puts it back for the next one; a stopped uv_poll is kept
+ * per fd number so a keep-alive request costs no handle setup and teardown
+ * (uv_poll_init's ioctl and uv_close's epoll removal). */
+#define POLL_CACHE 4096
+
 typedef struct poll_ctx {
     uv_poll_t poll;
     curl_socket_t fd;
@@ -27,6 +33,7 @@ struct al_upstream {
     int handles_open;
     CURL *pool[64];         /* reset easy handles kept for reuse */
     unsigned n_pool;
+    poll_ctx_t *idle_polls[POLL_CACHE]; /* stopped poll handles by fd number */
 };
 
 struct al_xfer {
@@ -224,11 +231,20 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     if (what == CURL_POLL_REMOVE) {
         if (pc) {
             uv_poll_stop(&pc->poll);
-            if (u->freeing) u->handles_open++;
-            uv_close((uv_handle_t *)&pc->poll, on_poll_close);
             curl_multi_assign(u->multi, s, NULL);
+            if (!u->freeing && s >= 0 && s < POLL_CACHE && !u->idle_polls[s]) {
+                u->idle_polls[s] = pc;
+            } else {
+                if (u->freeing) u->handles_open++;
+                uv_close((uv_handle_t *)&pc->poll, on_poll_close);
+            }
         }
         return 0;
+    }
+    if (!pc && s >= 0 && s < POLL_CACHE && u->idle_polls[s]) {
+        pc = u->idle_polls[s];
+        u->idle_polls[s] = NULL;
+        curl_multi_assign(u->multi, s, pc);
     }
     if (!pc) {
         pc = al_calloc(1, sizeof *pc);
@@ -312,6 +328,12 @@ void al_upstream_free(al_upstream_t *u)
     }
     while (u->n_pool) curl_easy_cleanup(u->pool[--u->n_pool]);
     curl_multi_cleanup(u->multi); /* fires CURL_POLL_REMOVE for open sockets */
+    for (int fd = 0; fd < POLL_CACHE; fd++) {
+        if (!u->idle_polls[fd]) continue;
+        u->handles_open++;
+        uv_close((uv_handle_t *)&u->idle_polls[fd]->poll, on_poll_close);
+        u->idle_polls[fd] = NULL;
+    }
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_close);
 }
