@@ -252,6 +252,16 @@ static const uint8_t str_plain[256] = {
 };
 
 /* At the opening quote: validate and decode the string into k. */
+/* True when none of the 8 bytes in x needs attention inside a string: no
+ * control character, '"', '\\' or non-ASCII byte.  A false "no" only sends
+ * the caller to the byte-by-byte loop, which decides exactly. */
+static inline bool plain8(uint64_t x)
+{
+    const uint64_t lo = 0x0101010101010101ull, hi = 0x8080808080808080ull;
+    uint64_t q = x ^ (lo * '"'), b = x ^ (lo * '\\');
+    return ((((x - lo * 0x20) & ~x) | ((q - lo) & ~q) | ((b - lo) & ~b) | x) & hi) == 0;
+}
+
 static int scan_string(scan_t *sc, sink_t *k)
 {
     const unsigned char *s = sc->s;
@@ -260,7 +270,16 @@ static int scan_string(scan_t *sc, sink_t *k)
     sc->i++;
     run = sc->i;
     for (;;) {
-        while (sc->i < sc->len && str_plain[s[sc->i]]) sc->i++;
+        size_t i = sc->i;
+        const size_t len = sc->len;
+        uint64_t x;
+        while (i + 8 <= len) {
+            memcpy(&x, s + i, 8);
+            if (!plain8(x)) break;
+            i += 8;
+        }
+        while (i < len && str_plain[s[i]]) i++;
+        sc->i = i;
         if (sc->i >= sc->len) return fail(sc, "unterminated string");
         unsigned char c = s[sc->i];
         if (c == '"') {
