@@ -868,6 +868,16 @@ static int h_api_key_env(ctx_t *x, struct fy_node *v, int line, void *obj)
     set_str(&pv->api_key_env, p, len);
     val = x->env ? x->env(pv->api_key_env) : getenv(pv->api_key_env);
     if (!val) return fail(x, line, "environment variable %s is not set", pv->api_key_env);
+    /* The value goes into an HTTP header: a stray CR, LF (a CRLF env file)
+     * or any control character would inject headers.  Never echo it. */
+    for (const char *q = val; *q; q++) {
+        unsigned char ch = (unsigned char)*q;
+        if (ch < 0x21 || ch == 0x7f)
+            return fail(x, line, "environment variable %s holds a space or control character",
+                        pv->api_key_env);
+    }
+    if (strlen(val) > 4096)
+        return fail(x, line, "environment variable %s is longer than 4096 bytes", pv->api_key_env);
     if (pv->api_key) {
         explicit_bzero(pv->api_key, strlen(pv->api_key));
         AL_FREE(pv->api_key);

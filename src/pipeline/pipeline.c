@@ -49,6 +49,7 @@ typedef struct al_ctx {
     uint64_t t_up0;
     uint64_t t0;
     bool want_pause;               /* client asked us to slow down */
+    bool client_gone;              /* a write to the client failed */
     bool finished;
     char reqid_hdr[160];
     char retry_after_hdr[48];      /* "Retry-After: N" from the provider, or "" */
@@ -121,9 +122,16 @@ static void on_req_abort(al_http_req_t *req)
     c->req = NULL;
     cancel_upstream(c);
     c->upstream_done = true;
-    c->ev.status = 499;
-    AL_EVENT_SET(&c->ev, outcome, "client_closed", 13);
-    AL_EVENT_SET(&c->ev, error_type, "client_closed", 13);
+    if (c->w->aborting) {
+        /* Not the client: shutdown_grace_ms ran out while it was served. */
+        c->ev.status = 503;
+        AL_EVENT_SET(&c->ev, outcome, "error", 5);
+        AL_EVENT_SET(&c->ev, error_type, "shutdown", 8);
+    } else {
+        c->ev.status = 499;
+        AL_EVENT_SET(&c->ev, outcome, "client_closed", 13);
+        AL_EVENT_SET(&c->ev, error_type, "client_closed", 13);
+    }
     ctx_finish(c);
 }
 
@@ -175,10 +183,11 @@ static void stream_begin(al_ctx_t *c)
     if (c->req) c->ev.ttft_ms = (double)(al_now_ns() - c->req->t_start_ns) / 1e6;
 }
 
+/* Neither pause call completes a transfer synchronously, so c outlives it. */
 static void up_pause(al_ctx_t *c, bool pause)
 {
     if (c->xfer) al_xfer_pause(c->xfer, pause);
-    if (c->simx) al_simx_pause(c->simx, pause);
+    else if (c->simx) al_simx_pause(c->simx, pause);
 }
 
 /* Returns 0, 1 when the client is full (pause), -1 when gone. */
@@ -186,6 +195,7 @@ static int client_write(al_ctx_t *c, const char *p, size_t len)
 {
     if (!c->req) return -1;
     int rc = al_http_stream_write(c->req, p, len);
+    if (rc < 0) c->client_gone = true; /* the connection closes on its own */
     return rc < 0 ? -1 : rc;
 }
 
@@ -251,11 +261,9 @@ static void stream_error(al_ctx_t *c, const char *type, const char *message)
 {
     al_buf_t b;
     al_buf_init(&b, 4096);
-    al_buf_puts(&b, "data: {\"error\":{\"message\":");
-    al_buf_json_str(&b, message, strlen(message));
-    al_buf_puts(&b, ",\"type\":");
-    al_buf_json_str(&b, type, strlen(type));
-    al_buf_puts(&b, ",\"param\":null,\"code\":null}}\n\n");
+    al_buf_puts(&b, "data: ");
+    al_http_error_json(&b, type, NULL, message);
+    al_buf_puts(&b, "\n\n");
     if (!b.err) client_write(c, b.p, b.len);
     al_buf_free(&b);
 }
@@ -286,6 +294,16 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
 
     if (!c->req) { /* client already gone and answered */
         ctx_finish(c);
+        return;
+    }
+    if (c->client_gone) {
+        /* The transfer was stopped because the client went away. */
+        c->ev.status = 499;
+        AL_EVENT_SET(&c->ev, outcome, "client_closed", 13);
+        AL_EVENT_SET(&c->ev, error_type, "client_closed", 13);
+        al_http_req_t *req = c->req;
+        if (c->stream_started) al_http_stream_end(req); /* completes c */
+        else al_http_respond_error(req, 499, "client_closed", NULL, "client closed", NULL, 0);
         return;
     }
     if (c->stream_started) {
@@ -346,6 +364,15 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
                         c->resp.len);
         return;
     }
+    if (status == 401 || status == 403) {
+        /* The provider refused airlock's own credentials: passing that on
+         * would tell the agent its airlock key is wrong. */
+        al_warn("provider '%s' answered HTTP %d: check its api_key_env",
+                c->model->provider->name, status);
+        fail(c, 502, "upstream_error", "upstream_auth_failed", "error",
+             "the provider refused the gateway's credentials (HTTP %d)", status);
+        return;
+    }
     if (status >= 400 && looks_like_openai_error(c->resp.p ? c->resp.p : "", c->resp.len)) {
         c->ev.status = status;
         AL_EVENT_SET(&c->ev, outcome, "error", 5);
@@ -390,13 +417,25 @@ static bool forward_allowed(const al_provider_t *p, const char *name, size_t len
     return false;
 }
 
+/* Append "name: value" to a curl header list, never truncating. */
+static struct curl_slist *header_add(struct curl_slist *h, al_buf_t *line, const char *name,
+                                     size_t nlen, const char *value, size_t vlen)
+{
+    al_buf_reset(line);
+    al_buf_append(line, name, nlen);
+    al_buf_append(line, ": ", 2);
+    al_buf_append(line, value, vlen);
+    if (line->err) return h;
+    struct curl_slist *n = curl_slist_append(h, line->p);
+    return n ? n : h;
+}
+
 static int start_openai(al_ctx_t *c)
 {
     const al_provider_t *p = c->model->provider;
     al_http_req_t *req = c->req;
-    al_buf_t url, body;
+    al_buf_t url, body, line;
     struct curl_slist *h = NULL;
-    char line[1024];
     al_buf_init(&url, 4096);
     al_buf_puts(&url, p->base_url);
     al_buf_puts(&url, c->kind == K_EMBEDDINGS ? "/embeddings" : "/chat/completions");
@@ -408,27 +447,29 @@ static int start_openai(al_ctx_t *c)
         al_buf_free(&body);
         return AL_ETOOBIG;
     }
+    al_buf_init(&line, 16384);
     h = curl_slist_append(h, "Content-Type: application/json");
     h = curl_slist_append(h, "Expect:");
-    if (c->rq.stream) h = curl_slist_append(h, "Accept: text/event-stream");
-    else h = curl_slist_append(h, "Accept: application/json");
+    h = curl_slist_append(h, c->rq.stream ? "Accept: text/event-stream" : "Accept: application/json");
     if (p->api_key && p->api_key[0]) {
-        snprintf(line, sizeof line, "Authorization: Bearer %s", p->api_key);
-        h = curl_slist_append(h, line);
+        al_buf_reset(&line);
+        al_buf_puts(&line, "Bearer ");
+        al_buf_puts(&line, p->api_key);
+        char *v = al_buf_take(&line, NULL);
+        h = header_add(h, &line, "Authorization", 13, v, strlen(v));
+        explicit_bzero(v, strlen(v));
+        free(v);
     }
-    for (size_t i = 0; i < p->n_headers; i++) {
-        snprintf(line, sizeof line, "%s: %s", p->headers[i].name, p->headers[i].value);
-        h = curl_slist_append(h, line);
-    }
+    for (size_t i = 0; i < p->n_headers; i++)
+        h = header_add(h, &line, p->headers[i].name, strlen(p->headers[i].name),
+                       p->headers[i].value, strlen(p->headers[i].value));
     for (size_t i = 0; i < req->n_hdrs; i++) {
         const al_http_hdr_t *hd = &req->hdrs[i];
-        if (forward_allowed(p, hd->name, hd->name_len) && hd->value_len < 900) {
-            snprintf(line, sizeof line, "%s: %s", hd->name, hd->value);
-            h = curl_slist_append(h, line);
-        }
+        if (forward_allowed(p, hd->name, hd->name_len))
+            h = header_add(h, &line, hd->name, hd->name_len, hd->value, hd->value_len);
     }
-    snprintf(line, sizeof line, "X-Request-Id: %s", c->ev.request_id);
-    h = curl_slist_append(h, line);
+    h = header_add(h, &line, "X-Request-Id", 12, c->ev.request_id, strlen(c->ev.request_id));
+    al_buf_free(&line);
 
     al_xfer_opts_t o = {
         .url = url.p,
@@ -480,20 +521,40 @@ static void models_list(al_ctx_t *c)
     al_buf_free(&b);
 }
 
+/* The presented key: Authorization: Bearer KEY, else x-api-key. */
+static const char *presented_key(const al_http_req_t *req, size_t *klen)
+{
+    const al_http_hdr_t *h = al_http_header(req, "authorization");
+    const char *key = NULL;
+    *klen = 0;
+    if (h && h->value_len > 7 && al_mem_ieq(h->value, 7, "bearer ", 7)) {
+        key = h->value + 7;
+        *klen = h->value_len - 7;
+        while (*klen && *key == ' ') { key++; (*klen)--; }
+    } else if ((h = al_http_header(req, "x-api-key"))) {
+        key = h->value;
+        *klen = h->value_len;
+    }
+    return *klen ? key : NULL;
+}
+
+bool al_pipeline_headers(al_http_req_t *req)
+{
+    al_worker_t *w = req->server->ud;
+    size_t klen;
+    const char *key = presented_key(req, &klen);
+    if (!key || !w->keys) return false;
+    uint8_t hash[32];
+    al_key_hash(key, klen, hash);
+    const al_keytab_entry_t *e = al_keytab_find(w->keys, hash);
+    return e && (!e->expires_ms || e->expires_ms > al_wall_ms());
+}
+
 static bool authenticate(al_ctx_t *c)
 {
     al_http_req_t *req = c->req;
-    const char *key = NULL;
     size_t klen = 0;
-    const al_http_hdr_t *h = al_http_header(req, "authorization");
-    if (h && h->value_len > 7 && al_mem_ieq(h->value, 7, "bearer ", 7)) {
-        key = h->value + 7;
-        klen = h->value_len - 7;
-        while (klen && *key == ' ') { key++; klen--; }
-    } else if ((h = al_http_header(req, "x-api-key"))) {
-        key = h->value;
-        klen = h->value_len;
-    }
+    const char *key = presented_key(req, &klen);
     if (!key || klen == 0) {
         fail(c, 401, "authentication_error", "missing_api_key", "rejected",
              "missing API key: send Authorization: Bearer <airlock agent key>");
@@ -529,6 +590,12 @@ static void handle_api(al_ctx_t *c)
     if (!authenticate(c)) return;
     if (c->kind == K_MODELS) {
         models_list(c);
+        return;
+    }
+    if (req->body_discarded) {
+        /* The key was unknown when the headers arrived and became valid
+         * while the body was read (and dropped): rare; ask for a retry. */
+        fail(c, 503, "overloaded", "retry", "rejected", "please retry the request");
         return;
     }
     if (req->body.len == 0) {
@@ -648,7 +715,7 @@ void al_pipeline_handle(al_http_req_t *req)
              (int)AL_MIN(req->path_len, 64), path);
         return;
     }
-    if (req->method != want) {
+    if (req->method != want && !(want == HTTP_GET && req->method == HTTP_HEAD)) {
         const char *hdrs[] = {c->reqid_hdr, want == HTTP_GET ? "Allow: GET" : "Allow: POST"};
         c->ev.status = 405;
         AL_EVENT_SET(&c->ev, outcome, "rejected", 8);

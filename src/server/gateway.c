@@ -22,19 +22,24 @@
 
 /* --- handing snapshots to workers --------------------------------------- */
 
+static al_http_limits_t limits_of(const al_config_t *c)
+{
+    return (al_http_limits_t){
+        .max_header_bytes = c->server.max_header_bytes,
+        .max_body_bytes = c->server.max_body_bytes,
+        .header_timeout_ms = c->server.header_timeout_ms,
+        .body_timeout_ms = c->server.body_timeout_ms,
+        .idle_timeout_ms = c->server.idle_timeout_ms,
+    };
+}
+
 static void worker_take_updates(al_worker_t *w)
 {
     al_config_t *nc = atomic_exchange(&w->next_cfg, NULL);
     if (nc) {
         al_config_unref(w->cfg);
         w->cfg = nc;
-        w->http.limits = (al_http_limits_t){
-            .max_header_bytes = nc->server.max_header_bytes,
-            .max_body_bytes = nc->server.max_body_bytes,
-            .header_timeout_ms = nc->server.header_timeout_ms,
-            .body_timeout_ms = nc->server.body_timeout_ms,
-            .idle_timeout_ms = nc->server.idle_timeout_ms,
-        };
+        w->http.limits = limits_of(nc);
         w->http.max_connections = nc->server.max_connections;
     }
     al_keytab_t *nk = atomic_exchange(&w->next_keys, NULL);
@@ -88,6 +93,7 @@ static void walk_close(uv_handle_t *h, void *arg)
 static void worker_finish(al_worker_t *w)
 {
     uv_timer_stop(&w->drain_timer);
+    w->aborting = true;
     al_http_server_close_all(&w->http);
     al_upstream_free(w->up);
     w->up = NULL;
@@ -146,18 +152,13 @@ static int worker_init(al_gateway_t *gw, al_worker_t *w, unsigned idx, char *err
     w->up = al_upstream_new(&w->loop);
     w->http.handler = al_pipeline_handle;
     w->http.on_reject = al_pipeline_reject;
+    w->http.on_headers = al_pipeline_headers;
     w->http.on_conn_change = on_conn_change;
     w->http.on_counter = on_http_counter;
     w->http.ud = w;
     w->http.conn_count = &gw->conn_count;
     w->http.max_connections = cfg->server.max_connections;
-    w->http.limits = (al_http_limits_t){
-        .max_header_bytes = cfg->server.max_header_bytes,
-        .max_body_bytes = cfg->server.max_body_bytes,
-        .header_timeout_ms = cfg->server.header_timeout_ms,
-        .body_timeout_ms = cfg->server.body_timeout_ms,
-        .idle_timeout_ms = cfg->server.idle_timeout_ms,
-    };
+    w->http.limits = limits_of(cfg);
     return al_http_server_listen(&w->http, &w->loop, cfg->server.listen_host,
                                  cfg->server.listen_port, true, err, errlen);
 }

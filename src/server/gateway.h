@@ -39,6 +39,7 @@ typedef struct al_worker {
     _Atomic(al_keytab_t *) next_keys;
     atomic_bool stop;
     bool stopping;
+    bool aborting;                      /* grace over: open requests are being cut */
     uint64_t stop_deadline_ns;
     unsigned inflight;                  /* pipeline contexts alive */
     unsigned price_warned;              /* crude log limiter */
@@ -71,6 +72,9 @@ int al_gateway_run(const char *config_path);
 
 /* The data-plane handler (pipeline/pipeline.c). */
 void al_pipeline_handle(al_http_req_t *req);
+/* At the end of the headers: keep the body only for a request that carries
+ * a known key (the lookup is in memory). */
+bool al_pipeline_headers(al_http_req_t *req);
 /* Events for requests the HTTP layer rejected itself. */
 void al_pipeline_reject(al_http_server_t *s, int status, const char *type,
                         const char *request_id, uint64_t bytes_in, uint64_t t_start_ns);

@@ -54,6 +54,7 @@ struct al_http_conn {
     size_t url_len;
     int reject_status;
     const char *reject_type;
+    size_t discarded;         /* body bytes dropped for the current request */
     al_buf_t scratch;
 };
 
@@ -116,6 +117,7 @@ static al_http_req_t *req_new(al_http_conn_t *c)
     c->n_hoff = 0;
     c->url_len = 0;
     c->last_cb = 0;
+    c->discarded = 0;
     return r;
 }
 
@@ -279,11 +281,13 @@ static int on_headers_complete(http_parser *p)
          * allocate a large body that may never come. */
         al_buf_reserve(&r->body, (size_t)AL_MIN(p->content_length, 65536));
 
+    if (c->srv->on_headers && !c->srv->on_headers(r)) r->body_discarded = true;
     const al_http_hdr_t *ex = al_http_header(r, "expect");
     if (ex) {
         if (!ieq(ex->value, ex->value_len, "100-continue")) return reject(c, 417, "expectation_failed");
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        if (conn_write(c, cont, sizeof cont - 1) != AL_OK) return -1;
+        /* HTTP/1.0 has no interim responses. */
+        if (p->http_minor >= 1 && conn_write(c, cont, sizeof cont - 1) != AL_OK) return -1;
     }
     c->state = C_BODY;
     return 0;
@@ -292,8 +296,13 @@ static int on_headers_complete(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     al_http_conn_t *c = p->data;
-    if (al_buf_append(&c->req->body, at, len) != AL_OK)
-        return reject(c, 413, "request_too_large");
+    al_http_req_t *r = c->req;
+    if (r->body_discarded) {
+        if (len > r->body.max - c->discarded) return reject(c, 413, "request_too_large");
+        c->discarded += len;
+        return 0;
+    }
+    if (al_buf_append(&r->body, at, len) != AL_OK) return reject(c, 413, "request_too_large");
     return 0;
 }
 
@@ -334,6 +343,10 @@ static void on_timer(uv_timer_t *t)
         conn_close(c);
         break;
     case C_HANDLING:
+        if (c->n_writes > 0) { /* the client stopped reading its answer */
+            counter(c->srv, 3);
+            conn_close(c);
+        }
         break;
     }
 }
@@ -354,9 +367,18 @@ static void on_write(uv_write_t *w, int status)
     free(wr);
     if (status < 0) {
         if (!c->closed) conn_close(c);
-    } else if (c->want_drain && c->wq < LOW_WATER && c->req && c->req->on_drain) {
-        c->want_drain = false;
-        c->req->on_drain(c->req);
+    } else if (!c->closed) {
+        /* Progress: the write-stall limit starts again; an emptied queue
+         * starts the idle period, or ends the stall watch mid-request. */
+        if (c->state == C_IDLE) timer_set(c, c->srv->limits.idle_timeout_ms);
+        else if (c->state == C_HANDLING) {
+            if (c->n_writes > 0) timer_set(c, c->srv->limits.idle_timeout_ms);
+            else uv_timer_stop(&c->timer);
+        }
+        if (c->want_drain && c->wq < LOW_WATER && c->req && c->req->on_drain) {
+            c->want_drain = false;
+            c->req->on_drain(c->req);
+        }
     }
     if (!c->closed && c->close_after && c->n_writes == 0) conn_close_graceful(c);
     if (c->closed && c->n_writes == 0 && c->handles_open == 0) free(c);
@@ -377,6 +399,8 @@ static int conn_write(al_http_conn_t *c, const char *p, size_t len)
             return AL_EIO;
         }
     }
+    if (c->n_writes == 0 && c->state == C_HANDLING)
+        timer_set(c, c->srv->limits.idle_timeout_ms); /* write-stall watch */
     write_req_t *wr = al_malloc(sizeof *wr + len);
     wr->conn = c;
     wr->len = len;
@@ -418,7 +442,10 @@ static void conn_unlink(al_http_conn_t *c)
     if (s->on_conn_change) s->on_conn_change(s, -1);
 }
 
-static void conn_close(al_http_conn_t *c)
+/* Close now.  With reset the peer gets a TCP RST (fault injection) and the
+ * handler, which asked for it, is not told; otherwise a request still being
+ * handled gets on_abort. */
+static void conn_teardown(al_http_conn_t *c, bool reset)
 {
     if (c->closed) return;
     c->closed = true;
@@ -426,7 +453,7 @@ static void conn_close(al_http_conn_t *c)
     if (c->req) {
         al_http_req_t *r = c->req;
         c->req = NULL;
-        if (c->state == C_HANDLING && r->on_abort) r->on_abort(r);
+        if (!reset && c->state == C_HANDLING && r->on_abort) r->on_abort(r);
         req_free(r);
     }
     conn_unlink(c);
@@ -434,7 +461,13 @@ static void conn_close(al_http_conn_t *c)
     al_buf_free(&c->scratch);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, on_handle_close);
-    uv_close((uv_handle_t *)&c->tcp, on_handle_close);
+    if (!reset || uv_tcp_close_reset(&c->tcp, on_handle_close) < 0)
+        uv_close((uv_handle_t *)&c->tcp, on_handle_close);
+}
+
+static void conn_close(al_http_conn_t *c)
+{
+    conn_teardown(c, false);
 }
 
 static void on_shutdown(uv_shutdown_t *sr, int status)
@@ -454,6 +487,7 @@ static void conn_close_graceful(al_http_conn_t *c)
     if (c->closed || c->state == C_LINGER) return;
     if (c->n_writes > 0) {
         c->close_after = true;
+        timer_set(c, c->srv->limits.idle_timeout_ms); /* a reader that never reads */
         return;
     }
     c->state = C_LINGER;
@@ -520,19 +554,24 @@ int al_http_respond(al_http_req_t *r, int status, const char *content_type,
     return AL_OK;
 }
 
+void al_http_error_json(al_buf_t *b, const char *type, const char *code, const char *message)
+{
+    al_buf_puts(b, "{\"error\":{\"message\":");
+    al_buf_json_str(b, message, strlen(message));
+    al_buf_puts(b, ",\"type\":");
+    al_buf_json_str(b, type, strlen(type));
+    al_buf_puts(b, ",\"param\":null,\"code\":");
+    if (code) al_buf_json_str(b, code, strlen(code));
+    else al_buf_puts(b, "null");
+    al_buf_puts(b, "}}");
+}
+
 int al_http_respond_error(al_http_req_t *r, int status, const char *type, const char *code,
                           const char *message, const char *const *hdrs, size_t n_hdrs)
 {
     al_buf_t b;
     al_buf_init(&b, 8192);
-    al_buf_puts(&b, "{\"error\":{\"message\":");
-    al_buf_json_str(&b, message, strlen(message));
-    al_buf_puts(&b, ",\"type\":");
-    al_buf_json_str(&b, type, strlen(type));
-    al_buf_puts(&b, ",\"param\":null,\"code\":");
-    if (code) al_buf_json_str(&b, code, strlen(code));
-    else al_buf_puts(&b, "null");
-    al_buf_puts(&b, "}}");
+    al_http_error_json(&b, type, code, message);
     int rc = al_http_respond(r, status, "application/json", hdrs, n_hdrs, b.p, b.len);
     al_buf_free(&b);
     return rc;
@@ -554,7 +593,11 @@ int al_http_stream_start(al_http_req_t *r, int status, const char *content_type,
     int rc = c->scratch.err ? c->scratch.err : conn_write(c, c->scratch.p, c->scratch.len);
     r->bytes_out += c->scratch.len;
     if (rc != AL_OK) return rc;
-    return c->wq > HIGH_WATER ? 1 : 0;
+    if (c->wq > HIGH_WATER) {
+        c->want_drain = true;
+        return 1;
+    }
+    return 0;
 }
 
 int al_http_stream_write(al_http_req_t *r, const char *p, size_t len)
@@ -592,26 +635,9 @@ int al_http_stream_end(al_http_req_t *r)
     return AL_OK;
 }
 
-static void on_reset_close(uv_handle_t *h)
-{
-    on_handle_close(h);
-}
-
 void al_http_reset(al_http_req_t *r)
 {
-    al_http_conn_t *c = r->conn;
-    if (c->closed) return;
-    c->closed = true;
-    if (c->state == C_HANDLING) c->srv->n_active--;
-    c->req = NULL;
-    req_free(r);
-    conn_unlink(c);
-    al_buf_free(&c->in);
-    al_buf_free(&c->scratch);
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_handle_close);
-    if (uv_tcp_close_reset(&c->tcp, on_reset_close) < 0)
-        uv_close((uv_handle_t *)&c->tcp, on_handle_close);
+    conn_teardown(r->conn, true);
 }
 
 /* --- the parse loop ----------------------------------------------------- */
@@ -654,54 +680,90 @@ static void send_reject(al_http_conn_t *c)
     al_buf_free(&h);
 }
 
-static void conn_process(al_http_conn_t *c)
+/* Parse and dispatch.  Bytes come from c->in or, when c->in is empty (the
+ * usual case), straight from ext, the loop's read buffer: no copy.  Bytes
+ * of ext left unparsed (pipelined behind a request being handled) are kept
+ * in c->in. */
+static void conn_process_ext(al_http_conn_t *c, const char *ext, size_t extlen)
 {
-    if (c->in_parse || c->closed) return;
+    if (c->closed) return;
+    if (c->in_parse || c->in.len) {
+        if (extlen && al_buf_append(&c->in, ext, extlen) != AL_OK) {
+            conn_close(c);
+            return;
+        }
+        ext = NULL;
+        extlen = 0;
+        if (c->in_parse) return;
+    }
     c->in_parse = true;
     for (;;) {
         if (c->closed || c->close_after || c->state == C_HANDLING || c->state == C_LINGER)
             break;
         if (c->reject_status) {
+            extlen = 0;
             send_reject(c);
             break;
         }
-        if (c->in.len == 0) break;
+        const char *p = extlen ? ext : c->in.p;
+        size_t len = extlen ? extlen : c->in.len;
+        if (len == 0) break;
         if (c->state == C_IDLE) {
             c->req = req_new(c);
             c->state = C_HEADERS;
             timer_set(c, c->srv->limits.header_timeout_ms);
         }
         enum conn_state before = c->state;
-        size_t n = http_parser_execute(&c->parser, &settings, c->in.p, c->in.len);
+        size_t n = http_parser_execute(&c->parser, &settings, p, len);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (c->req) c->req->bytes_in += n;
         if (c->reject_status) continue;
         if (before == C_HEADERS && c->state == C_BODY)
             timer_set(c, c->srv->limits.body_timeout_ms);
-        if (e == HPE_PAUSED) {
-            http_parser_pause(&c->parser, 0);
-            al_buf_consume(&c->in, n);
-            uv_timer_stop(&c->timer);
-            c->state = C_HANDLING;
-            c->srv->n_active++;
-            c->srv->handler(c->req);
-            continue;
-        }
-        if (e != HPE_OK || c->parser.upgrade || (n == 0 && c->in.len > 0)) {
+        if (e != HPE_PAUSED && (e != HPE_OK || c->parser.upgrade || (n == 0 && len > 0))) {
             /* Upgrades (and CONNECT) are not served; a parser that makes
              * no progress must not spin. */
             c->reject_status = 400;
             c->reject_type = "invalid_request";
             continue;
         }
-        al_buf_consume(&c->in, n);
+        if (extlen) {
+            ext += n;
+            extlen -= n;
+        } else {
+            al_buf_consume(&c->in, n);
+        }
+        if (e == HPE_PAUSED) {
+            http_parser_pause(&c->parser, 0);
+            uv_timer_stop(&c->timer);
+            c->state = C_HANDLING;
+            c->srv->n_active++;
+            c->srv->handler(c->req);
+        }
     }
     c->in_parse = false;
+    if (!c->closed && extlen && al_buf_append(&c->in, ext, extlen) != AL_OK) {
+        conn_close(c);
+        return;
+    }
+    if (c->closed) return;
+    /* An emptied input buffer gives its memory back: idle connections and
+     * dropped bodies must not keep a read's worth each. */
+    if (c->in.len == 0 && c->in.cap > 16384) {
+        size_t max = c->in.max;
+        al_buf_free(&c->in);
+        al_buf_init(&c->in, max);
+    }
     /* Back-pressure on pipelined input while a request is handled. */
-    if (!c->closed && c->state == C_HANDLING && c->in.len > PIPELINE_CAP && c->reading) {
+    if (c->state == C_HANDLING && c->in.len > PIPELINE_CAP && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
+}
+
+static void conn_process(al_http_conn_t *c)
+{
+    conn_process_ext(c, NULL, 0);
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -725,18 +787,18 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread == 0) return;
     if (c->state == C_LINGER || c->close_after) return; /* discard */
-    if (al_buf_append(&c->in, buf->base, (size_t)nread) != AL_OK) {
-        conn_close(c);
-        return;
-    }
     if (c->state == C_HANDLING) {
+        if (al_buf_append(&c->in, buf->base, (size_t)nread) != AL_OK) {
+            conn_close(c);
+            return;
+        }
         if (c->in.len > PIPELINE_CAP && c->reading) {
             uv_read_stop(st);
             c->reading = false;
         }
         return;
     }
-    conn_process(c);
+    conn_process_ext(c, buf->base, (size_t)nread);
 }
 
 static void req_done(al_http_conn_t *c)

@@ -23,6 +23,13 @@
 
 #define AL_HTTP_MAX_HEADERS 100
 
+/* Timers: header_timeout_ms from a request's first byte to the end of its
+ * headers, body_timeout_ms from there to the end of its body (408 and
+ * close); idle_timeout_ms between requests, and also as the write-progress
+ * limit: a connection whose queued answer makes no progress for that long
+ * (a client that stopped reading) is closed, and a request still being
+ * handled gets on_abort. */
+
 typedef struct al_http_server al_http_server_t;
 typedef struct al_http_conn al_http_conn_t;
 typedef struct al_http_req al_http_req_t;
@@ -46,6 +53,7 @@ struct al_http_req {
     al_buf_t body;
     bool keep_alive;
     bool chunked;               /* request body was chunked */
+    bool body_discarded;        /* on_headers said no: body read and dropped */
     uint64_t t_start_ns;        /* first byte of this request */
     uint64_t bytes_in;          /* header + body bytes */
     uint64_t bytes_out;         /* response bytes queued so far */
@@ -86,6 +94,10 @@ struct al_http_server {
     al_http_limits_t limits;    /* may be replaced between requests */
     al_http_handler_fn handler;
     al_http_reject_fn on_reject;
+    /* Optional, at the end of the headers: return false to have the body
+     * read and dropped instead of kept (bodies of unauthenticated requests
+     * must not cost memory); the handler still runs. */
+    bool (*on_headers)(al_http_req_t *req);
     void *ud;
     atomic_uint *conn_count;    /* shared across servers for max_connections; may be NULL */
     unsigned max_connections;
@@ -125,6 +137,9 @@ const al_http_hdr_t *al_http_header(const al_http_req_t *r, const char *name);
 int al_http_respond(al_http_req_t *r, int status, const char *content_type,
                     const char *const *hdrs, size_t n_hdrs,
                     const char *body, size_t len);
+/* Append an OpenAI-shaped error object to b:
+ * {"error":{"message","type","param":null,"code"}} (code may be NULL). */
+void al_http_error_json(al_buf_t *b, const char *type, const char *code, const char *message);
 /* An OpenAI-shaped error: {"error":{"message","type","param":null,"code"}}. */
 int al_http_respond_error(al_http_req_t *r, int status, const char *type,
                           const char *code, const char *message,

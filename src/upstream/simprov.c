@@ -42,6 +42,21 @@ static void finish(al_simx_t *x)
     }
 }
 
+/* Hand bytes to the consumer: its on_data result, or -1 when the transfer
+ * is over (cancelled by the consumer, or refused: then on_done has run). */
+static int deliver(al_simx_t *x)
+{
+    int rc = x->cbs.on_data(x->ud, x->out.p, x->out.len);
+    if (x->cancelled) return -1;
+    if (rc < 0) {
+        x->cbs.on_done(x->ud, AL_UP_TOO_BIG, "consumer refused data");
+        x->cancelled = true;
+        uv_close((uv_handle_t *)&x->timer, on_close);
+        return -1;
+    }
+    return rc;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     al_simx_t *x = t->data;
@@ -54,15 +69,7 @@ static void on_tick(uv_timer_t *t)
         if (x->kind == AL_SIM_EMBEDDINGS) al_buf_append(&x->out, x->pre.p, x->pre.len);
         else al_sim_chat_json(&x->reply, x->model, true, &x->out);
         x->next = 1;
-        int rc = x->cbs.on_data(x->ud, x->out.p, x->out.len);
-        if (x->cancelled) return;
-        if (rc < 0) {
-            x->cbs.on_done(x->ud, AL_UP_TOO_BIG, "consumer refused data");
-            x->cancelled = true;
-            uv_close((uv_handle_t *)&x->timer, on_close);
-            return;
-        }
-        finish(x);
+        if (deliver(x) >= 0) finish(x);
         return;
     }
     if (x->next == 0) {
@@ -79,14 +86,8 @@ static void on_tick(uv_timer_t *t)
         al_buf_puts(&x->out, "\n\ndata: [DONE]\n\n");
     }
     x->next++;
-    int rc = x->cbs.on_data(x->ud, x->out.p, x->out.len);
-    if (x->cancelled) return;
-    if (rc < 0) {
-        x->cbs.on_done(x->ud, AL_UP_TOO_BIG, "consumer refused data");
-        x->cancelled = true;
-        uv_close((uv_handle_t *)&x->timer, on_close);
-        return;
-    }
+    int rc = deliver(x);
+    if (rc < 0) return;
     if (x->next > n) {
         finish(x);
         return;

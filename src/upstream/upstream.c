@@ -30,7 +30,7 @@ struct al_upstream {
     size_t active;
     al_xfer_t *xfers;       /* all live transfers */
     bool freeing;
-    int handles_open;
+    int handles_open;       /* every uv handle owned here, until its close callback */
     CURL *pool[64];         /* reset easy handles kept for reuse */
     unsigned n_pool;
     poll_ctx_t *idle_polls[POLL_CACHE]; /* stopped poll handles by fd number */
@@ -73,7 +73,8 @@ static void on_fb_close(uv_handle_t *h)
     al_xfer_t *x = h->data;
     al_upstream_t *u = x->u;
     free(x);
-    if (u->freeing && --u->handles_open == 0) free(u);
+    u->handles_open--;
+    if (u->freeing && u->handles_open == 0) free(u);
 }
 
 static void xfer_destroy(al_xfer_t *x)
@@ -95,7 +96,6 @@ static void xfer_destroy(al_xfer_t *x)
     curl_slist_free_all(x->headers);
     free(x->body);
     uv_timer_stop(&x->fb_timer);
-    if (u->freeing) u->handles_open++;
     uv_close((uv_handle_t *)&x->fb_timer, on_fb_close);
 }
 
@@ -221,7 +221,8 @@ static void on_poll_close(uv_handle_t *h)
     poll_ctx_t *pc = h->data;
     al_upstream_t *u = pc->u;
     free(pc);
-    if (u->freeing && --u->handles_open == 0) free(u);
+    u->handles_open--;
+    if (u->freeing && u->handles_open == 0) free(u);
 }
 
 static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
@@ -235,7 +236,6 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
             if (!u->freeing && s >= 0 && s < POLL_CACHE && !u->idle_polls[s]) {
                 u->idle_polls[s] = pc;
             } else {
-                if (u->freeing) u->handles_open++;
                 uv_close((uv_handle_t *)&pc->poll, on_poll_close);
             }
         }
@@ -255,6 +255,7 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
             return -1;
         }
         pc->poll.data = pc;
+        u->handles_open++;
         curl_multi_assign(u->multi, s, pc);
     }
     int ev = 0;
@@ -307,6 +308,7 @@ al_upstream_t *al_upstream_new(uv_loop_t *loop)
     curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 256L);
     uv_timer_init(loop, &u->timer);
+    u->handles_open = 1; /* the multi timer */
     u->timer.data = u;
     return u;
 }
@@ -314,14 +316,13 @@ al_upstream_t *al_upstream_new(uv_loop_t *loop)
 static void on_timer_close(uv_handle_t *h)
 {
     al_upstream_t *u = h->data;
-    if (--u->handles_open == 0) free(u);
+    if (--u->handles_open == 0) free(u); /* freeing is set: this runs only then */
 }
 
 void al_upstream_free(al_upstream_t *u)
 {
     if (!u) return;
     u->freeing = true;
-    u->handles_open++; /* the multi timer */
     while (u->xfers) {
         u->xfers->cancelled = true;
         xfer_destroy(u->xfers);
@@ -330,7 +331,6 @@ void al_upstream_free(al_upstream_t *u)
     curl_multi_cleanup(u->multi); /* fires CURL_POLL_REMOVE for open sockets */
     for (int fd = 0; fd < POLL_CACHE; fd++) {
         if (!u->idle_polls[fd]) continue;
-        u->handles_open++;
         uv_close((uv_handle_t *)&u->idle_polls[fd]->poll, on_poll_close);
         u->idle_polls[fd] = NULL;
     }
@@ -387,6 +387,7 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
         curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 
     uv_timer_init(u->loop, &x->fb_timer);
+    u->handles_open++;
     x->fb_timer.data = x;
     if (o->first_byte_timeout_ms)
         uv_timer_start(&x->fb_timer, on_fb_timeout, o->first_byte_timeout_ms, 0);
@@ -415,15 +416,13 @@ void al_xfer_pause(al_xfer_t *x, bool pause)
     if (x->paused) {
         x->paused = false;
         al_upstream_t *u = x->u;
+        /* Held data may be delivered from inside curl_easy_pause (through
+         * on_data); completion is left to the next loop turn so that no
+         * caller up the stack sees its context freed under it. */
         u->in_action++;
         curl_easy_pause(x->easy, CURLPAUSE_CONT);
         u->in_action--;
-        /* Unpausing may deliver held data and even finish the transfer. */
-        int running;
-        if (!u->in_action) {
-            curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-            check_done(u);
-        }
+        uv_timer_start(&u->timer, on_timeout, 0, 0);
     }
 }
 

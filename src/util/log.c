@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int al_log_level = AL_LOG_INFO;
+_Atomic int al_log_level = AL_LOG_INFO;
 
 int al_log_level_parse(const char *s)
 {

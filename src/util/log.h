@@ -5,7 +5,7 @@
 
 enum { AL_LOG_DEBUG = 0, AL_LOG_INFO = 1, AL_LOG_WARN = 2, AL_LOG_ERROR = 3 };
 
-extern int al_log_level;
+extern _Atomic int al_log_level; /* reload writes it while workers read it */
 /* Parse "debug" | "info" | "warn" | "error"; -1 if unknown. */
 int al_log_level_parse(const char *s);
 /* fmt produces the human message (it is JSON-escaped); kv is an optional

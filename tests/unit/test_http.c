@@ -31,8 +31,8 @@
 #include "server/http.h"
 
 #define MAXREC 16
-#define MAXCLI 8
-#define MAXREJ 8
+#define MAXCLI 16
+#define MAXREJ 32
 #define ASYNC_MS 50
 #define STREAM_STEP_MS 20
 
@@ -533,6 +533,13 @@ static const char *rec_hdr(const rec_t *r, const char *name)
     return NULL;
 }
 
+/* A measured delay within [lo, hi) ms, printed when it is not. */
+static void assert_ms_between(uint64_t dt, uint64_t lo, uint64_t hi)
+{
+    if (dt < lo || dt >= hi) fail_msg("took %llu ms, expected %llu..%llu", (unsigned long long)dt,
+                                      (unsigned long long)lo, (unsigned long long)hi);
+}
+
 static bool is_req_id(const char *s)
 {
     if (!s || strlen(s) != 28 || memcmp(s, "req_", 4) != 0) return false;
@@ -549,6 +556,7 @@ static resp_t R2;
 static void expect_reject(fx_t *fx, cli_t *c, int status, const char *type, int ms)
 {
     int before = fx->n_rej_checked;
+    assert_true(before < MAXREJ);
     if (!get_resp(fx, c, &R, ms)) fail_msg("no %d response within %d ms", status, ms);
     assert_int_equal(R.status, status);
     assert_string_equal(R.reason, al_http_reason(status));
@@ -975,13 +983,17 @@ static void test_header_timeout(void **state)
     uint64_t t0 = now_ms();
     cli_puts(fx, c, "GET /slow HTTP/1.1\r\nHost: a");
     /* Slowloris: a byte every 50 ms does not extend the deadline. */
+    uint64_t next = t0 + 50;
     while (!c->eof && unread(c) == 0 && now_ms() - t0 < 1500) {
-        pump(fx, 50);
-        if (unread(c) == 0 && !c->eof) cli_puts(fx, c, "b");
+        step(fx);
+        if (now_ms() >= next && unread(c) == 0 && !c->eof) {
+            cli_puts(fx, c, "b");
+            next += 50;
+        }
     }
     uint64_t dt = now_ms() - t0;
     expect_reject(fx, c, 408, "timeout", 500);
-    assert_true(dt >= LIM_HEADER_MS - 20 && dt < LIM_HEADER_MS + 250);
+    assert_ms_between(dt, LIM_HEADER_MS - 20, LIM_HEADER_MS + 250);
     assert_true(is_req_id(fx->rej_rid[0]));
     assert_int_equal(fx->n_req, 0);
 }
@@ -997,7 +1009,7 @@ static void test_body_timeout(void **state)
     RUN_UNTIL(fx, 1500, unread(c) > 0 || c->eof);
     uint64_t dt = now_ms() - t0;
     expect_reject(fx, c, 408, "timeout", 500);
-    assert_true(dt >= LIM_BODY_MS - 20 && dt < LIM_BODY_MS + 250);
+    assert_ms_between(dt, LIM_BODY_MS - 20, LIM_BODY_MS + 250);
     assert_string_equal(fx->rej_rid[0], "body-slow");
     assert_int_equal(fx->n_req, 0);
 }
@@ -1010,18 +1022,20 @@ static void test_idle_timeout(void **state)
     uint64_t t0 = now_ms();
     assert_true(wait_eof(fx, c, 1500));
     uint64_t dt = now_ms() - t0;
-    assert_true(dt >= LIM_IDLE_MS - 20 && dt < LIM_IDLE_MS + 300);
+    assert_ms_between(dt, LIM_IDLE_MS - 20, LIM_IDLE_MS + 300);
     assert_int_equal(c->len, 0);
-    /* A keep-alive connection after its answer. */
+    /* A keep-alive connection after its answer (the clock starts before
+     * the request: the server arms its idle timer before we can see it). */
     cli_t *k = cli_open(fx);
+    pump(fx, 100); /* connection idle time before the request does not count */
+    t0 = now_ms();
     cli_puts(fx, k, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_true(get_resp(fx, k, &R, 1000));
-    t0 = now_ms();
     pump(fx, LIM_IDLE_MS - 150);
     assert_false(k->eof);
     assert_true(wait_eof(fx, k, 1000));
     dt = now_ms() - t0;
-    assert_true(dt >= LIM_IDLE_MS - 20 && dt < LIM_IDLE_MS + 300);
+    assert_ms_between(dt, LIM_IDLE_MS - 20, LIM_IDLE_MS + 300);
     assert_int_equal(unread(k), 0);
     assert_int_equal(fx->n_reject, 0); /* idle close is not a rejection */
     RUN_UNTIL(fx, 200, fx->srv.n_conns == 0);
@@ -1270,6 +1284,157 @@ static void test_drain(void **state)
     assert_int_equal(fx->n_abort, 0);
 }
 
+
+/* BUG: Upgrade and CONNECT requests are handed to the handler, and the
+ * parser's upgrade flag then outlives the request.  DESIGN-NOTES says
+ * "Upgrade/CONNECT are 400", but http-parser reports a bodiless request with
+ * "Connection: Upgrade" + "Upgrade: x" (and any CONNECT) as complete, so the
+ * HPE_PAUSED branch in conn_process runs the handler before the
+ * `c->parser.upgrade` check is reached.  parser.upgrade stays 1 until the
+ * next request's headers are complete, so on a kept-alive connection the
+ * next request, if its first read does not hold the whole head, is refused
+ * with 400 (curl --http2 against http:// sends "Upgrade: h2c" on its first
+ * request, then reuses the connection).  Reproduce: send
+ * "POST /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n
+ * Content-Length: 2\r\n\r\nhi" -> 200; then "GET /next HTTP/1.1\r\n", wait,
+ * "Host: a\r\n\r\n" -> 400.  Fix in src/server/http.c on_headers_complete:
+ * reject CONNECT there (return reject(c, 400, ...)), and for Upgrade either
+ * reject it there too (the documented policy) or ignore it by clearing
+ * p->upgrade before returning 0 (RFC 9110 7.8 allows ignoring Upgrade, which
+ * keeps h2c-probing clients working). This test accepts either policy for
+ * Upgrade, but not a broken connection afterwards. */
+static void test_upgrade_connect_bug(void **state)
+{
+    fx_t *fx = *state;
+    static const char *up[] = {
+        "GET /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "POST /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        "Content-Length: 2\r\n\r\nhi",
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(up); i++) {
+        cli_t *c = cli_open(fx);
+        cli_puts(fx, c, up[i]);
+        assert_true(get_resp(fx, c, &R, 1000));
+        if (R.status == 400) {
+            assert_true(wait_eof(fx, c, 500));
+            continue;
+        }
+        assert_int_equal(R.status, 200);
+        /* Served: then the connection must keep working. */
+        cli_puts(fx, c, "GET /next HTTP/1.1\r\n");
+        pump(fx, 20);
+        cli_puts(fx, c, "Host: a\r\n\r\n");
+        assert_true(get_resp(fx, c, &R, 1000));
+        assert_int_equal(R.status, 200);
+    }
+    int before = fx->n_req;
+    cli_t *c = cli_open(fx);
+    cli_puts(fx, c, "CONNECT /x HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    assert_true(get_resp(fx, c, &R, 1000));
+    assert_int_equal(R.status, 400);
+    assert_int_equal(fx->n_req, before);
+}
+
+/* A request whose first read is only part of the head, after plain
+ * requests: the normal path that the bug above breaks. */
+static void test_split_head_after_requests(void **state)
+{
+    fx_t *fx = *state;
+    cli_t *c = cli_open(fx);
+    for (int i = 0; i < 3; i++) {
+        cli_puts(fx, c, "GET /a");
+        pump(fx, 10);
+        cli_puts(fx, c, "b HTTP/1.1\r\nHo");
+        pump(fx, 10);
+        cli_puts(fx, c, "st: a\r\n\r\n");
+        assert_true(get_resp(fx, c, &R, 1000));
+        assert_int_equal(R.status, 200);
+        assert_string_equal(fx->rec[i].path, "/ab");
+        assert_string_equal(rec_hdr(&fx->rec[i], "host"), "a");
+    }
+    /* CONNECT with an authority target never reaches the handler. */
+    cli_t *c2 = cli_open(fx);
+    cli_puts(fx, c2, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
+    expect_reject(fx, c2, 400, "invalid_request", 1000);
+    assert_int_equal(fx->n_req, 3);
+}
+
+/* Smuggling-shaped framing is refused before the handler. */
+static void test_ambiguous_framing(void **state)
+{
+    fx_t *fx = *state;
+    static const char *bad[] = {
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\nabc",
+        "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\nabc",
+        "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        "GET /a HTTP/1.1\r\nHost: a\r\nX-C: a\x01z\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(bad); i++) {
+        cli_t *c = cli_open(fx);
+        cli_puts(fx, c, bad[i]);
+        expect_reject(fx, c, 400, "invalid_request", 1000);
+    }
+    assert_int_equal(fx->n_req, 0);
+}
+
+/* More pipelined input than the 64 KiB read-ahead (and more than the
+ * input buffer holds) while a request is being handled: reading pauses,
+ * then resumes; every request is answered, in order. */
+static void test_pipelined_flood(void **state)
+{
+    fx_t *fx = *state;
+    cli_t *c = cli_open(fx);
+    enum { N = 250 };
+    static char req[N * 1200];
+    char pad[1001];
+    memset(pad, 'p', 1000);
+    pad[1000] = '\0';
+    size_t o = (size_t)snprintf(req, sizeof req, "GET /async/first HTTP/1.1\r\nHost: a\r\n\r\n");
+    for (int i = 1; i < N; i++)
+        o += (size_t)snprintf(req + o, sizeof req - o, "GET /n%d HTTP/1.1\r\nX-Pad: %s\r\n\r\n", i, pad);
+    cli_send(fx, c, req, o);
+    for (int i = 0; i < N; i++) {
+        if (!get_resp(fx, c, &R, 2000)) fail_msg("response %d missing", i);
+        assert_int_equal(R.status, 200);
+        char want[32];
+        int n = i == 0 ? snprintf(want, sizeof want, "ok /async/first")
+                       : snprintf(want, sizeof want, "ok /n%d", i);
+        assert_int_equal(R.body_len, (size_t)n);
+        assert_memory_equal(R.body, want, (size_t)n);
+    }
+    assert_int_equal(fx->n_req, N);
+    assert_false(c->eof);
+}
+
+static void test_max_connections(void **state)
+{
+    fx_t *fx = *state;
+    fx->srv.max_connections = 2;
+    cli_t *a = cli_open(fx);
+    cli_t *b = cli_open(fx);
+    RUN_UNTIL(fx, 1000, fx->n_accept == 2);
+    cli_t *c = cli_open(fx);
+    /* The third is closed without an answer; the others still work. */
+    assert_true(wait_eof(fx, c, 1000));
+    assert_int_equal(c->len, 0);
+    assert_int_equal(fx->n_accept, 2);
+    cli_puts(fx, a, "GET /a HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_true(get_resp(fx, a, &R, 1000));
+    assert_int_equal(R.status, 200);
+    cli_close(b);
+    RUN_UNTIL(fx, 1000, fx->srv.n_conns == 1);
+    cli_t *d = cli_open(fx);
+    cli_puts(fx, d, "GET /d HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_true(get_resp(fx, d, &R, 1000));
+    assert_int_equal(R.status, 200);
+    assert_int_equal(fx->n_accept, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1300,10 +1465,20 @@ int main(void)
         T(test_request_id_on_the_wire),
         T(test_reject_callback),
         T(test_drain),
-        /* Disabled: documents a bug in src/server/http.c (see the comment
-         * above the test); enable once it is fixed. */
-        /* T(test_chunked_trailer_bug), */
+        T(test_split_head_after_requests),
+        T(test_ambiguous_framing),
+        T(test_pipelined_flood),
+        T(test_max_connections),
+    };
+    /* Disabled: these document bugs in src/server/http.c (see the comment
+     * above each test).  Run them with AL_TEST_BUGS=1; move them into the
+     * list above once fixed. */
+    const struct CMUnitTest known_bugs[] = {
+        T(test_chunked_trailer_bug),
+        T(test_upgrade_connect_bug),
 #undef T
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    if (getenv("AL_TEST_BUGS")) rc += cmocka_run_group_tests(known_bugs, NULL, NULL);
+    return rc;
 }
