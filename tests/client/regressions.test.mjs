@@ -28,7 +28,7 @@ function rssKiB(pid) {
 }
 
 describe('regressions', () => {
-  test('a paused stream whose upstream finishes during the resume is relayed whole (no use-after-free)', async () => {
+  test('a stream paused and resumed many times by its reader is relayed whole', async () => {
     const gw = await gateway({ keyAgents: ['alpha'] });
     for (let round = 0; round < 3; round++) {
       const c = await rawConnect(gw.port);
@@ -139,7 +139,10 @@ describe('regressions', () => {
     await sleep(300);
     const grown = rssKiB(pid) - rss0;
     for (const c of conns) c.destroy();
-    assert.ok(grown < 4096, `pending unauthenticated bodies cost ${grown} KiB (150 x 60 KB would be ~8800)`);
+    // AddressSanitizer quarantines freed memory, so RSS says nothing there.
+    if (!process.env.AIRLOCK_SANITIZED) {
+      assert.ok(grown < 4096, `pending unauthenticated bodies cost ${grown} KiB (150 x 60 KB would be ~8800)`);
+    }
   });
 
   test('a provider refusing airlock\'s own credentials is a 502, not the agent\'s 401', async () => {
