@@ -55,6 +55,7 @@ struct al_http_conn {
     int reject_status;
     const char *reject_type;
     size_t discarded;         /* body bytes dropped for the current request */
+    size_t trailer;           /* trailer bytes seen for the current request */
     al_buf_t scratch;
 };
 
@@ -118,6 +119,7 @@ static al_http_req_t *req_new(al_http_conn_t *c)
     c->url_len = 0;
     c->last_cb = 0;
     c->discarded = 0;
+    c->trailer = 0;
     return r;
 }
 
@@ -186,9 +188,19 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return raw_append(c, at, len);
 }
 
+/* Trailer fields of a chunked body come through the header callbacks after
+ * the headers were finalised (pointers into req->raw handed out): they are
+ * counted against the header cap and dropped, never stored. */
+static int trailer_bytes(al_http_conn_t *c, size_t len)
+{
+    c->trailer += len;
+    return c->trailer > c->srv->limits.max_header_bytes ? reject(c, 431, "header_too_large") : 0;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     al_http_conn_t *c = p->data;
+    if (c->state == C_BODY) return trailer_bytes(c, len);
     if (c->last_cb != 1) {
         if (c->last_cb == 0) {
             if (raw_append(c, "", 1)) return -1; /* terminate the url */
@@ -211,6 +223,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     al_http_conn_t *c = p->data;
+    if (c->state == C_BODY) return trailer_bytes(c, len);
     if (c->last_cb != 2) {
         if (raw_append(c, "", 1)) return -1; /* terminate the name */
         c->hoff[c->n_hoff - 1][2] = (uint32_t)c->req->raw.len;
@@ -270,6 +283,11 @@ static int on_headers_complete(http_parser *p)
     }
     if (r->path_len == 0 || r->path[0] != '/') return reject(c, 400, "invalid_request");
     r->method = p->method;
+    /* CONNECT is not served.  Upgrade is ignored (RFC 9110 7.8): the
+     * request is answered as HTTP/1.1 and the connection stays usable, which
+     * keeps h2c-probing clients working. */
+    if (p->method == HTTP_CONNECT) return reject(c, 400, "invalid_request");
+    p->upgrade = 0;
     r->keep_alive = http_should_keep_alive(p) != 0;
     r->chunked = (p->flags & F_CHUNKED) != 0;
 

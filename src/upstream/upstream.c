@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* curl takes a pooled connection's socket out of its interest set after
  * each transfer and puts it back for the next one; a stopped uv_poll is kept
@@ -265,6 +266,19 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
     return 0;
 }
 
+/* curl closes a socket: drop a cached poll for it first, so the cache only
+ * ever holds sockets curl still owns (closing a poll handle removes its fd
+ * number from epoll, which must not hit a later owner of that number). */
+static int close_socket_cb(void *clientp, curl_socket_t s)
+{
+    al_upstream_t *u = clientp;
+    if (s >= 0 && s < POLL_CACHE && u->idle_polls[s]) {
+        uv_close((uv_handle_t *)&u->idle_polls[s]->poll, on_poll_close);
+        u->idle_polls[s] = NULL;
+    }
+    return close(s);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     al_upstream_t *u = t->data;
@@ -373,6 +387,8 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);

@@ -68,7 +68,7 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
 void al_xfer_pause(al_xfer_t *x, bool pause);
 /* Stop the transfer now (closing its connection); no callback runs after. */
 void al_xfer_cancel(al_xfer_t *x);
-/* Seconds from start to the response head and to the end; -1 if unknown. */
+/* Milliseconds from the start to the end of the transfer (or to now). */
 double al_xfer_elapsed_ms(const al_xfer_t *x);
 
 #endif

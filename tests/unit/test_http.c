@@ -680,7 +680,7 @@ static void test_chunked_request_body(void **state)
     assert_false(fx->rec[1].chunked);
 }
 
-/* BUG: a chunked request with a trailer field leaves dangling pointers.
+/* Regression (was a bug): a chunked request with a trailer field left dangling pointers.
  * http-parser reports trailer fields through on_header_field/value after
  * on_headers_complete has already turned the header offsets into pointers
  * (req->path, req->hdrs[].name/value) into req->raw; appending the trailer
@@ -1285,7 +1285,7 @@ static void test_drain(void **state)
 }
 
 
-/* BUG: Upgrade and CONNECT requests are handed to the handler, and the
+/* Regression (was a bug): Upgrade and CONNECT requests were handed to the handler, and the
  * parser's upgrade flag then outlives the request.  DESIGN-NOTES says
  * "Upgrade/CONNECT are 400", but http-parser reports a bodiless request with
  * "Connection: Upgrade" + "Upgrade: x" (and any CONNECT) as complete, so the
@@ -1469,16 +1469,11 @@ int main(void)
         T(test_ambiguous_framing),
         T(test_pipelined_flood),
         T(test_max_connections),
-    };
-    /* Disabled: these document bugs in src/server/http.c (see the comment
-     * above each test).  Run them with AL_TEST_BUGS=1; move them into the
-     * list above once fixed. */
-    const struct CMUnitTest known_bugs[] = {
+        /* regressions, formerly known bugs */
         T(test_chunked_trailer_bug),
         T(test_upgrade_connect_bug),
-#undef T
     };
+#undef T
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    if (getenv("AL_TEST_BUGS")) rc += cmocka_run_group_tests(known_bugs, NULL, NULL);
     return rc;
 }
