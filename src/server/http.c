@@ -288,6 +288,11 @@ static int on_headers_complete(http_parser *p)
      * keeps h2c-probing clients working. */
     if (p->method == HTTP_CONNECT) return reject(c, 400, "invalid_request");
     p->upgrade = 0;
+    /* Only "chunked" is understood; anything else ("gzip, chunked") would
+     * hand the handler an undecoded body.  Refused like other framing
+     * http-parser itself refuses. */
+    const al_http_hdr_t *te = al_http_header(r, "transfer-encoding");
+    if (te && !ieq(te->value, te->value_len, "chunked")) return reject(c, 400, "invalid_request");
     r->keep_alive = http_should_keep_alive(p) != 0;
     r->chunked = (p->flags & F_CHUNKED) != 0;
 
@@ -674,6 +679,7 @@ static void send_reject(al_http_conn_t *c)
     const char *msg = status == 413 ? "request body is larger than the server accepts"
                     : status == 431 ? "request header is larger than the server accepts"
                     : status == 408 ? "request was not received in time"
+                    : status == 417 ? "only Expect: 100-continue is supported"
                                     : "malformed HTTP request";
     const char *etype = status == 408 ? "timeout" : "invalid_request_error";
     al_buf_t b;
