@@ -17,10 +17,10 @@
  * every message on the way cost more than the whole rest of the scan).
  *
  * Choices documented here (the header is the contract):
- * - Duplicate members: the last one wins, at the top level ("model", "stream",
- *   "messages", ...) and inside the objects we read.  This matches what
- *   Python's json and most provider stacks do; the rewrite edits the last
- *   occurrence.
+ * - Duplicate members: a second top-level "model" or "stream" is refused
+ *   (authorization must see the value every provider reads).  Otherwise the
+ *   last one wins, at the top level ("messages", ...) and inside the objects
+ *   we read, as Python's json and most provider stacks do.
  * - null is accepted as "absent" for the OpenAI parameters that are nullable
  *   (stream, stream_options, include_usage, max_tokens,
  *   max_completion_tokens, tools, tool_choice, response_format); "model":
@@ -84,6 +84,8 @@ typedef struct scan {
     char fn_name[65], plain_name[65];
     char tc_type[16];
     unsigned seen_model, seen_stream; /* top-level occurrences */
+    bool response;             /* scanning a provider response: only usage and
+                                  choices are read, no request rules apply */
 } scan_t;
 
 /* Where the decoded bytes of one string go. */
@@ -736,6 +738,10 @@ value:
     {
         unsigned char c = s[sc->i];
         const char *terr = type_check(r, c);
+        if (terr && sc->response) {
+            r = R_NONE; /* a response's odd usage is unknown usage, not bad JSON */
+            terr = NULL;
+        }
         if (terr) return type_error(sc, terr);
         switch (c) {
         case '{':
@@ -772,6 +778,7 @@ member: {
     sc->i++;
     skip_ws(sc);
     r = key_role(f->ctx, key, k.caplen, k.caplen > KEY_MAX);
+    if (sc->response && f->ctx == C_TOP && r != R_USAGE && r != R_CHOICES) r = R_NONE;
     f->n++;
     /* A second "model" or "stream" could make airlock authorize one value
      * while a provider that reads the first acts on another: refuse it. */
@@ -844,7 +851,21 @@ static int scan_body(scan_t *sc)
     return scan_value(sc, R_TOP);
 }
 
+static int parse(const char *body, size_t len, al_chatreq_t *out, char *err, size_t errlen,
+                 bool response);
+
 int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out, char *err, size_t errlen)
+{
+    return parse(body, len, out, err, errlen, false);
+}
+
+int al_chatreq_scan_response(const char *body, size_t len, al_chatreq_t *out)
+{
+    return parse(body, len, out, NULL, 0, true);
+}
+
+static int parse(const char *body, size_t len, al_chatreq_t *out, char *err, size_t errlen,
+                 bool response)
 {
     scan_t sc;
     int rc;
@@ -863,6 +884,7 @@ int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out, char *err,
     sc.len = len;
     sc.i = 0;
     sc.seen_model = sc.seen_stream = 0;
+    sc.response = response;
     sc.rq = out;
     sc.err = err;
     sc.errlen = errlen;

@@ -51,8 +51,11 @@ typedef struct al_chatreq {
  * quoting the body) when it is not a JSON object or a known field has the
  * wrong type ("model must be a string", "stream must be a boolean", ...).
  * A missing model is not an error here (the caller decides).
- * Details: duplicate members, top-level or inside the objects read, resolve
- * to the LAST one (as Python's json and JSON.parse do); null counts as absent
+ * Details: a second top-level "model" or "stream" is refused ("duplicate
+ * model member"): a provider reading the first could act on a value airlock
+ * never authorized.  Other duplicate members, top-level or inside the objects
+ * read, resolve to the LAST one (as Python's json and JSON.parse do); null
+ * counts as absent
  * for the nullable OpenAI parameters (stream, stream_options, include_usage,
  * max_tokens, max_completion_tokens, tools, tool_choice, response_format) but
  * "model": null is an error; prompt_bytes counts string values, not member
@@ -61,6 +64,12 @@ typedef struct al_chatreq {
  * failure *out is reset to the values of an empty request. */
 int al_chatreq_parse(const char *body, size_t len, al_chatreq_t *out /* OUT */,
                      char *err, size_t errlen);
+
+/* Validate a provider response or stream chunk (one JSON object, same
+ * grammar checks) and find only its top-level "usage" object (out->usage)
+ * and "choices" count (out->n_choices); no request field rules apply, so
+ * odd but valid responses pass.  0 or AL_EPARSE. */
+int al_chatreq_scan_response(const char *body, size_t len, al_chatreq_t *out /* OUT */);
 
 /* Write the body to out with the model value replaced by the JSON string
  * `model` and, when force_usage is set and the request streams, with

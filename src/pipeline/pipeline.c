@@ -289,7 +289,7 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
         c->ev.upstream_ms = (double)(al_now_ns() - c->t_up0) / 1e6;
         c->simx = NULL;
     }
-    if (res != AL_UP_OK)
+    if (res != AL_UP_OK && !c->client_gone)
         al_metrics_inc(c->w->gw->metrics, c->w->idx, AL_C_UPSTREAM_ERRORS, 1);
 
     if (!c->req) { /* client already gone and answered */

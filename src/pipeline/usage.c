@@ -14,7 +14,8 @@
  *       cache_creation_input_tokens, where input_tokens excludes the cache, so
  *       input = input_tokens + cache_read + cache_creation and cached = cache_read.
  * Counters must be non-negative integers (an integral double is accepted);
- * null counts as absent.  Duplicate members: the last one wins, as in chatreq. */
+ * null counts as absent; anything else makes the usage unknown (AL_ENOTFOUND)
+ * without failing the response.  Duplicate members: the last one wins. */
 #include "pipeline/usage.h"
 #include "pipeline/chatreq.h"
 
@@ -224,18 +225,20 @@ static int read_usage(const char *p, size_t n, al_usage_t *u)
 static int usage_at(const char *json, const al_chatreq_t *rq, al_usage_t *u)
 {
     if (rq->usage.len == 0) return AL_ENOTFOUND;
-    return read_usage(json + rq->usage.off, rq->usage.len, u);
+    int rc = read_usage(json + rq->usage.off, rq->usage.len, u);
+    /* Counters that are not non-negative integers: usage unknown, the
+     * response itself is fine. */
+    return rc == AL_EPARSE ? AL_ENOTFOUND : rc;
 }
 
 int al_usage_parse(const char *json, size_t len, al_usage_t *u)
 {
     al_chatreq_t rq;
-    char err[8];
     int rc;
 
     memset(u, 0, sizeof *u);
     if (!json || len == 0 || memchr(json, '\0', len)) return AL_EPARSE;
-    if (al_chatreq_parse(json, len, &rq, err, sizeof err) != AL_OK) return AL_EPARSE;
+    if (al_chatreq_scan_response(json, len, &rq) != AL_OK) return AL_EPARSE;
     rc = usage_at(json, &rq, u);
     if (rc != AL_OK) memset(u, 0, sizeof *u);
     return rc;
@@ -244,13 +247,12 @@ int al_usage_parse(const char *json, size_t len, al_usage_t *u)
 int al_usage_chunk(const char *json, size_t len, al_usage_t *u, bool *usage_only)
 {
     al_chatreq_t rq;
-    char err[8];
     int rc = AL_OK;
 
     memset(u, 0, sizeof *u);
     *usage_only = false;
     if (!json || len == 0 || memchr(json, '\0', len)) return AL_EPARSE;
-    if (al_chatreq_parse(json, len, &rq, err, sizeof err) != AL_OK) return AL_EPARSE;
+    if (al_chatreq_scan_response(json, len, &rq) != AL_OK) return AL_EPARSE;
     if (rq.usage.len) {
         rc = usage_at(json, &rq, u);
         if (rc == AL_ENOTFOUND) rc = AL_OK; /* an empty usage object */

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,6 +58,8 @@ struct al_http_conn {
     const char *reject_type;
     size_t discarded;         /* body bytes dropped for the current request */
     size_t trailer;           /* trailer bytes seen for the current request */
+    size_t wq_mark;           /* unsent bytes when the write-stall timer was armed */
+    bool out_blocked;         /* parsing paused: too much output queued */
     al_buf_t scratch;
 };
 
@@ -67,6 +71,11 @@ typedef struct write_req {
 } write_req_t;
 
 static void conn_process(al_http_conn_t *c);
+static void stall_arm(al_http_conn_t *c);
+static size_t unsent(al_http_conn_t *c);
+static void timer_set(al_http_conn_t *c, uint32_t ms);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_close(al_http_conn_t *c);
 static void conn_close_graceful(al_http_conn_t *c);
 static void req_done(al_http_conn_t *c);
@@ -359,24 +368,57 @@ static void on_timer(uv_timer_t *t)
         conn_process(c); /* reject_status is checked first: emits the 408 */
         break;
     case C_IDLE:
-        counter(c->srv, 3);
-        conn_close(c);
-        break;
-    case C_LINGER:
-        conn_close(c);
-        break;
-    case C_HANDLING:
-        if (c->n_writes > 0) { /* the client stopped reading its answer */
+    case C_HANDLING: {
+        size_t u = unsent(c);
+        if (u > 0 && u < c->wq_mark) { /* slow but moving: not a stall */
+            c->wq_mark = u;
+            timer_set(c, c->srv->limits.idle_timeout_ms);
+            break;
+        }
+        /* idle too long, or the client stopped reading its answer */
+        if (c->state == C_IDLE || u > 0) {
             counter(c->srv, 3);
             conn_close(c);
         }
         break;
+    }
+    case C_LINGER: {
+        /* Closing with unsent bytes would throw them away: wait while the
+         * client keeps taking them. */
+        size_t u = unsent(c);
+        if (u > 0 && u < c->wq_mark) {
+            c->wq_mark = u;
+            timer_set(c, LINGER_MS);
+            break;
+        }
+        conn_close(c);
+        break;
+    }
     }
 }
 
 static void timer_set(al_http_conn_t *c, uint32_t ms)
 {
     uv_timer_start(&c->timer, on_timer, ms ? ms : 1, 0);
+}
+
+/* Bytes of answers not yet taken by the client: queued in libuv and still
+ * in the kernel's send buffer (which on loopback can hold megabytes). */
+static size_t unsent(al_http_conn_t *c)
+{
+    uv_os_fd_t fd;
+    int q = 0;
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0 && ioctl(fd, SIOCOUTQ, &q) < 0) q = 0;
+    return c->tcp.write_queue_size + (q > 0 ? (size_t)q : 0);
+}
+
+/* Start (or restart) the idle / write-stall timer.  When it fires, unsent
+ * bytes that shrank since the last look mean a slow reader (wait again);
+ * unsent bytes that did not mean the client stopped reading (close). */
+static void stall_arm(al_http_conn_t *c)
+{
+    c->wq_mark = SIZE_MAX; /* first look always counts as progress */
+    timer_set(c, c->srv->limits.idle_timeout_ms);
 }
 
 /* --- writing ------------------------------------------------------------ */
@@ -391,16 +433,22 @@ static void on_write(uv_write_t *w, int status)
     if (status < 0) {
         if (!c->closed) conn_close(c);
     } else if (!c->closed) {
-        /* Progress: the write-stall limit starts again; an emptied queue
-         * starts the idle period, or ends the stall watch mid-request. */
-        if (c->state == C_IDLE) timer_set(c, c->srv->limits.idle_timeout_ms);
-        else if (c->state == C_HANDLING) {
-            if (c->n_writes > 0) timer_set(c, c->srv->limits.idle_timeout_ms);
-            else uv_timer_stop(&c->timer);
-        }
+        /* Progress: the write-stall watch starts again; an emptied queue
+         * starts the idle period, or ends the watch mid-request. */
+        if (c->state == C_IDLE || (c->state == C_HANDLING && c->n_writes > 0)) stall_arm(c);
+        else if (c->state == C_HANDLING) uv_timer_stop(&c->timer);
         if (c->want_drain && c->wq < LOW_WATER && c->req && c->req->on_drain) {
             c->want_drain = false;
             c->req->on_drain(c->req);
+        }
+        /* Pipelined requests wait while answers pile up unread. */
+        if (!c->closed && c->out_blocked && c->wq < LOW_WATER && c->state == C_IDLE) {
+            c->out_blocked = false;
+            if (!c->reading && !c->close_after) {
+                uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+                c->reading = true;
+            }
+            conn_process(c);
         }
     }
     if (!c->closed && c->close_after && c->n_writes == 0) conn_close_graceful(c);
@@ -422,8 +470,6 @@ static int conn_write(al_http_conn_t *c, const char *p, size_t len)
             return AL_EIO;
         }
     }
-    if (c->n_writes == 0 && c->state == C_HANDLING)
-        timer_set(c, c->srv->limits.idle_timeout_ms); /* write-stall watch */
     write_req_t *wr = al_malloc(sizeof *wr + len);
     wr->conn = c;
     wr->len = len;
@@ -436,6 +482,7 @@ static int conn_write(al_http_conn_t *c, const char *p, size_t len)
     }
     c->wq += len;
     c->n_writes++;
+    if (c->n_writes == 1 && c->state == C_HANDLING) stall_arm(c);
     return AL_OK;
 }
 
@@ -502,6 +549,7 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
         return;
     }
     c->state = C_LINGER;
+    c->wq_mark = SIZE_MAX;
     timer_set(c, LINGER_MS);
 }
 
@@ -510,7 +558,7 @@ static void conn_close_graceful(al_http_conn_t *c)
     if (c->closed || c->state == C_LINGER) return;
     if (c->n_writes > 0) {
         c->close_after = true;
-        timer_set(c, c->srv->limits.idle_timeout_ms); /* a reader that never reads */
+        stall_arm(c); /* a reader that never reads */
         return;
     }
     c->state = C_LINGER;
@@ -724,6 +772,16 @@ static void conn_process_ext(al_http_conn_t *c, const char *ext, size_t extlen)
     for (;;) {
         if (c->closed || c->close_after || c->state == C_HANDLING || c->state == C_LINGER)
             break;
+        if (c->state == C_IDLE && c->wq > HIGH_WATER) {
+            /* A client pipelining requests without reading the answers:
+             * stop here (and stop reading) until on_write drains them. */
+            c->out_blocked = true;
+            if (c->reading) {
+                uv_read_stop((uv_stream_t *)&c->tcp);
+                c->reading = false;
+            }
+            break;
+        }
         if (c->reject_status) {
             extlen = 0;
             send_reject(c);
@@ -759,8 +817,9 @@ static void conn_process_ext(al_http_conn_t *c, const char *ext, size_t extlen)
         }
         if (e == HPE_PAUSED) {
             http_parser_pause(&c->parser, 0);
-            uv_timer_stop(&c->timer);
             c->state = C_HANDLING;
+            if (c->n_writes) stall_arm(c); /* an earlier answer still queued */
+            else uv_timer_stop(&c->timer);
             c->srv->n_active++;
             c->srv->handler(c->req);
         }
@@ -840,7 +899,7 @@ static void req_done(al_http_conn_t *c)
         return;
     }
     c->state = C_IDLE;
-    timer_set(c, c->srv->limits.idle_timeout_ms);
+    stall_arm(c); /* idle period, and the answer may still be going out */
     if (!c->reading && !c->closed) {
         uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         c->reading = true;

@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* curl takes a pooled connection's socket out of its interest set after
@@ -35,6 +36,9 @@ struct al_upstream {
     CURL *pool[64];         /* reset easy handles kept for reuse */
     unsigned n_pool;
     poll_ctx_t *idle_polls[POLL_CACHE]; /* stopped poll handles by fd number */
+    uint8_t owned[POLL_CACHE];  /* fds curl opened through open_socket_cb and
+                                   has not closed yet: only these are cached */
+    uv_timer_t kick;            /* runs curl after a resume, apart from curl's timer */
 };
 
 struct al_xfer {
@@ -234,7 +238,7 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
         if (pc) {
             uv_poll_stop(&pc->poll);
             curl_multi_assign(u->multi, s, NULL);
-            if (!u->freeing && s >= 0 && s < POLL_CACHE && !u->idle_polls[s]) {
+            if (!u->freeing && s >= 0 && s < POLL_CACHE && u->owned[s] && !u->idle_polls[s]) {
                 u->idle_polls[s] = pc;
             } else {
                 uv_close((uv_handle_t *)&pc->poll, on_poll_close);
@@ -272,11 +276,24 @@ static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 static int close_socket_cb(void *clientp, curl_socket_t s)
 {
     al_upstream_t *u = clientp;
-    if (s >= 0 && s < POLL_CACHE && u->idle_polls[s]) {
-        uv_close((uv_handle_t *)&u->idle_polls[s]->poll, on_poll_close);
-        u->idle_polls[s] = NULL;
+    if (s >= 0 && s < POLL_CACHE) {
+        u->owned[s] = 0;
+        if (u->idle_polls[s]) {
+            uv_close((uv_handle_t *)&u->idle_polls[s]->poll, on_poll_close);
+            u->idle_polls[s] = NULL;
+        }
     }
     return close(s);
+}
+
+/* Sockets curl opens for connections (not its resolver's internal pipes,
+ * which it closes without telling close_socket_cb): the cacheable ones. */
+static curl_socket_t open_socket_cb(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    al_upstream_t *u = clientp;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s >= 0 && s < POLL_CACHE && purpose == CURLSOCKTYPE_IPCXN) u->owned[s] = 1;
+    return s < 0 ? CURL_SOCKET_BAD : s;
 }
 
 static void on_timeout(uv_timer_t *t)
@@ -322,7 +339,9 @@ al_upstream_t *al_upstream_new(uv_loop_t *loop)
     curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
     curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 256L);
     uv_timer_init(loop, &u->timer);
-    u->handles_open = 1; /* the multi timer */
+    uv_timer_init(loop, &u->kick);
+    u->kick.data = u;
+    u->handles_open = 2; /* the multi timer and the kick timer */
     u->timer.data = u;
     return u;
 }
@@ -330,7 +349,7 @@ al_upstream_t *al_upstream_new(uv_loop_t *loop)
 static void on_timer_close(uv_handle_t *h)
 {
     al_upstream_t *u = h->data;
-    if (--u->handles_open == 0) free(u); /* freeing is set: this runs only then */
+    if (--u->handles_open == 0) free(u); /* closed only by al_upstream_free */
 }
 
 void al_upstream_free(al_upstream_t *u)
@@ -350,6 +369,8 @@ void al_upstream_free(al_upstream_t *u)
     }
     uv_timer_stop(&u->timer);
     uv_close((uv_handle_t *)&u->timer, on_timer_close);
+    uv_timer_stop(&u->kick);
+    uv_close((uv_handle_t *)&u->kick, on_timer_close);
 }
 
 size_t al_upstream_active(const al_upstream_t *u)
@@ -389,6 +410,8 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, u);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -438,7 +461,8 @@ void al_xfer_pause(al_xfer_t *x, bool pause)
         u->in_action++;
         curl_easy_pause(x->easy, CURLPAUSE_CONT);
         u->in_action--;
-        uv_timer_start(&u->timer, on_timeout, 0, 0);
+        /* Not u->timer: that one holds curl's own deadline. */
+        uv_timer_start(&u->kick, on_timeout, 0, 0);
     }
 }
 

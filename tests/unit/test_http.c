@@ -42,6 +42,7 @@
 #define LIM_HEADER_MS 300
 #define LIM_BODY_MS 300
 #define LIM_IDLE_MS 500
+#define BIG_BODY (4 * 1024 * 1024)
 
 typedef struct rec {
     unsigned method;
@@ -220,6 +221,12 @@ static void handler(al_http_req_t *req)
         pend_start(fx, req, 1);
     } else if (starts(r->path, "/never")) {
         pend_start(fx, req, 2);
+    } else if (starts(r->path, "/big")) {
+        /* BIG_BODY bytes in one response: a single queued write. */
+        char *big = al_malloc(BIG_BODY);
+        memset(big, 'b', BIG_BODY);
+        assert_int_equal(al_http_respond(req, 200, "text/plain", NULL, 0, big, BIG_BODY), AL_OK);
+        free(big);
     } else if (starts(r->path, "/rid")) {
         assert_int_equal(al_http_respond(req, 200, "text/plain", NULL, 0, r->rid, strlen(r->rid)),
                          AL_OK);
@@ -383,6 +390,28 @@ static void cli_send(fx_t *fx, cli_t *c, const char *p, size_t len)
 static void cli_puts(fx_t *fx, cli_t *c, const char *s)
 {
     cli_send(fx, c, s, strlen(s));
+}
+
+/* A client with a small receive buffer that reads at most `chunk` bytes
+ * every `every_ms`: slow but steady.  Returns the bytes read before EOF or
+ * `ms` passed. */
+static size_t slow_read(fx_t *fx, int fd, size_t chunk, int every_ms, size_t want, int ms)
+{
+    static char sink[65536];
+    size_t total = 0;
+    uint64_t dl = now_ms() + (uint64_t)ms, next = 0;
+    while (total < want && now_ms() < dl) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        if (now_ms() >= next) {
+            ssize_t n = recv(fd, sink, AL_MIN(chunk, sizeof sink), MSG_DONTWAIT);
+            if (n == 0) break;
+            if (n > 0) total += (size_t)n;
+            next = now_ms() + (uint64_t)every_ms;
+        }
+        struct pollfd pf = {.fd = uv_backend_fd(&fx->loop), .events = POLLIN};
+        poll(&pf, 1, 1);
+    }
+    return total;
 }
 
 static void cli_close(cli_t *c)
@@ -1359,6 +1388,47 @@ static void test_split_head_after_requests(void **state)
     assert_int_equal(fx->n_req, 3);
 }
 
+/* Regression: "progress" used to mean a whole queued write finishing, so
+ * a client reading a large answer steadily but slowly was cut off after
+ * idle_timeout_ms.  Here one 4 MiB write drains over ~2.5 s against a
+ * 500 ms limit. */
+static void test_slow_steady_reader_not_cut(void **state)
+{
+    fx_t *fx = *state;
+    cli_t *c = cli_open(fx);
+    int small = 16384;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cli_puts(fx, c, "GET /big HTTP/1.1\r\nHost: a\r\n\r\n");
+    size_t got = slow_read(fx, c->fd, 16384, 8, BIG_BODY + 60, 8000);
+    if (got < BIG_BODY) fail_msg("cut after %zu of %d bytes", got, BIG_BODY); /* head + body */
+    assert_int_equal(fx->srv.n_conns, 1); /* still open for the next request */
+}
+
+/* Regression: a client pipelining requests and reading none of the answers
+ * made the server handle them all and queue every answer (memory without
+ * bound).  Now parsing waits while answers are queued, and the unread queue
+ * is a stall that closes the connection. */
+static void test_pipelined_unread_answers(void **state)
+{
+    fx_t *fx = *state;
+    cli_t *c = cli_open(fx);
+    int small = 4096;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    char reqs[40 * 40];
+    size_t n = 0;
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(reqs + n, sizeof reqs - n, "GET /big/%d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+    cli_send(fx, c, reqs, n);
+    uint64_t dl = now_ms() + 4000;
+    while (fx->srv.n_conns > 0 && now_ms() < dl) {
+        uv_run(&fx->loop, UV_RUN_NOWAIT);
+        struct pollfd pf = {.fd = uv_backend_fd(&fx->loop), .events = POLLIN};
+        poll(&pf, 1, 1);
+    }
+    assert_true(fx->n_req <= 3);            /* not 40 answers of 4 MiB queued */
+    assert_int_equal(fx->srv.n_conns, 0);   /* the stalled connection was closed */
+}
+
 /* Smuggling-shaped framing is refused before the handler. */
 static void test_ambiguous_framing(void **state)
 {
@@ -1472,6 +1542,8 @@ int main(void)
         T(test_pipelined_flood),
         T(test_max_connections),
         /* regressions, formerly known bugs */
+        T(test_slow_steady_reader_not_cut),
+        T(test_pipelined_unread_answers),
         T(test_chunked_trailer_bug),
         T(test_upgrade_connect_bug),
     };

@@ -114,7 +114,9 @@ static void test_stream_chunks(void **state)
     assert_int_equal(al_usage_chunk("{\"choices\":[", 12, &u, &only), AL_EPARSE);
     assert_int_equal(al_usage_chunk("[DONE]", 6, &u, &only), AL_EPARSE);
     assert_int_equal(al_usage_chunk("[]", 2, &u, &only), AL_EPARSE);
-    assert_int_equal(al_usage_chunk("{\"choices\":[],\"usage\":7}", 24, &u, &only), AL_EPARSE);
+    /* valid JSON whose usage is unusable: the chunk is fine, usage unknown */
+    assert_int_equal(al_usage_chunk("{\"choices\":[],\"usage\":7}", 24, &u, &only), 0);
+    assert_false(u.known);
     assert_false(only);
 }
 
@@ -203,20 +205,36 @@ static void test_malformed(void **state)
 {
     (void)state;
     al_usage_t u;
+    /* Not JSON: the response is malformed (the gateway answers 502). */
     const char *bad[] = {
         "", "{", "{\"usage\":{\"prompt_tokens\":1}", "{\"usage\":{\"prompt_tokens\":1}} x",
-        "{\"usage\":{\"prompt_tokens\":-1}}", "{\"usage\":{\"prompt_tokens\":1.5}}",
-        "{\"usage\":{\"prompt_tokens\":\"10\"}}", "{\"usage\":{\"completion_tokens\":true}}",
-        "{\"usage\":{\"prompt_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":-3}}}",
-        "{\"usage\":\"lots\"}", "{\"usage\":[1]}", "{usage:1}", "{\"a\":\"\xff\"}",
-        "{\"usage\":{\"input_tokens\":9223372036854775807,\"cache_read_input_tokens\":1}}",
-        "{\"usage\":{\"prompt_tokens\":1e300}}",
+        "{usage:1}", "{\"a\":\"\xff\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = al_usage_parse(bad[i], strlen(bad[i]), &u);
         if (rc != AL_EPARSE) fail_msg("case %zu: rc %d", i, rc);
         assert_false(u.known);
     }
+    /* Valid JSON with usage airlock cannot use: the answer still goes to
+     * the client, with usage unknown, rather than a 502 for a good reply. */
+    const char *odd[] = {
+        "{\"usage\":{\"prompt_tokens\":-1}}", "{\"usage\":{\"prompt_tokens\":1.5}}",
+        "{\"usage\":{\"prompt_tokens\":\"10\"}}", "{\"usage\":{\"completion_tokens\":true}}",
+        "{\"usage\":{\"prompt_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":-3}}}",
+        "{\"usage\":\"lots\"}", "{\"usage\":[1]}",
+        "{\"usage\":{\"input_tokens\":9223372036854775807,\"cache_read_input_tokens\":1}}",
+        "{\"usage\":{\"prompt_tokens\":1e300}}",
+        "{\"model\":\"a\",\"model\":\"b\",\"usage\":{\"prompt_tokens\":\"x\"}}",
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        int rc = al_usage_parse(odd[i], strlen(odd[i]), &u);
+        if (rc != AL_ENOTFOUND) fail_msg("odd case %zu: rc %d", i, rc);
+        assert_false(u.known);
+    }
+    /* request rules do not apply to responses: duplicate or null model */
+    const char *dup = "{\"model\":\"a\",\"model\":null,\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":3}}";
+    assert_int_equal(al_usage_parse(dup, strlen(dup), &u), 0);
+    assert_int_equal(u.output, 3);
     /* NUL inside: YAJL would stop there, so it must be refused */
     const char nul[] = "{\"usage\":{\"prompt_tokens\":1}}\0garbage";
     assert_int_equal(al_usage_parse(nul, sizeof nul - 1, &u), AL_EPARSE);
