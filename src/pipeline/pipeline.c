@@ -570,10 +570,12 @@ static bool authenticate(al_ctx_t *c)
     }
     AL_EVENT_SET(&c->ev, key_id, e->id, strlen(e->id));
     AL_EVENT_SET(&c->ev, agent, e->agent, strlen(e->agent));
-    if (e->expires_ms && e->expires_ms <= al_wall_ms()) {
+    int64_t now = al_wall_ms();
+    if (e->expires_ms && e->expires_ms <= now) {
         fail(c, 401, "authentication_error", "expired_api_key", "rejected", "API key has expired");
         return false;
     }
+    al_keytab_touch(e, now); /* "last used", written to the store by the watcher */
     c->agent = al_config_agent(c->cfg, e->agent, strlen(e->agent));
     if (!c->agent) {
         fail(c, 401, "authentication_error", "unknown_agent", "rejected",

@@ -99,6 +99,8 @@ al_keytab_t *al_keytab_build(const al_key_row_t *rows, size_t n)
         al_event_set(e->id, sizeof e->id, r->id, strnlen(r->id, sizeof r->id));
         al_event_set(e->agent, sizeof e->agent, r->agent, strnlen(r->agent, sizeof r->agent));
         e->expires_ms = r->expires_ms;
+        atomic_init(&e->last_used_ms, r->last_used_ms);
+        e->flushed_ms = r->last_used_ms;
         t->slots[pos] = (uint32_t)(++t->n);
     }
     return t;
@@ -135,6 +137,22 @@ const al_keytab_entry_t *al_keytab_find(const al_keytab_t *t, const uint8_t hash
         pos = (pos + 1) & t->mask;
     }
     return NULL;
+}
+
+void al_keytab_touch(const al_keytab_entry_t *e, int64_t now_ms)
+{
+    al_keytab_entry_t *m = (al_keytab_entry_t *)e; /* the one mutable field */
+    int64_t prev = atomic_load_explicit(&m->last_used_ms, memory_order_relaxed);
+    if (now_ms - prev >= 1000) atomic_store_explicit(&m->last_used_ms, now_ms, memory_order_relaxed);
+}
+
+void al_keytab_flush_uses(al_keytab_t *t, al_store_t *s)
+{
+    for (size_t i = 0; t && i < t->n; i++) {
+        al_keytab_entry_t *e = &t->entries[i];
+        int64_t used = atomic_load_explicit(&e->last_used_ms, memory_order_relaxed);
+        if (used > e->flushed_ms && al_store_key_touch(s, e->id, used) == AL_OK) e->flushed_ms = used;
+    }
 }
 
 typedef struct load_ctx {

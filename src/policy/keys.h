@@ -26,6 +26,11 @@ typedef struct al_keytab_entry {
     char id[32];
     char agent[64];
     int64_t expires_ms;        /* 0 = never */
+    /* The one mutable part: when a worker last accepted the key (whole
+     * seconds are enough; workers skip the store when it is that fresh), and
+     * what the watcher last wrote to the store. */
+    _Atomic int64_t last_used_ms;
+    int64_t flushed_ms;        /* watcher thread only */
 } al_keytab_entry_t;
 
 typedef struct al_keytab al_keytab_t;
@@ -38,6 +43,13 @@ void al_keytab_unref(al_keytab_t *t);   /* NULL ok */
 size_t al_keytab_size(const al_keytab_t *t);
 /* Find by hash; NULL if absent. Pointer valid while the table is held. */
 const al_keytab_entry_t *al_keytab_find(const al_keytab_t *t, const uint8_t hash[32]);
+
+/* Note a use of the key (any thread, no lock: a relaxed store at most once
+ * a second per key). */
+void al_keytab_touch(const al_keytab_entry_t *e, int64_t now_ms);
+/* Write uses noted since the last flush to the store (blocking; one thread
+ * at a time, the key watcher). */
+void al_keytab_flush_uses(al_keytab_t *t, al_store_t *s);
 
 /* Load all keys from the store and build a table (blocking). */
 int al_keytab_load(al_store_t *s, al_keytab_t **out /* OUT */);

@@ -169,11 +169,16 @@ static void *watcher_main(void *arg)
 {
     al_gateway_t *gw = arg;
     int64_t last = -1;
+    unsigned tick = 0;
     while (!atomic_load(&gw->watcher_stop)) {
         struct timespec ts = {0, WATCH_INTERVAL_MS * 1000000L};
         nanosleep(&ts, NULL);
+        if (++tick % 5 == 0) al_keytab_flush_uses(gw->keys, gw->store); /* about once a second */
         int64_t v;
         if (al_store_keys_version(gw->store, &v) != AL_OK || v == last) continue;
+        /* Uses noted in the table about to be replaced go first, so the new
+         * one starts from them. */
+        al_keytab_flush_uses(gw->keys, gw->store);
         al_keytab_t *t = NULL;
         if (al_keytab_load(gw->store, &t) != AL_OK) {
             al_warn("could not reload keys from the store; keeping the current set");
@@ -187,6 +192,7 @@ static void *watcher_main(void *arg)
         pthread_mutex_unlock(&gw->lock);
         al_keytab_unref(old);
     }
+    al_keytab_flush_uses(gw->keys, gw->store);
     return NULL;
 }
 

@@ -176,6 +176,23 @@ describe('regressions', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  test('keys list shows when each key was last used', async () => {
+    const gw = await gateway({ keyAgents: ['alpha'] });
+    const t0 = Date.now();
+    const idle = await gw.createKeyAsync('alpha', ['--label', 'unused']);
+    const r = await fetch(`${gw.baseURL}/models`, { headers: { authorization: `Bearer ${gw.keys.alpha}` } });
+    assert.equal(r.status, 200);
+    const ok = await waitFor(async () => {
+      const { rows } = await gw.listKeys();
+      return rows.some((k) => k.label !== 'unused' && k.last_used_ms && k.last_used_ms >= t0 - 1000);
+    }, { timeout: 4000, interval: 200 });
+    assert.ok(ok, 'the used key shows a last use within a few seconds');
+    const { rows } = await gw.listKeys();
+    const unused = rows.find((k) => k.label === 'unused');
+    assert.ok(unused && !unused.last_used_ms, 'a key never used shows none');
+    assert.ok(idle.key.startsWith('alk_'));
+  });
+
   test('HEAD is served wherever GET is', async () => {
     const gw = await gateway({ keyAgents: ['alpha'] });
     const r = await fetch(`${gw.baseURL}/models`, { method: 'HEAD', headers: { authorization: `Bearer ${gw.keys.alpha}` } });
