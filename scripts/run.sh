@@ -6,8 +6,18 @@ cd "$(dirname "$0")/.."
 cfg=examples/quickstart.yaml
 ./airlock check --config "$cfg" >/dev/null
 keyfile=.airlock-key
-if [[ ! -s $keyfile ]] || [[ ! -f airlock.db ]]; then
-  ./airlock keys create --config "$cfg" --agent quickstart --label "make run" 2>/dev/null > "$keyfile"
+idfile=.airlock-key-id
+# Reuse the saved key while it is still active in the store; otherwise make one.
+active=0
+if [[ -s $keyfile && -s $idfile && -f airlock.db ]]; then
+  id=$(cat "$idfile")
+  if ./airlock keys list --config "$cfg" --json 2>/dev/null | grep -q "\"id\":\"$id\".*\"status\":\"active\""; then
+    active=1
+  fi
+fi
+if [[ $active -eq 0 ]]; then
+  info=$(./airlock keys create --config "$cfg" --agent quickstart --label "make run" 2>&1 >"$keyfile")
+  grep -o 'key_[0-9a-f]*' <<<"$info" | head -1 > "$idfile"
 fi
 key=$(cat "$keyfile")
 cat <<MSG

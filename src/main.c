@@ -37,8 +37,9 @@ static void usage(FILE *f)
 
 static const char *config_arg(int argc, char **argv)
 {
-    for (int i = 0; i < argc - 1; i++)
-        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) return argv[i + 1];
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0)
+            return i + 1 < argc ? argv[i + 1] : NULL;
     const char *env = getenv("AIRLOCK_CONFIG");
     return env && *env ? env : "airlock.yaml";
 }
@@ -55,6 +56,10 @@ static int cmd_check(int argc, char **argv)
     }
     const char *path = config_arg(argc, argv);
     char err[512];
+    if (!path) {
+        fputs("airlock check: --config needs a file\n", stderr);
+        return 2;
+    }
     al_config_t *c = NULL;
     if (al_config_load(path, &c, err, sizeof err) != AL_OK) {
         fprintf(stderr, "%s\n", err);
@@ -76,7 +81,12 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "airlock serve: unknown argument '%s'\n", argv[i]);
         return 2;
     }
-    return al_gateway_run(config_arg(argc, argv));
+    const char *path = config_arg(argc, argv);
+    if (!path) {
+        fputs("airlock serve: --config needs a file\n", stderr);
+        return 2;
+    }
+    return al_gateway_run(path);
 }
 
 int main(int argc, char **argv)

@@ -432,6 +432,15 @@ int al_mock_main(int argc, char **argv)
             port = pv;
             continue;
         }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs("usage: airlock mock --listen HOST:PORT [--latency-ms N] [--jitter-ms N] "
+                  "[--status N] [--fail-rate F] [--retry-after S] [--stall-ms N] "
+                  "[--stall-mid-ms N] [--reset-mid] [--malformed] [--omit-usage] [--chunks N] "
+                  "[--chunk-interval-ms N] [--output-tokens N]\n"
+                  "The same faults per request: x-mock-NAME headers.  GET /_mock/stats, "
+                  "GET /_mock/last, POST /_mock/reset.\n", stdout);
+            return 0;
+        }
         if (strncmp(a, "--", 2) == 0) {
             const char *name = a + 2;
             const char *val = NULL;

@@ -606,7 +606,10 @@ static void handle_api(al_ctx_t *c)
         return;
     }
     if (al_chatreq_parse(req->body.p, req->body.len, &c->rq, err, sizeof err) != AL_OK) {
-        fail(c, 400, "invalid_request_error", "invalid_json", "rejected", "invalid request: %s", err);
+        /* Not JSON at all, or JSON with a field of the wrong type. */
+        bool not_json = strncmp(err, "invalid JSON", 12) == 0;
+        fail(c, 400, "invalid_request_error", not_json ? "invalid_json" : "invalid_request",
+             "rejected", "invalid request: %s", err);
         return;
     }
     c->ev.stream = c->kind == K_CHAT && c->rq.stream;
@@ -718,7 +721,7 @@ void al_pipeline_handle(al_http_req_t *req)
         return;
     }
     if (req->method != want && !(want == HTTP_GET && req->method == HTTP_HEAD)) {
-        const char *hdrs[] = {c->reqid_hdr, want == HTTP_GET ? "Allow: GET" : "Allow: POST"};
+        const char *hdrs[] = {c->reqid_hdr, want == HTTP_GET ? "Allow: GET, HEAD" : "Allow: POST"};
         c->ev.status = 405;
         AL_EVENT_SET(&c->ev, outcome, "rejected", 8);
         AL_EVENT_SET(&c->ev, error_type, "invalid_request_error", 21);

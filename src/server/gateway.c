@@ -216,18 +216,21 @@ static void admin_handle(al_http_req_t *req)
         al_buf_free(&b);
         return;
     }
+    char rid[160];
+    memcpy(rid, "X-Request-Id: ", 14);
+    al_http_request_id(req, rid + 14);
+    const char *h[] = {rid};
     if (strcmp(req->path, "/healthz") == 0) {
-        al_http_respond(req, 200, "application/json", NULL, 0, "{\"status\":\"ok\"}", 15);
+        al_http_respond(req, 200, "application/json", h, 1, "{\"status\":\"ok\"}", 15);
         return;
     }
     if (strcmp(req->path, "/readyz") == 0) {
         bool ok = al_store_writable(gw->store) && !atomic_load(&gw->shutting_down);
-        if (ok) al_http_respond(req, 200, "application/json", NULL, 0, "{\"status\":\"ready\"}", 18);
-        else al_http_respond(req, 503, "application/json", NULL, 0, "{\"status\":\"not ready\"}", 22);
+        if (ok) al_http_respond(req, 200, "application/json", h, 1, "{\"status\":\"ready\"}", 18);
+        else al_http_respond(req, 503, "application/json", h, 1, "{\"status\":\"not ready\"}", 22);
         return;
     }
-    al_http_respond_error(req, 404, "invalid_request_error", "unknown_url", "unknown path",
-                          NULL, 0);
+    al_http_respond_error(req, 404, "invalid_request_error", "unknown_url", "unknown path", h, 1);
 }
 
 static double gauge_queue(void *ud)
