@@ -93,7 +93,11 @@ static void xfer_destroy(al_xfer_t *x)
     /* Setting up an easy handle costs more than the request itself on a
      * keep-alive connection; keep a few reset ones. */
     if (!u->freeing && u->n_pool < AL_ARRAY_LEN(u->pool)) {
-        curl_easy_reset(x->easy);
+        /* Drop pointers into this transfer before the handle waits. */
+        curl_easy_setopt(x->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(x->easy, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(x->easy, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(x->easy, CURLOPT_PRIVATE, NULL);
         u->pool[u->n_pool++] = x->easy;
     } else {
         curl_easy_cleanup(x->easy);
@@ -390,7 +394,8 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
     x->cbs = *cbs;
     x->ud = ud;
     x->t0 = al_now_ns();
-    x->easy = u->n_pool ? u->pool[--u->n_pool] : curl_easy_init();
+    bool fresh = u->n_pool == 0;
+    x->easy = fresh ? curl_easy_init() : u->pool[--u->n_pool];
     if (!x->easy) {
         curl_slist_free_all(x->headers);
         free(x->body);
@@ -398,32 +403,37 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
         return AL_ENOMEM;
     }
     CURL *e = x->easy;
+    if (fresh) {
+        /* What every transfer shares is set once per handle; pooled handles
+         * keep it (they are not reset: every per-transfer option below is
+         * set again each time). */
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+        curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+        curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, u);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    }
     curl_easy_setopt(e, CURLOPT_URL, o->url);
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, u);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, u);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    if (o->connect_timeout_ms)
-        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
-    if (o->total_timeout_ms) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->total_timeout_ms);
-    if (strncmp(o->url, "http://", 7) == 0)
-        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->total_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, strncmp(o->url, "http://", 7) == 0
+                                                  ? (long)CURL_HTTP_VERSION_1_1
+                                                  : (long)CURL_HTTP_VERSION_2TLS);
 
     uv_timer_init(u->loop, &x->fb_timer);
     u->handles_open++;
