@@ -35,31 +35,34 @@ static void usage(FILE *f)
           f);
 }
 
-static const char *config_arg(int argc, char **argv)
+/* The configuration path of a command whose only option is --config/-c:
+ * 0 and *path, or 2 (usage error, said on stderr). */
+static int config_only(const char *cmd, int argc, char **argv, const char **path /* OUT */)
 {
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0)
-            return i + 1 < argc ? argv[i + 1] : NULL;
-    const char *env = getenv("AIRLOCK_CONFIG");
-    return env && *env ? env : "airlock.yaml";
+    *path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") != 0 && strcmp(argv[i], "-c") != 0) {
+            fprintf(stderr, "airlock %s: unknown argument '%s'\n", cmd, argv[i]);
+            return 2;
+        }
+        if (++i >= argc) {
+            fprintf(stderr, "airlock %s: --config needs a file\n", cmd);
+            return 2;
+        }
+        *path = argv[i];
+    }
+    if (!*path) {
+        const char *env = getenv("AIRLOCK_CONFIG");
+        *path = env && *env ? env : "airlock.yaml";
+    }
+    return 0;
 }
 
 static int cmd_check(int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
-            i++;
-            continue;
-        }
-        fprintf(stderr, "airlock check: unknown argument '%s'\n", argv[i]);
-        return 2;
-    }
-    const char *path = config_arg(argc, argv);
+    const char *path;
     char err[512];
-    if (!path) {
-        fputs("airlock check: --config needs a file\n", stderr);
-        return 2;
-    }
+    if (config_only("check", argc, argv, &path)) return 2;
     al_config_t *c = NULL;
     if (al_config_load(path, &c, err, sizeof err) != AL_OK) {
         fprintf(stderr, "%s\n", err);
@@ -73,19 +76,8 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_serve(int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) {
-            i++;
-            continue;
-        }
-        fprintf(stderr, "airlock serve: unknown argument '%s'\n", argv[i]);
-        return 2;
-    }
-    const char *path = config_arg(argc, argv);
-    if (!path) {
-        fputs("airlock serve: --config needs a file\n", stderr);
-        return 2;
-    }
+    const char *path;
+    if (config_only("serve", argc, argv, &path)) return 2;
     return al_gateway_run(path);
 }
 
