@@ -95,7 +95,8 @@ function render(resultsFile, infoFile) {
   const info = infoFile && fs.existsSync(infoFile) ? JSON.parse(fs.readFileSync(infoFile, 'utf8')) : {};
   const find = (kind, target, mode) =>
     rs.find((r) => r.kind === kind && r.target === target && (mode === undefined || r.mode === mode));
-  const targets = ['direct', 'nginx', 'airlock'];
+  const targets = ['direct', 'nginx', 'airlock', 'airlock-route'];
+  const isAirlock = (t) => t === 'airlock' || t === 'airlock-route';
   const modes = ['nonstream', 'stream'];
   const notes = [];
   const out = [];
@@ -135,15 +136,18 @@ function render(resultsFile, infoFile) {
       }
       const pc = (v) => (v !== null && v !== undefined ? `${v}%` : 'n/a');
       rows.push([t, m, r.rps !== null ? Math.round(r.rps).toLocaleString('en-US') : 'n/a',
-        t === 'airlock' ? ratio(r.rps, ng && ng.rps) : '', us(r.p50_us), us(r.p99_us),
+        isAirlock(t) ? ratio(r.rps, ng && ng.rps) : '', us(r.p50_us), us(r.p99_us),
         r.cpu_us_per_req !== null ? `${r.cpu_us_per_req.toFixed(1)} µs` : 'n/a',
-        t === 'airlock' ? ratio(r.cpu_us_per_req, ng && ng.cpu_us_per_req) : '',
+        isAirlock(t) ? ratio(r.cpu_us_per_req, ng && ng.cpu_us_per_req) : '',
         pc(r.server_share_pct), t === 'direct' ? '' : pc(r.server_busy_pct), pc(r.client_busy_pct),
         String(errs)]);
     }
   }
   out.push(table(['target', 'mode', 'req/s', 'vs nginx', 'p50', 'p99', 'server CPU/req',
     'CPU vs nginx', 'server CPU', 'server core busy', 'client core busy', 'errors'], rows));
+  out.push('');
+  out.push('airlock-route is the same airlock process asked for a two-target fallback route ' +
+           '(the first target answers), next to airlock asked for the plain model.');
   out.push('');
   out.push('"server" is the mock for direct, the nginx master+worker, or the airlock process (all threads). ' +
            '"server CPU" is its own CPU time over the run as a share of one core (~100%: server-bound); ' +

@@ -8,7 +8,10 @@
 # throughput (server CPU per request read from /proc/PID/stat, core usage
 # from /proc/stat) and bench/ratelat.js for latency at a fixed rate; then
 # bench/chunkgap.js for what each proxy does to a paced stream, and
-# bench/idleconns.js for memory per idle keep-alive connection.  Raw outputs
+# bench/idleconns.js for memory per idle keep-alive connection.  The target
+# airlock-route is the same airlock process called with a two-target fallback
+# route (`model: fallback2`: both targets healthy, so the first answers) to
+# show what a route costs next to a plain model.  Raw outputs
 # go to bench/out/<stamp>/, the report to bench/out/results-<stamp>.md (also
 # printed).  Every process it starts is stopped by PID on exit; each step
 # has a timeout and steps are skipped past a total time budget (< 5 min).
@@ -25,7 +28,7 @@ cd "$(dirname "$0")/.."
 DURATION=${BENCH_DURATION:-10}
 RATE=${BENCH_RATE:-200}
 CONNS=${BENCH_CONNS:-32}
-TARGETS=${BENCH_TARGETS:-direct nginx airlock}
+TARGETS=${BENCH_TARGETS:-direct nginx airlock airlock-route}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
 AIRLOCK=${BENCH_AIRLOCK:-./airlock}
@@ -272,11 +275,15 @@ log: {level: warn}
 providers:
   up: {type: openai, base_url: "http://127.0.0.1:$P_MOCK/v1", api_key_env: BENCH_UPSTREAM_KEY}
   paced: {type: openai, base_url: "http://127.0.0.1:$P_PACED/v1", api_key_env: BENCH_UPSTREAM_KEY}
+  up2: {type: openai, base_url: "http://127.0.0.1:$P_MOCK/v1", api_key_env: BENCH_UPSTREAM_KEY}
 models:
   gpt-4o-mini: {provider: up, model: gpt-4o-mini, price: {input: 0.15, output: 0.60, cached_input: 0.075}, context_window: 128000}
+  gpt-4o-mini-b: {provider: up2, model: gpt-4o-mini, price: {input: 0.15, output: 0.60, cached_input: 0.075}, context_window: 128000}
   gpt-4o-mini-paced: {provider: paced, model: gpt-4o-mini, price: {input: 0.15, output: 0.60, cached_input: 0.075}, context_window: 128000}
+routes:
+  fallback2: {strategy: fallback, targets: [gpt-4o-mini, gpt-4o-mini-b]}
 agents:
-  bench: {owner: bench@example.com, models: [gpt-4o-mini, gpt-4o-mini-paced]}
+  bench: {owner: bench@example.com, models: [gpt-4o-mini, gpt-4o-mini-paced, fallback2]}
 EOF
   KEY=$(timeout 30 "$AIRLOCK" keys create --config "$CFG" --agent bench 2>"$RUN/keys.log") ||
     { cat "$RUN/keys.log" >&2; die "airlock keys create failed"; }
@@ -291,6 +298,12 @@ EOF
   MODEL_PACED[airlock]=gpt-4o-mini-paced
   SERVER_PIDS[airlock]=${SPID[airlock]}
   mem airlock_start "${SPID[airlock]}"
+  if has_target airlock-route; then
+    URL[airlock-route]=${URL[airlock]}
+    SERVER_PIDS[airlock-route]=${SPID[airlock]}
+    sed 's/"model":"gpt-4o-mini"/"model":"fallback2"/' "$BODY" >"$TMP/route.json"
+    sed 's/"model":"gpt-4o-mini"/"model":"fallback2"/' "$BODY_STREAM" >"$TMP/route-stream.json"
+  fi
 fi
 
 # --- run info -------------------------------------------------------------------
@@ -322,12 +335,19 @@ node -e '
   "$SERVER_CPU" "$CLIENT_CPU" "$DURATION" "$RATE" "$CONNS" "$(wc -c <"$BODY")" "$CHUNKS" "$CHUNK_MS" \
   >"$RUN/info.json"
 
+# The request body for a mode and target (the route target names the route).
+body_for() {
+  if [[ ${2:-} == airlock-route ]]; then
+    if [[ $1 == stream ]]; then echo "$TMP/route-stream.json"; else echo "$TMP/route.json"; fi
+  elif [[ $1 == stream ]]; then echo "$BODY_STREAM"; else echo "$BODY"; fi
+}
+
 # --- sanity: every target answers a real completion ----------------------------------
 ACTIVE=()
 for t in $TARGETS; do
   [[ -n ${URL[$t]:-} ]] || continue
   good=1
-  for body in "$BODY" "$BODY_STREAM"; do
+  for body in "$(body_for nonstream "$t")" "$(body_for stream "$t")"; do
     code=$(curl -sS -o "$RUN/sanity-$t.out" -w '%{http_code}' --max-time 10 \
       -H 'Content-Type: application/json' -H "Authorization: Bearer $KEY" \
       --data-binary "@$body" "${URL[$t]}" 2>>"$RUN/sanity-$t.err") || code=000
@@ -340,7 +360,6 @@ for t in $TARGETS; do
 done
 say "targets: ${ACTIVE[*]}"
 
-body_for() { if [[ $1 == stream ]]; then echo "$BODY_STREAM"; else echo "$BODY"; fi; }
 
 # --- throughput: wrk ----------------------------------------------------------------
 for mode in nonstream stream; do
@@ -350,11 +369,11 @@ for mode in nonstream stream; do
     say "wrk $t $mode"
     read -ra pids <<<"${SERVER_PIDS[$t]}"
     # warm-up: pools, caches, page faults
-    BENCH_BODY=$(body_for "$mode") BENCH_KEY=$KEY timeout -k 2 20 taskset -c "$CLIENT_CPU" \
+    BENCH_BODY=$(body_for "$mode" "$t") BENCH_KEY=$KEY timeout -k 2 20 taskset -c "$CLIENT_CPU" \
       wrk -t1 -c"$CONNS" -d2s --timeout 5s -s bench/post.lua "${URL[$t]}" >/dev/null 2>&1 || true
     c0=$(cpu_ticks "${pids[@]}"); s0=$(core_snap "$SERVER_CPU"); k0=$(core_snap "$CLIENT_CPU")
     rc=0
-    BENCH_BODY=$(body_for "$mode") BENCH_KEY=$KEY timeout -k 2 $((DURATION + 20)) taskset -c "$CLIENT_CPU" \
+    BENCH_BODY=$(body_for "$mode" "$t") BENCH_KEY=$KEY timeout -k 2 $((DURATION + 20)) taskset -c "$CLIENT_CPU" \
       wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 5s --latency -s bench/post.lua "${URL[$t]}" \
       >"$RUN/wrk-$t-$mode.txt" 2>&1 || rc=$?
     c1=$(cpu_ticks "${pids[@]}"); s1=$(core_snap "$SERVER_CPU"); k1=$(core_snap "$CLIENT_CPU")
@@ -372,7 +391,7 @@ for mode in nonstream stream; do
     time_ok $((DURATION + 5)) "fixed-rate $t/$mode" || continue
     say "fixed rate $t $mode"
     timeout -k 2 $((DURATION + 30)) taskset -c "$CLIENT_CPU" node bench/ratelat.js \
-      --url "${URL[$t]}" --body "$(body_for "$mode")" --key "$KEY" --rate "$RATE" \
+      --url "${URL[$t]}" --body "$(body_for "$mode" "$t")" --key "$KEY" --rate "$RATE" \
       --duration "$DURATION" --target "$t" --mode "$mode" >>"$RESULTS" 2>>"$RUN/ratelat.err" ||
       note "ratelat $t/$mode failed: $(tail -n 3 "$RUN/ratelat.err" | tr '\n' ' ')"
   done
@@ -380,6 +399,7 @@ done
 
 # --- streaming relay --------------------------------------------------------------------
 for t in "${ACTIVE[@]}"; do
+  [[ -n ${URL_PACED[$t]:-} ]] || continue
   servers_ok || continue
   time_ok 15 "chunk gaps $t" || continue
   say "chunk gaps $t"

@@ -1,6 +1,8 @@
 /* main.c - the airlock command: one binary, several subcommands.
  *   serve   run the gateway            check   validate a configuration
  *   keys    create/list/revoke keys    events  list recorded requests
+ *   escalations  list/show/resolve     admin-token  create/list/revoke
+ *   status  the running gateway's state (admin API)
  *   mock    an OpenAI-compatible upstream with fault injection */
 #include "cli/cli.h"
 #include "config/config.h"
@@ -13,9 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef AL_VERSION
-#define AL_VERSION "0.1.0"
-#endif
 
 static void usage(FILE *f)
 {
@@ -28,6 +27,17 @@ static void usage(FILE *f)
           "         list   --config FILE [--agent NAME] [--json]\n"
           "         revoke --config FILE ID\n"
           "  events list --config FILE [--agent A] [--since 1h] [--limit N] [--json]\n"
+          "  escalations list    --config FILE [--status open|resolved|rejected|timeout|all]\n"
+          "                      [--agent A] [--limit N] [--json]\n"
+          "              show    --config FILE ID [--json]\n"
+          "              resolve --config FILE ID (--answer TEXT | --answer-file FILE |\n"
+          "                      --reject REASON) [--by NAME]\n"
+          "  admin-token create --config FILE --role ROLE [--agent A] [--label L] "
+          "[--expires 30d]\n"
+          "              list   --config FILE [--json]\n"
+          "              revoke --config FILE ID\n"
+          "  status --config FILE [--token T] [--json]   the running gateway's state\n"
+          "                                      (token default $AIRLOCK_ADMIN_TOKEN)\n"
           "  mock   --listen HOST:PORT [fault flags]   simulated OpenAI-compatible upstream\n"
           "  version\n"
           "\n"
@@ -104,6 +114,9 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "check")) rc = cmd_check(sub_argc, sub_argv);
     else if (!strcmp(cmd, "keys")) rc = al_cli_keys(sub_argc, sub_argv);
     else if (!strcmp(cmd, "events")) rc = al_cli_events(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "escalations")) rc = al_cli_escalations(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "admin-token")) rc = al_cli_admin_token(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "status")) rc = al_cli_status(sub_argc, sub_argv);
     else if (!strcmp(cmd, "mock")) rc = al_mock_main(sub_argc, sub_argv);
     else {
         fprintf(stderr, "airlock: unknown command '%s'\n", cmd);

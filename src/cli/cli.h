@@ -1,11 +1,13 @@
-/* cli.h - the `airlock keys` and `airlock events` subcommands.
+/* cli.h - the `airlock keys`, `events`, `escalations`, `admin-token` and
+ * `status` subcommands.
  *
  * main.c calls each with the arguments after the subcommand name (for
  * `airlock keys create --config F` argv is {"create", "--config", "F"}) and
  * returns what they return as the process exit code: 0 success, 1 failure
  * (store error, no such key), 2 usage or configuration error.  Secrets go to
- * stdout only from `keys create`; every message goes to stderr.  `--config`
- * (or -c) defaults to $AIRLOCK_CONFIG, then airlock.yaml. */
+ * stdout only from `keys create` and `admin-token create`; every message goes
+ * to stderr.  `--config` (or -c) defaults to $AIRLOCK_CONFIG, then
+ * airlock.yaml. */
 #ifndef AL_CLI_H
 #define AL_CLI_H
 
@@ -19,6 +21,15 @@
 int al_cli_keys(int argc, char **argv);
 /* events list */
 int al_cli_events(int argc, char **argv);
+/* escalations list | show | resolve: the people's side of `final: escalate`.
+ * resolve exits 1 when the id is unknown or no longer open. */
+int al_cli_escalations(int argc, char **argv);
+/* admin-token create | list | revoke: bearer tokens for the admin API; the
+ * secret goes to stdout once, from create. */
+int al_cli_admin_token(int argc, char **argv);
+/* status: the running gateway's state through GET /admin/v1/status on the
+ * admin listener (blocking libcurl easy call; needs curl_global_init). */
+int al_cli_status(int argc, char **argv);
 
 /* Load the configuration at path for a CLI command: provider secrets named
  * by api_key_env are looked up in the environment but a missing one reads as
@@ -52,6 +63,16 @@ const char *al__cli_config_path(const char *flag_value);
 int al__cli_open_store(const al_config_t *c, al_store_t **out /* OUT */);
 /* "2024-05-01T12:00:00Z" (seconds) or "-" when ms <= 0. out >= 32. */
 void al__cli_fmt_time(int64_t ms, char *out, size_t outsz);
+/* "cli:" + by (else $USER, else "unknown") into out, control characters
+ * shown as '?', truncated to fit (out >= 8). (cli_admin.c) */
+void al__cli_actor(const char *by, char *out, size_t outsz);
+/* Write a change record now (al_store_event_insert): kind, actor, method
+ * "CLI", path (the command, "escalations resolve"), outcome "ok", status 200,
+ * ts now; agent, escalation_id and key_id (the admin token acted on) may be
+ * NULL.  Prints nothing; 0 or the store's code. (cli_admin.c) */
+int al__cli_change_event(al_store_t *st, const char *kind, const char *actor,
+                         const char *path, const char *agent, const char *escalation_id,
+                         const char *key_id);
 
 /* An aligned text table.  The first AL__CLI_TABLE_BUFFER rows are held to
  * measure the columns; later rows are printed at once with those widths, so

@@ -8,11 +8,15 @@
  * a string) and an explicit !!str tag forces a string.  Aliases (*name) are
  * followed; merge keys (<<) and other tags are refused.  Every node visit is
  * counted against a budget so aliases cannot blow up the walk.  Sections are
- * processed providers -> models -> agents whatever their order in the file,
- * so references always point backwards; names are then found through small
- * open-addressing hash tables kept beside the public struct.  The first
- * problem stops the load and becomes one line, "FILE:LINE: key.path: reason",
- * with a "did you mean" hint when a close name exists. */
+ * processed escalation -> providers -> models -> routes -> agents whatever
+ * their order in the file, so references always point backwards (a route's
+ * targets are models, an agent's list names models and routes, a route's
+ * own escalation starts from the top-level one); names are then found
+ * through small open-addressing hash tables kept beside the public struct.
+ * Durations are "250ms", "30s", "5m", "2h", "1d" or plain integers in
+ * milliseconds.  The first problem stops the load and becomes one line,
+ * "FILE:LINE: key.path: reason", with a "did you mean" hint when a close
+ * name exists. */
 #include "config/config.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -35,6 +39,8 @@
 #define CFG_PATH_MAX 320             /* dotted key path in messages */
 #define CFG_HEADERS_MAX 256          /* per provider, headers and forward_headers */
 #define CFG_SHOW_MAX 64              /* bytes of a value quoted in a message */
+#define CFG_TARGETS_MAX 16           /* per route */
+#define CFG_URL_MAX 2048             /* alerts.webhook_url */
 
 /* ---- private state -------------------------------------------------- */
 
@@ -47,7 +53,7 @@ typedef struct name_index {
  * converts back, then the lookup tables nobody else needs to see. */
 typedef struct cfg_impl {
     al_config_t pub;
-    name_index_t providers, models, agents;
+    name_index_t providers, models, agents, routes;
 } cfg_impl_t;
 
 typedef struct ctx {
@@ -59,6 +65,9 @@ typedef struct ctx {
     al_getenv_fn env;
     cfg_impl_t *im;
     uint32_t *stamp;                 /* per model: agent index + 1 that listed it last */
+    uint32_t *rstamp;                /* the same per route */
+    int *model_lines;                /* per model: line of its key, for clash messages */
+    size_t n_model_lines;
     unsigned long visits;
     size_t plen;
     char path[CFG_PATH_MAX];
@@ -418,6 +427,63 @@ static int get_double(ctx_t *x, struct fy_node *n, int line, double min, double 
     return 0;
 }
 
+/* Renders ms in the largest unit that divides it: "2s", "100ms", "24h". */
+static const char *fmt_ms(uint64_t ms, char *buf, size_t len)
+{
+    static const struct { uint64_t ms; const char *unit; } units[] = {
+        {86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"},
+    };
+    if (ms == 0) {
+        snprintf(buf, len, "0");
+        return buf;
+    }
+    for (size_t i = 0; i < AL_ARRAY_LEN(units); i++)
+        if (ms % units[i].ms == 0) {
+            snprintf(buf, len, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
+            return buf;
+        }
+    snprintf(buf, len, "%llums", (unsigned long long)ms);
+    return buf;
+}
+
+/* A duration in milliseconds: "250ms", "30s", "5m", "2h", "1d"
+ * (al_parse_duration_ms), or a plain integer taken as milliseconds like the
+ * values of the *_ms keys. */
+static int get_duration(ctx_t *x, struct fy_node *n, int line, uint64_t min, uint64_t max,
+                        uint64_t *out)
+{
+    int rc, t;
+    size_t len;
+    const char *p;
+    char buf[32], lo[24], hi[24];
+    uint64_t v;
+
+    if ((rc = deref(x, &n, line)) || (rc = classify(x, n, line, &t))) return rc;
+    p = scalar_text(n, &len);
+    if (t == V_INT) {
+        if (p[0] == '-') return fail(x, line, "a duration must not be negative");
+        if ((rc = get_u64(x, n, line, 0, UINT64_MAX, &v))) return rc;
+    } else if (t == V_STR) {
+        bool ok = len > 0 && len < sizeof buf;
+        if (ok) {
+            memcpy(buf, p, len);
+            buf[len] = '\0';
+            ok = al_parse_duration_ms(buf, &v) == AL_OK;
+        }
+        if (!ok)
+            return fail(x, line, "'%.*s' is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)",
+                        (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    } else {
+        return fail(x, line, "expected a duration (e.g. 250ms, 30s, 5m), got %s", vtype_name[t]);
+    }
+    if (v < min || v > max)
+        return fail(x, line, "%.*s is out of range (%s..%s)",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p, fmt_ms(min, lo, sizeof lo),
+                    fmt_ms(max, hi, sizeof hi));
+    *out = v;
+    return 0;
+}
+
 /* A string value; numbers are taken as written ("model: 3" is "3"), null,
  * booleans and collections are type errors.  The text is borrowed. */
 static int get_str(ctx_t *x, struct fy_node *n, int line, const char **out, size_t *len)
@@ -526,10 +592,11 @@ static bool index_add(name_index_t *ix, const void *base, size_t stride, size_t 
 #define PROV_ARGS(c) (c)->providers, sizeof(al_provider_t), offsetof(al_provider_t, name)
 #define MODEL_ARGS(c) (c)->models, sizeof(al_model_t), offsetof(al_model_t, alias)
 #define AGENT_ARGS(c) (c)->agents, sizeof(al_agent_t), offsetof(al_agent_t, name)
+#define ROUTE_ARGS(c) (c)->routes, sizeof(al_route_t), offsetof(al_route_t, name)
 
 /* ---- the field tables ----------------------------------------------- */
 
-enum { K_U32, K_UINT, K_SIZE, K_DOUBLE, K_MAP, K_FN };
+enum { K_U32, K_UINT, K_SIZE, K_DOUBLE, K_DUR, K_MAP, K_FN };
 
 typedef struct field field_t;
 typedef int (*field_fn)(ctx_t *x, struct fy_node *v, int line, void *obj);
@@ -547,6 +614,9 @@ struct field {
 
 #define F_U32(k, type, member, lo, hi) \
     { .key = k, .kind = K_U32, .off = offsetof(type, member), .min = lo, .max = hi }
+/* A duration stored as uint32_t milliseconds; bounds in milliseconds. */
+#define F_DUR(k, type, member, lo, hi) \
+    { .key = k, .kind = K_DUR, .off = offsetof(type, member), .min = lo, .max = hi }
 #define F_FN(k, handler) { .key = k, .kind = K_FN, .fn = handler }
 #define F_REQ(k, handler) { .key = k, .kind = K_FN, .required = true, .fn = handler }
 
@@ -572,6 +642,11 @@ static int apply_field(ctx_t *x, const field_t *f, struct fy_node *v, int line, 
     case K_DOUBLE:
         if ((rc = get_double(x, v, line, (double)f->min, (double)f->max, &d))) return rc;
         *(double *)(void *)at = d;
+        return 0;
+    case K_DUR:
+        AL_ASSERT(f->max <= UINT32_MAX);
+        if ((rc = get_duration(x, v, line, f->min, f->max, &u))) return rc;
+        *(uint32_t *)(void *)at = (uint32_t)u;
         return 0;
     case K_MAP:
         return parse_map(x, v, line, f->sub, f->nsub, at, NULL);
@@ -817,14 +892,16 @@ static int h_type(ctx_t *x, struct fy_node *v, int line, void *obj)
 
     if ((rc = get_str(x, v, line, &p, &len))) return rc;
     if (text_is(p, len, "openai")) pv->type = AL_PROVIDER_OPENAI;
+    else if (text_is(p, len, "anthropic")) pv->type = AL_PROVIDER_ANTHROPIC;
     else if (text_is(p, len, "simulated")) pv->type = AL_PROVIDER_SIMULATED;
     else {
         suggest_t s;
         char hint[96];
         suggest_init(&s, p, len);
         suggest_try(&s, "openai");
+        suggest_try(&s, "anthropic");
         suggest_try(&s, "simulated");
-        return fail(x, line, "unknown provider type '%.*s' (openai or simulated)%s",
+        return fail(x, line, "unknown provider type '%.*s' (openai, anthropic or simulated)%s",
                     (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p, suggest_hint(&s, hint, sizeof hint));
     }
     return 0;
@@ -847,6 +924,25 @@ static int h_base_url(ctx_t *x, struct fy_node *v, int line, void *obj)
     while (len > scheme && p[len - 1] == '/') len--;
     if (len == scheme || p[scheme] == '/') return fail(x, line, "needs a host after the scheme");
     set_str(&pv->base_url, p, len);
+    return 0;
+}
+
+/* The anthropic-version header value: a short token such as 2023-06-01. */
+static int h_anthropic_version(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_provider_t *pv = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (len == 0 || len >= AL_NAME_MAX)
+        return fail(x, line, "must be 1 to %d characters, e.g. \"2023-06-01\"", AL_NAME_MAX - 1);
+    for (size_t i = 0; i < len; i++)
+        if (!is_tchar(p[i]))
+            return fail(x, line, "'%.*s' is not a header value token (e.g. \"2023-06-01\")",
+                        (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    set_str(&pv->anthropic_version, p, len);
     return 0;
 }
 
@@ -976,8 +1072,9 @@ static int h_forward_headers(ctx_t *x, struct fy_node *v, int line, void *obj)
         }
         if (len == 1 && p[0] == '*')
             return fail(x, iline, "'*' alone would forward every header, the agent's key included");
+        /* The agent's credentials: Authorization, or x-api-key on /v1/messages. */
         if (is_reserved_header(p, len) || al_mem_ieq(p, len, "authorization", 13) ||
-            al_mem_ieq(p, len, "proxy-authorization", 19))
+            al_mem_ieq(p, len, "proxy-authorization", 19) || al_mem_ieq(p, len, "x-api-key", 9))
             return fail(x, iline, "this header cannot be forwarded");
         char *name = al_strndup(p, len);
         for (char *c = name; *c; c++)
@@ -1007,7 +1104,10 @@ static const field_t sim_fields[] = {
     F_U32("chunk_interval_ms", al_sim_params_t, chunk_interval_ms, 0, 3600000),
 };
 
-enum { PF_TYPE, PF_BASE_URL, PF_API_KEY_ENV, PF_HEADERS, PF_FORWARD, PF_TIMEOUTS, PF_SIM, PF_N };
+enum {
+    PF_TYPE, PF_BASE_URL, PF_API_KEY_ENV, PF_HEADERS, PF_FORWARD, PF_TIMEOUTS, PF_IDLE,
+    PF_ANTH_VERSION, PF_SIM, PF_N
+};
 static const field_t provider_fields[PF_N] = {
     [PF_TYPE] = F_REQ("type", h_type),
     [PF_BASE_URL] = F_FN("base_url", h_base_url),
@@ -1016,6 +1116,8 @@ static const field_t provider_fields[PF_N] = {
     [PF_FORWARD] = F_FN("forward_headers", h_forward_headers),
     [PF_TIMEOUTS] = {.key = "timeouts", .kind = K_MAP, .off = 0, .sub = timeout_fields,
                      .nsub = AL_ARRAY_LEN(timeout_fields)},
+    [PF_IDLE] = F_DUR("stream_idle_timeout", al_provider_t, idle_timeout_ms, 0, 3600000),
+    [PF_ANTH_VERSION] = F_FN("anthropic_version", h_anthropic_version),
     [PF_SIM] = {.key = "simulated", .kind = K_MAP, .off = offsetof(al_provider_t, sim),
                 .sub = sim_fields, .nsub = AL_ARRAY_LEN(sim_fields)},
 };
@@ -1027,16 +1129,38 @@ static int parse_provider(ctx_t *x, struct fy_node *v, int line, al_provider_t *
     p->connect_timeout_ms = 5000;
     p->first_byte_timeout_ms = 60000;
     p->total_timeout_ms = 600000;
+    p->idle_timeout_ms = 60000;
     p->sim.output_tokens = 16;
     p->sim.chunks = 8;
     if ((rc = parse_map(x, v, line, provider_fields, PF_N, p, lines))) return rc;
-    if (p->type == AL_PROVIDER_OPENAI) {
-        if (!p->base_url)
-            return fail(x, line, "missing required key 'base_url' (type openai needs it)");
-        if (lines[PF_SIM])
-            return fail_at(x, lines[PF_SIM], "simulated", "only allowed with type simulated");
-    } else if (lines[PF_BASE_URL]) {
-        return fail_at(x, lines[PF_BASE_URL], "base_url", "not allowed with type simulated");
+    if (p->type != AL_PROVIDER_ANTHROPIC && lines[PF_ANTH_VERSION])
+        return fail_at(x, lines[PF_ANTH_VERSION], "anthropic_version",
+                       "only allowed with type anthropic");
+    if (p->type == AL_PROVIDER_SIMULATED) {
+        if (lines[PF_BASE_URL])
+            return fail_at(x, lines[PF_BASE_URL], "base_url", "not allowed with type simulated");
+        if (lines[PF_IDLE])
+            return fail_at(x, lines[PF_IDLE], "stream_idle_timeout",
+                           "not allowed with type simulated");
+        return 0;
+    }
+    if (lines[PF_SIM])
+        return fail_at(x, lines[PF_SIM], "simulated", "only allowed with type simulated");
+    if (p->type == AL_PROVIDER_OPENAI && !p->base_url)
+        return fail(x, line, "missing required key 'base_url' (type openai needs it)");
+    if (p->type == AL_PROVIDER_ANTHROPIC) {
+        if (!p->base_url) p->base_url = al_strdup("https://api.anthropic.com/v1");
+        if (!p->anthropic_version) p->anthropic_version = al_strdup("2023-06-01");
+        /* The adapter sends these two itself; a second copy would conflict. */
+        for (size_t i = 0; i < p->n_headers; i++) {
+            const char *h = p->headers[i].name;
+            if (al_mem_ieq(h, strlen(h), "x-api-key", 9) ||
+                al_mem_ieq(h, strlen(h), "anthropic-version", 17)) {
+                (void)path_push(x, "headers", 7);
+                return fail_at(x, lines[PF_HEADERS], h, "set by the gateway for type anthropic "
+                               "(use api_key_env and anthropic_version)");
+            }
+        }
     }
     return 0;
 }
@@ -1102,11 +1226,406 @@ static int h_price(ctx_t *x, struct fy_node *v, int line, void *obj)
     return 0;
 }
 
-static const field_t model_fields[] = {
-    F_REQ("provider", h_model_provider),
-    F_FN("model", h_model_name),
-    F_FN("price", h_price),
-    F_U32("context_window", al_model_t, context_window, 0, UINT32_MAX),
+enum { MF_PROVIDER, MF_MODEL, MF_PRICE, MF_WINDOW, MF_MAX_OUT, MF_N };
+static const field_t model_fields[MF_N] = {
+    [MF_PROVIDER] = F_REQ("provider", h_model_provider),
+    [MF_MODEL] = F_FN("model", h_model_name),
+    [MF_PRICE] = F_FN("price", h_price),
+    [MF_WINDOW] = F_U32("context_window", al_model_t, context_window, 0, UINT32_MAX),
+    [MF_MAX_OUT] = F_U32("max_output_tokens", al_model_t, max_output_tokens, 1, UINT32_MAX),
+};
+
+/* ---- routes, escalation and alerts ---------------------------------- */
+
+/* One of a fixed set of words; *out is its index.  `choices` is the list
+ * as the message shows it. */
+static int get_word(ctx_t *x, struct fy_node *v, int line, const char *what,
+                    const char *const *words, size_t n, const char *choices, size_t *out)
+{
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    for (size_t i = 0; i < n; i++)
+        if (text_is(p, len, words[i])) {
+            *out = i;
+            return 0;
+        }
+    suggest_t s;
+    char hint[96];
+    suggest_init(&s, p, len);
+    for (size_t i = 0; i < n; i++) suggest_try(&s, words[i]);
+    return fail(x, line, "unknown %s '%.*s' (%s)%s", what, (int)AL_MIN(len, (size_t)CFG_SHOW_MAX),
+                p, choices, suggest_hint(&s, hint, sizeof hint));
+}
+
+/* A model alias named by a route: a target or the degraded target. */
+static int route_model(ctx_t *x, struct fy_node *v, int line, const al_model_t **out)
+{
+    al_config_t *c = cfgof(x);
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    long i = index_find(&x->im->models, MODEL_ARGS(c), p, len);
+    if (i >= 0) {
+        *out = &c->models[i];
+        return 0;
+    }
+    if (index_find(&x->im->routes, ROUTE_ARGS(c), p, len) >= 0)
+        return fail(x, line, "'%.*s' is a route; targets must be model aliases",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    suggest_t s;
+    char hint[96];
+    suggest_init(&s, p, len);
+    for (size_t j = 0; j < c->n_models; j++) suggest_try(&s, c->models[j].alias);
+    return fail(x, line, "unknown model '%.*s'%s", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p,
+                suggest_hint(&s, hint, sizeof hint));
+}
+
+static int h_target_model(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_route_target_t *t = obj;
+    return route_model(x, v, line, &t->model);
+}
+
+static const field_t target_fields[] = {
+    F_REQ("model", h_target_model),
+    F_U32("weight", al_route_target_t, weight, 1, 10000),
+};
+
+static const field_t degraded_fields[] = {
+    F_REQ("model", h_target_model),
+};
+
+/* A target written as a bare alias or as a mapping {model: ALIAS, ...}
+ * checked against f (whose first field is `model`).  *mline receives the
+ * line of the alias, for messages about the target as a whole. */
+static int parse_target(ctx_t *x, struct fy_node *item, int line, const field_t *f, size_t nf,
+                        al_route_target_t *t, int *mline)
+{
+    int lines[2] = {0}, rc, ty;
+
+    AL_ASSERT(nf <= AL_ARRAY_LEN(lines));
+    t->weight = 1;
+    t->breaker = NULL;
+    *mline = line;
+    if ((rc = deref(x, &item, line)) || (rc = classify(x, item, line, &ty))) return rc;
+    if (ty == V_MAP) {
+        /* A mapping has no line of its own: use its first key's. */
+        void *it = NULL;
+        struct fy_node_pair *first = fy_node_mapping_iterate(item, &it);
+        if (first) line = node_line(fy_node_pair_key(first), line);
+        if ((rc = parse_map(x, item, line, f, nf, t, lines))) return rc;
+        *mline = lines[0] ? lines[0] : line;
+        return 0;
+    }
+    if (ty != V_STR && ty != V_INT && ty != V_FLOAT)
+        return fail(x, line, "expected a model alias or {model: ALIAS%s}, got %s",
+                    nf > 1 ? ", weight: N" : "", vtype_name[ty]);
+    return route_model(x, item, line, &t->model);
+}
+
+static int h_targets(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_route_t *r = obj;
+    void *it = NULL;
+    struct fy_node *item;
+    size_t idx = 0;
+    int rc, t;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t != V_SEQ && t != V_NULL)
+        return fail(x, line, "expected a list of model aliases, got %s", vtype_name[t]);
+    size_t n = t == V_SEQ ? (size_t)AL_MAX(fy_node_sequence_item_count(v), 0) : 0;
+    if (n == 0) return fail(x, line, "needs at least one target");
+    if (n > CFG_TARGETS_MAX) return fail(x, line, "too many targets (at most %d)", CFG_TARGETS_MAX);
+    /* A second `targets:` key is a YAML duplicate, so this runs once per route. */
+    free(r->targets);
+    r->targets = al_calloc(n, sizeof *r->targets);
+    r->n_targets = 0;
+    while ((item = fy_node_sequence_iterate(v, &it)) && r->n_targets < n) {
+        al_route_target_t *tg = &r->targets[r->n_targets];
+        size_t mark = path_push_index(x, idx++);
+        int iline = node_line(item, line), mline;
+
+        if ((rc = parse_target(x, item, iline, target_fields, AL_ARRAY_LEN(target_fields), tg,
+                               &mline)))
+            return rc;
+        for (size_t j = 0; j < r->n_targets; j++)
+            if (r->targets[j].model == tg->model)
+                return fail(x, mline, "model '%s' is listed twice", tg->model->alias);
+        r->n_targets++;
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+static const char *const strategy_names[] = {
+    [AL_STRATEGY_FALLBACK] = "fallback",
+    [AL_STRATEGY_WEIGHTED] = "weighted",
+    [AL_STRATEGY_LATENCY] = "latency",
+};
+
+static int h_strategy(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_route_t *r = obj;
+    size_t i;
+    int rc;
+
+    if ((rc = get_word(x, v, line, "strategy", strategy_names, AL_ARRAY_LEN(strategy_names),
+                       "fallback, weighted or latency", &i)))
+        return rc;
+    r->strategy = (al_strategy_t)i;
+    return 0;
+}
+
+/* Index i is the bit 1 << i of the AL_RETRY_* mask. */
+static const char *const retry_on_names[] = {"429", "5xx", "timeout", "connect_error", "reset"};
+
+static int h_retry_on(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_retry_cfg_t *rt = obj;
+    void *it = NULL;
+    struct fy_node *item;
+    size_t idx = 0;
+    int rc, t;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t != V_SEQ)
+        return fail(x, line, "expected a list of failure classes (429, 5xx, timeout, "
+                    "connect_error, reset), got %s", vtype_name[t]);
+    rt->on = 0;
+    while ((item = fy_node_sequence_iterate(v, &it))) {
+        size_t mark = path_push_index(x, idx++), i;
+        int iline = node_line(item, line);
+        const char *p;
+        size_t len;
+
+        /* `429` is an integer to YAML and "429" a string: both mean the class. */
+        if ((rc = get_str(x, item, iline, &p, &len))) return rc;
+        for (i = 0; i < AL_ARRAY_LEN(retry_on_names); i++)
+            if (al_mem_ieq(p, len, retry_on_names[i], strlen(retry_on_names[i]))) break;
+        if (i == AL_ARRAY_LEN(retry_on_names)) {
+            suggest_t s;
+            char hint[96];
+            suggest_init(&s, p, len);
+            for (size_t j = 0; j < AL_ARRAY_LEN(retry_on_names); j++)
+                suggest_try(&s, retry_on_names[j]);
+            return fail(x, iline, "unknown failure class '%.*s' (429, 5xx, timeout, "
+                        "connect_error or reset)%s", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p,
+                        suggest_hint(&s, hint, sizeof hint));
+        }
+        if (rt->on & (1u << i))
+            return fail(x, iline, "'%s' is listed twice", retry_on_names[i]);
+        rt->on |= 1u << i;
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+enum { RF_ATTEMPTS, RF_BASE, RF_CAP, RF_ON, RF_RA_CAP, RF_DEADLINE, RF_N };
+static const field_t retry_fields[RF_N] = {
+    [RF_ATTEMPTS] = F_U32("attempts", al_retry_cfg_t, attempts, 1, 10),
+    [RF_BASE] = F_DUR("backoff_base", al_retry_cfg_t, backoff_base_ms, 0, 60000),
+    [RF_CAP] = F_DUR("backoff_cap", al_retry_cfg_t, backoff_cap_ms, 0, 600000),
+    [RF_ON] = F_FN("on", h_retry_on),
+    [RF_RA_CAP] = F_DUR("retry_after_cap", al_retry_cfg_t, retry_after_cap_ms, 0, 3600000),
+    [RF_DEADLINE] = F_DUR("deadline", al_retry_cfg_t, deadline_ms, 0, 3600000),
+};
+
+static int h_retry(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_retry_cfg_t *rt = &((al_route_t *)obj)->retry;
+    int lines[RF_N] = {0}, rc;
+    char a[24], b[24];
+
+    if ((rc = parse_map(x, v, line, retry_fields, RF_N, rt, lines))) return rc;
+    if (rt->backoff_cap_ms < rt->backoff_base_ms) {
+        fmt_ms(rt->backoff_cap_ms, a, sizeof a);
+        fmt_ms(rt->backoff_base_ms, b, sizeof b);
+        if (lines[RF_CAP])
+            return fail_at(x, lines[RF_CAP], "backoff_cap", "%s is less than backoff_base (%s)",
+                           a, b);
+        return fail_at(x, lines[RF_BASE], "backoff_base",
+                       "%s is more than backoff_cap (%s by default); raise backoff_cap too", b, a);
+    }
+    return 0;
+}
+
+enum { BF_RATIO, BF_WINDOW, BF_MIN, BF_CONSEC, BF_COOLDOWN, BF_PROBES, BF_N };
+static const field_t breaker_fields[BF_N] = {
+    [BF_RATIO] = {.key = "failure_ratio", .kind = K_DOUBLE,
+                  .off = offsetof(al_breaker_cfg_t, failure_ratio), .min = 0, .max = 1},
+    [BF_WINDOW] = F_DUR("window", al_breaker_cfg_t, window_ms, 100, 3600000),
+    [BF_MIN] = F_U32("min_requests", al_breaker_cfg_t, min_requests, 1, 1000000),
+    [BF_CONSEC] = F_U32("consecutive_failures", al_breaker_cfg_t, consecutive_failures, 0, 1000000),
+    [BF_COOLDOWN] = F_DUR("cooldown", al_breaker_cfg_t, cooldown_ms, 1, 3600000),
+    [BF_PROBES] = F_U32("half_open_probes", al_breaker_cfg_t, half_open_probes, 1, 1000),
+};
+
+static int h_breaker(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_breaker_cfg_t *b = &((al_route_t *)obj)->breaker;
+    int lines[BF_N] = {0}, rc;
+
+    if ((rc = parse_map(x, v, line, breaker_fields, BF_N, b, lines))) return rc;
+    if (!(b->failure_ratio > 0))
+        return fail_at(x, lines[BF_RATIO], "failure_ratio", "must be more than 0 (at most 1)");
+    return 0;
+}
+
+static int h_degraded(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_route_t *r = obj;
+    int mline, rc;
+
+    if ((rc = parse_target(x, v, line, degraded_fields, AL_ARRAY_LEN(degraded_fields),
+                           &r->degraded, &mline)))
+        return rc;
+    r->has_degraded = true;
+    return 0;
+}
+
+static int h_final(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    static const char *const words[] = {"error", "escalate"};
+    al_route_t *r = obj;
+    size_t i;
+    int rc;
+
+    if ((rc = get_word(x, v, line, "final action", words, 2, "error or escalate", &i))) return rc;
+    r->final_escalate = i == 1;
+    return 0;
+}
+
+static int h_esc_mode(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    static const char *const words[] = {[AL_ESC_DEFER] = "defer", [AL_ESC_HOLD] = "hold"};
+    al_escalation_cfg_t *e = obj;
+    size_t i;
+    int rc;
+
+    if ((rc = get_word(x, v, line, "mode", words, 2, "defer or hold", &i))) return rc;
+    e->mode = (al_esc_mode_t)i;
+    return 0;
+}
+
+enum { EF_MODE, EF_HOLD, EF_EXPIRE, EF_N };
+static const field_t escalation_fields[EF_N] = {
+    [EF_MODE] = F_FN("mode", h_esc_mode),
+    [EF_HOLD] = F_DUR("hold_timeout", al_escalation_cfg_t, hold_timeout_ms, 1000, 3600000),
+    [EF_EXPIRE] = F_DUR("expire", al_escalation_cfg_t, expire_ms, 60000, 2592000000u),
+};
+
+/* Keys absent from the mapping keep what *e held (the defaults, or for a
+ * route the top-level settings). */
+static int parse_escalation(ctx_t *x, struct fy_node *v, int line, al_escalation_cfg_t *e)
+{
+    int lines[EF_N] = {0}, rc;
+    char a[24], b[24];
+
+    if ((rc = parse_map(x, v, line, escalation_fields, EF_N, e, lines))) return rc;
+    /* A held client must be answered before the escalation expires under it. */
+    if (e->mode == AL_ESC_HOLD && e->expire_ms < e->hold_timeout_ms) {
+        fmt_ms(e->expire_ms, a, sizeof a);
+        fmt_ms(e->hold_timeout_ms, b, sizeof b);
+        int l = lines[EF_EXPIRE] ? lines[EF_EXPIRE] : lines[EF_HOLD] ? lines[EF_HOLD] : line;
+        return fail(x, l, "expire (%s) is shorter than hold_timeout (%s)", a, b);
+    }
+    return 0;
+}
+
+static int h_route_escalation(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_route_t *r = obj;
+    int rc;
+
+    if ((rc = parse_escalation(x, v, line, &r->escalation))) return rc;
+    r->has_escalation = true;
+    return 0;
+}
+
+enum {
+    RT_TARGETS, RT_STRATEGY, RT_EXPLORATION, RT_RETRY, RT_BREAKER, RT_DEGRADED, RT_FINAL,
+    RT_ESCALATION, RT_N
+};
+static const field_t route_fields[RT_N] = {
+    [RT_TARGETS] = F_REQ("targets", h_targets),
+    [RT_STRATEGY] = F_FN("strategy", h_strategy),
+    [RT_EXPLORATION] = {.key = "exploration", .kind = K_DOUBLE,
+                        .off = offsetof(al_route_t, exploration), .min = 0, .max = 1},
+    [RT_RETRY] = F_FN("retry", h_retry),
+    [RT_BREAKER] = F_FN("breaker", h_breaker),
+    [RT_DEGRADED] = F_FN("degraded", h_degraded),
+    [RT_FINAL] = F_FN("final", h_final),
+    [RT_ESCALATION] = F_FN("escalation", h_route_escalation),
+};
+
+static void route_defaults(al_route_t *r, const al_config_t *c)
+{
+    r->strategy = AL_STRATEGY_FALLBACK;
+    r->exploration = 0.05;
+    r->retry.attempts = 2;
+    r->retry.backoff_base_ms = 100;
+    r->retry.backoff_cap_ms = 2000;
+    r->retry.on = AL_RETRY_ALL;
+    r->retry.retry_after_cap_ms = 5000;
+    r->retry.deadline_ms = 0;
+    r->breaker.failure_ratio = 0.5;
+    r->breaker.window_ms = 30000;
+    r->breaker.min_requests = 10;
+    r->breaker.consecutive_failures = 5;
+    r->breaker.cooldown_ms = 30000;
+    r->breaker.half_open_probes = 1;
+    r->final_escalate = false;
+    r->has_degraded = false;
+    r->has_escalation = false;
+    r->escalation = c->escalation;
+}
+
+static int parse_route(ctx_t *x, struct fy_node *v, int line, al_route_t *r)
+{
+    int lines[RT_N] = {0}, rc;
+
+    route_defaults(r, cfgof(x));
+    if ((rc = parse_map(x, v, line, route_fields, RT_N, r, lines))) return rc;
+    if (r->has_degraded)
+        for (size_t i = 0; i < r->n_targets; i++)
+            if (r->targets[i].model == r->degraded.model)
+                return fail_at(x, lines[RT_DEGRADED], "degraded",
+                               "model '%s' is already a target of this route; the degraded "
+                               "target must be another model", r->degraded.model->alias);
+    return 0;
+}
+
+static int h_webhook_url(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_alerts_cfg_t *a = obj;
+    const char *p;
+    size_t len, scheme;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (has_prefix(p, len, "http://")) scheme = 7;
+    else if (has_prefix(p, len, "https://")) scheme = 8;
+    else return fail(x, line, "must start with http:// or https://");
+    if (len > CFG_URL_MAX) return fail(x, line, "longer than %d characters", CFG_URL_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
+            return fail(x, line, "must not contain spaces or control characters");
+    if (len == scheme || memchr("/?#", p[scheme], 3))
+        return fail(x, line, "needs a host after the scheme");
+    set_str(&a->webhook_url, p, len);
+    return 0;
+}
+
+static const field_t alerts_fields[] = {
+    F_FN("webhook_url", h_webhook_url),
+    F_DUR("timeout", al_alerts_cfg_t, timeout_ms, 1, 300000),
+    F_U32("queue", al_alerts_cfg_t, queue, 1, 1000000),
 };
 
 static int h_owner(ctx_t *x, struct fy_node *v, int line, void *obj)
@@ -1148,10 +1667,13 @@ static int h_agent_models(ctx_t *x, struct fy_node *v, int line, void *obj)
 
     if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
     if (t == V_NULL) return 0;
-    if (t != V_SEQ) return fail(x, line, "expected a list of model aliases, got %s", vtype_name[t]);
+    if (t != V_SEQ)
+        return fail(x, line, "expected a list of model aliases and route names, got %s",
+                    vtype_name[t]);
     /* A second `models:` key is a YAML duplicate, so this runs once per agent. */
     size_t n = (size_t)AL_MAX(fy_node_sequence_item_count(v), 0);
     a->models = al_calloc(n, sizeof *a->models);
+    a->routes = al_calloc(n, sizeof *a->routes);
     while ((item = fy_node_sequence_iterate(v, &it))) {
         const char *p;
         size_t len, mark = path_push_index(x, idx++);
@@ -1159,19 +1681,30 @@ static int h_agent_models(ctx_t *x, struct fy_node *v, int line, void *obj)
 
         if ((rc = get_str(x, item, iline, &p, &len))) return rc;
         long i = index_find(&x->im->models, MODEL_ARGS(c), p, len);
-        if (i < 0) {
-            suggest_t s;
-            char hint[96];
-            suggest_init(&s, p, len);
-            for (size_t j = 0; j < c->n_models; j++) suggest_try(&s, c->models[j].alias);
-            return fail(x, iline, "unknown model '%.*s'%s", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX),
-                        p, suggest_hint(&s, hint, sizeof hint));
+        if (i >= 0) {
+            if (x->stamp[i] == me)
+                return fail(x, iline, "model '%s' is listed twice", c->models[i].alias);
+            x->stamp[i] = me;
+            if (a->n_models < n) a->models[a->n_models++] = &c->models[i];
+            path_pop(x, mark);
+            continue;
         }
-        if (x->stamp[i] == me)
-            return fail(x, iline, "model '%s' is listed twice", c->models[i].alias);
-        x->stamp[i] = me;
-        if (a->n_models < n) a->models[a->n_models++] = &c->models[i];
-        path_pop(x, mark);
+        i = index_find(&x->im->routes, ROUTE_ARGS(c), p, len);
+        if (i >= 0) {
+            if (x->rstamp[i] == me)
+                return fail(x, iline, "route '%s' is listed twice", c->routes[i].name);
+            x->rstamp[i] = me;
+            if (a->n_routes < n) a->routes[a->n_routes++] = &c->routes[i];
+            path_pop(x, mark);
+            continue;
+        }
+        suggest_t s;
+        char hint[96];
+        suggest_init(&s, p, len);
+        for (size_t j = 0; j < c->n_models; j++) suggest_try(&s, c->models[j].alias);
+        for (size_t j = 0; j < c->n_routes; j++) suggest_try(&s, c->routes[j].name);
+        return fail(x, iline, "unknown model%s '%.*s'%s", c->n_routes ? " or route" : "",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p, suggest_hint(&s, hint, sizeof hint));
     }
     return 0;
 }
@@ -1250,12 +1783,40 @@ static int model_entry(ctx_t *x, struct fy_node *v, int line, void *e, const cha
     al_config_t *c = cfgof(x);
     int rc;
 
+    int lines[MF_N] = {0};
+    size_t i = (size_t)(m - c->models);
+
     m->alias = al_strndup(k, kl);
-    if (!index_add(&x->im->models, MODEL_ARGS(c), (size_t)(m - c->models)))
+    if (i < x->n_model_lines) x->model_lines[i] = line;
+    if (!index_add(&x->im->models, MODEL_ARGS(c), i))
         return fail(x, line, "model is defined twice");
-    if ((rc = parse_map(x, v, line, model_fields, AL_ARRAY_LEN(model_fields), m, NULL))) return rc;
+    if ((rc = parse_map(x, v, line, model_fields, MF_N, m, lines))) return rc;
     if (!m->upstream_model) m->upstream_model = al_strdup(m->alias);
+    if (m->context_window && m->max_output_tokens > m->context_window)
+        return fail_at(x, lines[MF_MAX_OUT], "max_output_tokens",
+                       "%u is more than context_window (%u)", m->max_output_tokens,
+                       m->context_window);
     return 0;
+}
+
+static int route_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char *k, size_t kl)
+{
+    al_route_t *r = e;
+    al_config_t *c = cfgof(x);
+    long m = index_find(&x->im->models, MODEL_ARGS(c), k, kl);
+
+    r->name = al_strndup(k, kl);
+    if (m >= 0) {
+        int mline = (size_t)m < x->n_model_lines ? x->model_lines[m] : 0;
+        if (mline > 0)
+            return fail(x, line, "'%s' is also a model alias (models.%s, line %d); routes and "
+                        "models share one namespace", r->name, r->name, mline);
+        return fail(x, line, "'%s' is also a model alias; routes and models share one namespace",
+                    r->name);
+    }
+    if (!index_add(&x->im->routes, ROUTE_ARGS(c), (size_t)(r - c->routes)))
+        return fail(x, line, "route is defined twice");
+    return parse_route(x, v, line, r);
 }
 
 static int agent_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char *k, size_t kl)
@@ -1271,10 +1832,15 @@ static int agent_entry(ctx_t *x, struct fy_node *v, int line, void *e, const cha
 
 /* ---- the document --------------------------------------------------- */
 
-enum { S_SERVER, S_STORE, S_LOG, S_PROVIDERS, S_MODELS, S_AGENTS, S_N };
-static const char *const section_names[S_N] = {
-    "server", "store", "log", "providers", "models", "agents",
+enum {
+    S_SERVER, S_STORE, S_LOG, S_PROVIDERS, S_MODELS, S_ROUTES, S_AGENTS, S_ESCALATION, S_ALERTS,
+    S_N
 };
+static const char *const section_names[S_N] = {
+    "server", "store", "log", "providers", "models", "routes", "agents", "escalation", "alerts",
+};
+#define SECTION_LIST "server, store, log, providers, models, routes, agents, escalation, alerts"
+
 
 static size_t map_count(struct fy_node *n)
 {
@@ -1295,8 +1861,8 @@ static int parse_root(ctx_t *x, struct fy_node *root)
     if ((rc = deref(x, &root, 1)) || (rc = classify(x, root, node_line(root, 1), &t))) return rc;
     if (t != V_MAP)
         return fail(x, node_line(root, 1),
-                    "the file must be a mapping of sections (server, store, log, providers, "
-                    "models, agents), not %s", vtype_name[t]);
+                    "the file must be a mapping of sections (" SECTION_LIST "), not %s",
+                    vtype_name[t]);
     while ((pr = fy_node_mapping_iterate(root, &it))) {
         const char *k;
         size_t kl, i;
@@ -1312,7 +1878,7 @@ static int parse_root(ctx_t *x, struct fy_node *root)
             suggest_init(&s, k, kl);
             for (size_t j = 0; j < S_N; j++) suggest_try(&s, section_names[j]);
             return fail(x, kline, "unknown key%s", s.best ? suggest_hint(&s, hint, sizeof hint)
-                        : " (sections are server, store, log, providers, models, agents)");
+                        : " (sections are " SECTION_LIST ")");
         }
         sec[i] = fy_node_pair_value(pr);
         lines[i] = kline;
@@ -1322,6 +1888,9 @@ static int parse_root(ctx_t *x, struct fy_node *root)
     index_init(&x->im->providers, map_count(sec[S_PROVIDERS]));
     index_init(&x->im->models, map_count(sec[S_MODELS]));
     index_init(&x->im->agents, map_count(sec[S_AGENTS]));
+    index_init(&x->im->routes, map_count(sec[S_ROUTES]));
+    x->n_model_lines = map_count(sec[S_MODELS]);
+    x->model_lines = al_calloc(x->n_model_lines, sizeof *x->model_lines);
 
     if (lines[S_SERVER]) {
         mark = path_push(x, "server", 6);
@@ -1344,6 +1913,20 @@ static int parse_root(ctx_t *x, struct fy_node *root)
             return rc;
         path_pop(x, mark);
     }
+    /* Before routes: a route's own escalation starts from these values. */
+    if (lines[S_ESCALATION]) {
+        mark = path_push(x, "escalation", 10);
+        if ((rc = parse_escalation(x, sec[S_ESCALATION], lines[S_ESCALATION], &c->escalation)))
+            return rc;
+        path_pop(x, mark);
+    }
+    if (lines[S_ALERTS]) {
+        mark = path_push(x, "alerts", 6);
+        if ((rc = parse_map(x, sec[S_ALERTS], lines[S_ALERTS], alerts_fields,
+                            AL_ARRAY_LEN(alerts_fields), &c->alerts, NULL)))
+            return rc;
+        path_pop(x, mark);
+    }
     mark = path_push(x, "providers", 9);
     if ((rc = parse_named(x, sec[S_PROVIDERS], lines[S_PROVIDERS], "provider", false,
                           (void **)&c->providers, &c->n_providers, sizeof(al_provider_t),
@@ -1355,7 +1938,13 @@ static int parse_root(ctx_t *x, struct fy_node *root)
                           &c->n_models, sizeof(al_model_t), model_entry)))
         return rc;
     path_pop(x, mark);
+    mark = path_push(x, "routes", 6);
+    if ((rc = parse_named(x, sec[S_ROUTES], lines[S_ROUTES], "route", true, (void **)&c->routes,
+                          &c->n_routes, sizeof(al_route_t), route_entry)))
+        return rc;
+    path_pop(x, mark);
     x->stamp = al_calloc(c->n_models, sizeof *x->stamp);
+    x->rstamp = al_calloc(c->n_routes, sizeof *x->rstamp);
     mark = path_push(x, "agents", 6);
     if ((rc = parse_named(x, sec[S_AGENTS], lines[S_AGENTS], "agent", false, (void **)&c->agents,
                           &c->n_agents, sizeof(al_agent_t), agent_entry)))
@@ -1390,6 +1979,12 @@ static void set_defaults(al_config_t *c)
     c->store.flush_interval_ms = 10;
     c->store.batch_max = 4096;
     c->log_level = AL_LOG_INFO;
+    c->escalation.mode = AL_ESC_DEFER;
+    c->escalation.hold_timeout_ms = 120000;
+    c->escalation.expire_ms = 86400000;
+    c->alerts.webhook_url = NULL;
+    c->alerts.timeout_ms = 5000;
+    c->alerts.queue = 1024;
 }
 
 static void free_config(cfg_impl_t *im)
@@ -1415,6 +2010,7 @@ static void free_config(cfg_impl_t *im)
         free(p->headers);
         for (size_t j = 0; j < p->n_forward_headers; j++) free(p->forward_headers[j]);
         free(p->forward_headers);
+        free(p->anthropic_version);
     }
     free(c->providers);
     for (size_t i = 0; i < c->n_models; i++) {
@@ -1427,11 +2023,19 @@ static void free_config(cfg_impl_t *im)
         free(c->agents[i].owner);
         free(c->agents[i].description);
         free(c->agents[i].models);
+        free(c->agents[i].routes);
     }
     free(c->agents);
+    for (size_t i = 0; i < c->n_routes; i++) {
+        free(c->routes[i].name);
+        free(c->routes[i].targets);
+    }
+    free(c->routes);
+    free(c->alerts.webhook_url);
     free(im->providers.slot);
     free(im->models.slot);
     free(im->agents.slot);
+    free(im->routes.slot);
     free(im);
 }
 
@@ -1585,6 +2189,8 @@ out:
     if (parser) fy_parser_destroy(parser);
     if (diag) fy_diag_destroy(diag);
     free(x.stamp);
+    free(x.rstamp);
+    free(x.model_lines);
     if (rc) {
         free_config(x.im);
         return AL_EINVAL;
@@ -1676,4 +2282,25 @@ bool al_agent_allows(const al_agent_t *a, const al_model_t *m)
     for (size_t i = 0; i < a->n_models; i++)
         if (a->models[i] == m) return true;
     return false;
+}
+
+const al_route_t *al_config_route(const al_config_t *c, const char *name, size_t len)
+{
+    const cfg_impl_t *im = (const cfg_impl_t *)(const void *)c;
+    long i = c ? index_find(&im->routes, ROUTE_ARGS(c), name, len) : -1;
+    return i < 0 ? NULL : &c->routes[i];
+}
+
+bool al_agent_allows_route(const al_agent_t *a, const al_route_t *r)
+{
+    if (!a || !r) return false;
+    for (size_t i = 0; i < a->n_routes; i++)
+        if (a->routes[i] == r) return true;
+    return false;
+}
+
+const al_escalation_cfg_t *al_route_escalation(const al_config_t *c, const al_route_t *r)
+{
+    if (r && r->has_escalation) return &r->escalation;
+    return c ? &c->escalation : NULL;
 }

@@ -19,6 +19,7 @@
 typedef enum al_provider_type {
     AL_PROVIDER_OPENAI = 1,     /* any OpenAI-compatible HTTP API */
     AL_PROVIDER_SIMULATED = 2,  /* in-process, deterministic */
+    AL_PROVIDER_ANTHROPIC = 3,  /* Anthropic Messages API; requests translated */
 } al_provider_type_t;
 
 typedef struct al_kv {
@@ -48,6 +49,11 @@ typedef struct al_provider {
     uint32_t connect_timeout_ms;    /* default 5000 */
     uint32_t first_byte_timeout_ms; /* default 60000 */
     uint32_t total_timeout_ms;      /* default 600000 */
+    uint32_t idle_timeout_ms;       /* key stream_idle_timeout: longest silence
+                                       between response bytes once the head
+                                       arrived; default 60000, 0 = none */
+    char *anthropic_version;        /* anthropic only: anthropic-version header,
+                                       default "2023-06-01" */
     al_sim_params_t sim;        /* simulated only */
 } al_provider_t;
 
@@ -61,7 +67,89 @@ typedef struct al_model {
     double price_cached_input;  /* USD per million cached input tokens;
                                    defaults to price_input when absent */
     uint32_t context_window;    /* 0 = unknown */
+    uint32_t max_output_tokens; /* 0 = unknown; the max_tokens sent to an
+                                   anthropic provider when the client gave none
+                                   (then 4096) */
 } al_model_t;
+
+/* --- routes (reliability) ------------------------------------------------ */
+
+typedef enum al_strategy {
+    AL_STRATEGY_FALLBACK = 0,   /* targets in order */
+    AL_STRATEGY_WEIGHTED = 1,   /* weighted random among healthy targets */
+    AL_STRATEGY_LATENCY = 2,    /* lowest EWMA latency among healthy, explores */
+} al_strategy_t;
+
+/* Failure classes (bit mask), for retry.on. */
+#define AL_RETRY_429 0x01u          /* "429" */
+#define AL_RETRY_5XX 0x02u          /* "5xx" */
+#define AL_RETRY_TIMEOUT 0x04u      /* "timeout": connect, first byte, idle, total */
+#define AL_RETRY_CONNECT 0x08u      /* "connect_error" */
+#define AL_RETRY_RESET 0x10u        /* "reset": connection reset, malformed response */
+#define AL_RETRY_ALL 0x1fu
+
+typedef struct al_retry_cfg {
+    uint32_t attempts;          /* tries per target, >= 1; default 2 */
+    uint32_t backoff_base_ms;   /* default 100 */
+    uint32_t backoff_cap_ms;    /* default 2000; sleep = rand(0, min(cap, base*2^n)) */
+    unsigned on;                /* AL_RETRY_* mask; default AL_RETRY_ALL */
+    uint32_t retry_after_cap_ms;/* longest Retry-After honoured; a longer one
+                                   moves to the next target; default 5000 */
+    uint32_t deadline_ms;       /* whole request, streaming included; 0 = none;
+                                   default 0.  Header x-airlock-deadline-ms
+                                   may lower it per request */
+} al_retry_cfg_t;
+
+typedef struct al_breaker_cfg {
+    double failure_ratio;       /* open at failures/requests >= this; default 0.5 */
+    uint32_t window_ms;         /* sliding window; default 30000 */
+    uint32_t min_requests;      /* in the window before the ratio counts; default 10 */
+    uint32_t consecutive_failures; /* open after this many in a row; default 5; 0 = off */
+    uint32_t cooldown_ms;       /* open -> half-open; default 30000 */
+    uint32_t half_open_probes;  /* probes let through at once when half-open; default 1 */
+} al_breaker_cfg_t;
+
+typedef struct al_breaker al_breaker_t;   /* runtime state, reliab/breaker.h */
+
+typedef struct al_route_target {
+    const al_model_t *model;    /* borrowed */
+    uint32_t weight;            /* default 1; weighted strategy only */
+    al_breaker_t *breaker;      /* bound by the gateway after load (NULL = always closed) */
+} al_route_target_t;
+
+typedef enum al_esc_mode {
+    AL_ESC_DEFER = 0,           /* answer 503 `escalated` at once */
+    AL_ESC_HOLD = 1,            /* keep the client waiting for a person */
+} al_esc_mode_t;
+
+typedef struct al_escalation_cfg {
+    al_esc_mode_t mode;         /* default defer */
+    uint32_t hold_timeout_ms;   /* hold: longest wait; default 120000 */
+    uint32_t expire_ms;         /* an open escalation closes as `timeout` after
+                                   this; default 86400000 (24 h) */
+} al_escalation_cfg_t;
+
+typedef struct al_route {
+    char *name;                 /* shares the namespace of model aliases */
+    al_route_target_t *targets;
+    size_t n_targets;           /* >= 1, at most 16 */
+    al_strategy_t strategy;     /* default fallback */
+    double exploration;         /* latency strategy: share of requests sent to a
+                                   random healthy target; default 0.05 */
+    al_retry_cfg_t retry;
+    al_breaker_cfg_t breaker;
+    bool has_degraded;
+    al_route_target_t degraded; /* used only while every target's breaker is open */
+    bool final_escalate;        /* `final: escalate` (default `final: error`) */
+    bool has_escalation;        /* route-level `escalation:` overrides the top level */
+    al_escalation_cfg_t escalation;
+} al_route_t;
+
+typedef struct al_alerts_cfg {
+    char *webhook_url;          /* NULL = none; http(s) */
+    uint32_t timeout_ms;        /* per POST; default 5000 */
+    uint32_t queue;             /* pending alerts kept; default 1024 */
+} al_alerts_cfg_t;
 
 typedef struct al_agent {
     char *name;
@@ -69,6 +157,8 @@ typedef struct al_agent {
     char *description;          /* may be NULL */
     const al_model_t **models;  /* allow-list, borrowed */
     size_t n_models;
+    const al_route_t **routes;  /* routes named in the same `models` list */
+    size_t n_routes;
 } al_agent_t;
 
 typedef struct al_server_cfg {
@@ -108,6 +198,10 @@ typedef struct al_config {
     size_t n_models;
     al_agent_t *agents;
     size_t n_agents;
+    al_route_t *routes;
+    size_t n_routes;
+    al_escalation_cfg_t escalation;   /* top-level `escalation:` */
+    al_alerts_cfg_t alerts;           /* top-level `alerts:` */
 } al_config_t;
 
 /* Environment lookup used for api_key_env; NULL means getenv(). */
@@ -133,5 +227,9 @@ const al_model_t *al_config_model(const al_config_t *c, const char *name, size_t
 const al_agent_t *al_config_agent(const al_config_t *c, const char *name, size_t len);
 const al_provider_t *al_config_provider(const al_config_t *c, const char *name, size_t len);
 bool al_agent_allows(const al_agent_t *a, const al_model_t *m);
+const al_route_t *al_config_route(const al_config_t *c, const char *name, size_t len);
+bool al_agent_allows_route(const al_agent_t *a, const al_route_t *r);
+/* The escalation settings that apply to a route (its own, else the top level). */
+const al_escalation_cfg_t *al_route_escalation(const al_config_t *c, const al_route_t *r);
 
 #endif

@@ -74,6 +74,16 @@ static const struct {
     [AL_C_CONFIG_RELOAD_FAILURES] = {"airlock_config_reload_failures_total",
                                      "Configuration reloads refused as invalid."},
     [AL_C_UPSTREAM_ERRORS] = {"airlock_upstream_errors_total", "Failed upstream transfers."},
+    [AL_C_UPSTREAM_ATTEMPTS] = {"airlock_upstream_attempts_total", "Upstream attempts started."},
+    [AL_C_RETRIES] = {"airlock_retries_total", "Attempts repeated on the same route target."},
+    [AL_C_FALLBACKS] = {"airlock_fallbacks_total", "Moves from one route target to the next."},
+    [AL_C_CONTEXT_SKIPS] = {"airlock_context_skips_total",
+                            "Route targets skipped because their context window was too small."},
+    [AL_C_BREAKER_SKIPS] = {"airlock_breaker_skips_total",
+                            "Route targets skipped because their circuit breaker was open."},
+    [AL_C_DEGRADED] = {"airlock_degraded_total", "Requests served by a route's degraded target."},
+    [AL_C_ESCALATIONS] = {"airlock_escalations_total", "Escalations opened."},
+    [AL_C_DEADLINES] = {"airlock_deadline_exceeded_total", "Requests ended by their deadline."},
 };
 _Static_assert(sizeof counter_info / sizeof counter_info[0] == AL_C__COUNT,
                "one name per al_counter_t");

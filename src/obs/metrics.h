@@ -32,6 +32,14 @@ typedef enum al_counter {
     AL_C_CONFIG_RELOADS,         /* successful reloads */
     AL_C_CONFIG_RELOAD_FAILURES, /* refused reloads */
     AL_C_UPSTREAM_ERRORS,        /* failed upstream transfers */
+    AL_C_UPSTREAM_ATTEMPTS,      /* upstream attempts started */
+    AL_C_RETRIES,                /* attempts repeated on the same target */
+    AL_C_FALLBACKS,              /* moves to another route target */
+    AL_C_CONTEXT_SKIPS,          /* targets skipped: context window too small */
+    AL_C_BREAKER_SKIPS,          /* targets skipped: breaker open */
+    AL_C_DEGRADED,               /* requests served by a degraded target */
+    AL_C_ESCALATIONS,            /* escalations opened */
+    AL_C_DEADLINES,              /* requests ended by their deadline */
     AL_C__COUNT
 } al_counter_t;
 

@@ -115,6 +115,7 @@ static void on_wake(uv_async_t *a)
 {
     al_worker_t *w = a->data;
     worker_take_updates(w);
+    al_pipeline_deliver_notes(w);
     if (atomic_load(&w->stop) && !w->stopping) {
         w->stopping = true;
         al_http_server_stop(&w->http);
@@ -139,6 +140,7 @@ static int worker_init(al_gateway_t *gw, al_worker_t *w, unsigned idx, char *err
     al_config_t *cfg = gw->cfg;
     w->idx = idx;
     w->gw = gw;
+    pthread_mutex_init(&w->inbox_lock, NULL);
     uv_loop_init(&w->loop);
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
@@ -163,7 +165,101 @@ static int worker_init(al_gateway_t *gw, al_worker_t *w, unsigned idx, char *err
                                  cfg->server.listen_port, true, err, errlen);
 }
 
-/* --- key watcher thread ------------------------------------------------- */
+/* --- held escalations ---------------------------------------------------- */
+
+typedef struct al_hold_ent {
+    char id[40];
+    unsigned worker;
+} al_hold_ent_t;
+
+void al_gateway_hold_add(al_gateway_t *gw, const char *id, unsigned worker)
+{
+    pthread_mutex_lock(&gw->hold_lock);
+    if (gw->n_holds == gw->cap_holds) {
+        gw->cap_holds = gw->cap_holds ? gw->cap_holds * 2 : 16;
+        gw->holds = al_realloc(gw->holds, gw->cap_holds * sizeof *gw->holds);
+    }
+    snprintf(gw->holds[gw->n_holds].id, sizeof gw->holds[0].id, "%s", id);
+    gw->holds[gw->n_holds++].worker = worker;
+    pthread_mutex_unlock(&gw->hold_lock);
+}
+
+void al_gateway_hold_remove(al_gateway_t *gw, const char *id)
+{
+    pthread_mutex_lock(&gw->hold_lock);
+    for (size_t i = 0; i < gw->n_holds; i++) {
+        if (strcmp(gw->holds[i].id, id) == 0) {
+            gw->holds[i] = gw->holds[--gw->n_holds];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&gw->hold_lock);
+}
+
+/* The watcher saw the escalations change: tell the workers whose held
+ * requests were closed. */
+static void notify_holds(al_gateway_t *gw)
+{
+    pthread_mutex_lock(&gw->hold_lock);
+    size_t n = gw->n_holds;
+    al_hold_ent_t *copy = n ? al_malloc(n * sizeof *copy) : NULL;
+    if (n) memcpy(copy, gw->holds, n * sizeof *copy);
+    pthread_mutex_unlock(&gw->hold_lock);
+    for (size_t i = 0; i < n; i++) {
+        al_esc_row_t r;
+        if (al_store_esc_get(gw->store, copy[i].id, &r) != AL_OK) continue;
+        if (strcmp(r.status, "open") != 0 && copy[i].worker < gw->n_workers) {
+            al_worker_t *w = &gw->workers[copy[i].worker];
+            al_esc_note_t *note = al_calloc(1, sizeof *note);
+            snprintf(note->id, sizeof note->id, "%s", r.id);
+            snprintf(note->status, sizeof note->status, "%s", r.status);
+            note->answer = r.answer ? al_strdup(r.answer) : NULL;
+            pthread_mutex_lock(&w->inbox_lock);
+            note->next = w->inbox;
+            w->inbox = note;
+            pthread_mutex_unlock(&w->inbox_lock);
+            al_gateway_hold_remove(gw, copy[i].id);
+            uv_async_send(&w->wake);
+        }
+        al_esc_row_free(&r);
+    }
+    free(copy);
+}
+
+/* Close open escalations whose time ran out, with an event and an alert. */
+static void expire_escalations(al_gateway_t *gw)
+{
+    char ids[64][40];
+    size_t n = 0;
+    int64_t now = al_wall_ms();
+    if (al_store_esc_expired(gw->store, now, ids, 64, &n) != AL_OK) return;
+    for (size_t i = 0; i < n; i++) {
+        al_esc_row_t r;
+        if (al_store_esc_get(gw->store, ids[i], &r) != AL_OK) continue;
+        if (al_store_esc_close(gw->store, ids[i], "timeout", NULL, "system", now) == AL_OK) {
+            al_event_t e;
+            al_event_init(&e);
+            e.ts_ms = now;
+            AL_EVENT_SET(&e, kind, "escalation.timeout", 18);
+            AL_EVENT_SET(&e, actor, "system", 6);
+            AL_EVENT_SET(&e, escalation_id, r.id, strlen(r.id));
+            AL_EVENT_SET(&e, agent, r.agent, strlen(r.agent));
+            AL_EVENT_SET(&e, route, r.route, strlen(r.route));
+            AL_EVENT_SET(&e, outcome, "ok", 2);
+            e.status = 200;
+            al_store_event_insert(gw->store, &e);
+            if (gw->alerts) {
+                al_alert_field_t f[] = {{"escalation", r.id}, {"agent", r.agent},
+                                        {"reason", r.reason}};
+                al_alerts_post(gw->alerts, "escalation.timeout",
+                               "airlock: an escalation expired unanswered", "danger", f, 3);
+            }
+        }
+        al_esc_row_free(&r);
+    }
+}
+
+/* --- watcher thread: keys and escalations --------------------------------- */
 
 static void *watcher_main(void *arg)
 {
@@ -173,7 +269,15 @@ static void *watcher_main(void *arg)
     while (!atomic_load(&gw->watcher_stop)) {
         struct timespec ts = {0, WATCH_INTERVAL_MS * 1000000L};
         nanosleep(&ts, NULL);
-        if (++tick % 5 == 0) al_keytab_flush_uses(gw->keys, gw->store); /* about once a second */
+        if (++tick % 5 == 0) { /* about once a second */
+            al_keytab_flush_uses(gw->keys, gw->store);
+            expire_escalations(gw);
+        }
+        int64_t ev;
+        if (al_store_esc_version(gw->store, &ev) == AL_OK && ev != gw->esc_version) {
+            gw->esc_version = ev;
+            notify_holds(gw);
+        }
         int64_t v;
         if (al_store_keys_version(gw->store, &v) != AL_OK || v == last) continue;
         /* Uses noted in the table about to be replaced go first, so the new
@@ -198,9 +302,34 @@ static void *watcher_main(void *arg)
 
 /* --- admin listener ----------------------------------------------------- */
 
+static void breaker_line(void *ud, const al_breaker_info_t *in)
+{
+    al_buf_t *b = ud;
+    const char *slash = strchr(in->key, '/');
+    int rl = slash ? (int)(slash - in->key) : (int)strlen(in->key);
+    const char *target = slash ? slash + 1 : "";
+    al_buf_printf(b, "airlock_breaker_state{route=\"%.*s\",target=\"%s\"} %d\n", rl, in->key,
+                  target, (int)in->state);
+    al_buf_printf(b, "airlock_breaker_opened_total{route=\"%.*s\",target=\"%s\"} %llu\n", rl,
+                  in->key, target, (unsigned long long)in->opened_total);
+}
+
+static void render_breakers(al_gateway_t *gw, al_buf_t *b)
+{
+    al_buf_puts(b, "# HELP airlock_breaker_state Circuit breaker state per route target "
+                   "(0 closed, 1 open, 2 half-open).\n# TYPE airlock_breaker_state gauge\n");
+    al_buf_puts(b, "# HELP airlock_breaker_opened_total Times the breaker opened.\n"
+                   "# TYPE airlock_breaker_opened_total counter\n");
+    al_breaker_each(gw->breakers, breaker_line, b);
+}
+
 static void admin_handle(al_http_req_t *req)
 {
     al_gateway_t *gw = req->server->ud;
+    if (strncmp(req->path, "/admin/", 7) == 0) {
+        al_admin_handle(gw, req);
+        return;
+    }
     if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
         const char *h[] = {"Allow: GET"};
         al_http_respond_error(req, 405, "invalid_request_error", "method_not_allowed",
@@ -211,6 +340,7 @@ static void admin_handle(al_http_req_t *req)
         al_buf_t b;
         al_buf_init(&b, 64 << 20);
         al_metrics_render(gw->metrics, &b);
+        render_breakers(gw, &b);
         al_http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0,
                         b.p ? b.p : "", b.len);
         al_buf_free(&b);
@@ -275,6 +405,12 @@ static void reload(al_gateway_t *gw)
         strcmp(nc->store.url, old->store.url))
         al_warn("server.listen, server.workers and store.url changes take effect at restart");
     al_log_level = nc->log_level;
+    if (al_breaker_bind(gw->breakers, nc) != AL_OK) {
+        al_config_unref(nc);
+        AL_LOG(AL_LOG_ERROR, "reload refused: out of memory binding breakers");
+        return;
+    }
+    al_alerts_configure(gw->alerts, &nc->alerts);
     publish_config(gw, nc);
     pthread_mutex_lock(&gw->lock);
     gw->cfg = nc;
@@ -335,6 +471,8 @@ int al_gateway_run(const char *config_path)
     int rc = 1;
     memset(gw, 0, sizeof *gw);
     pthread_mutex_init(&gw->lock, NULL);
+    pthread_mutex_init(&gw->hold_lock, NULL);
+    gw->esc_version = -1;
     gw->config_path = al_strdup(config_path);
     signal(SIGPIPE, SIG_IGN);
 
@@ -344,6 +482,16 @@ int al_gateway_run(const char *config_path)
     }
     al_log_level = gw->cfg->log_level;
     al_config_t *cfg = gw->cfg;
+    gw->breakers = al_breaker_registry_new();
+    if (!gw->breakers || al_breaker_bind(gw->breakers, cfg) != AL_OK) {
+        al_error("out of memory");
+        goto out;
+    }
+    gw->alerts = al_alerts_start(&cfg->alerts);
+    if (!gw->alerts) {
+        al_error("could not start the alert sender");
+        goto out;
+    }
     al_store_opts_t so = {.queue_capacity = cfg->store.queue_capacity,
                           .flush_interval_ms = cfg->store.flush_interval_ms,
                           .batch_max = cfg->store.batch_max};
@@ -467,9 +615,23 @@ out:
         al_store_close(gw->store); /* drains the queue: every event lands */
         if (rc == 0) al_info("event log flushed; bye");
     }
+    al_alerts_stop(gw->alerts, 2000);
     al_keytab_unref(gw->keys);
     al_metrics_free(gw->metrics);
+    for (unsigned i = 0; gw->workers && i < gw->n_workers; i++) {
+        al_esc_note_t *n = gw->workers[i].inbox;
+        while (n) {
+            al_esc_note_t *next = n->next;
+            free(n->answer);
+            free(n);
+            n = next;
+        }
+        if (gw->workers[i].gw) pthread_mutex_destroy(&gw->workers[i].inbox_lock);
+    }
     free(gw->workers);
+    free(gw->holds);
+    al_breaker_registry_free(gw->breakers);
+    pthread_mutex_destroy(&gw->hold_lock);
     al_config_unref(gw->cfg);
     free(gw->config_path);
     pthread_mutex_destroy(&gw->lock);

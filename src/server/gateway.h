@@ -12,6 +12,8 @@
 #define AL_GATEWAY_H
 
 #include "config/config.h"
+#include "obs/alerts.h"
+#include "reliab/breaker.h"
 #include "obs/metrics.h"
 #include "policy/keys.h"
 #include "server/http.h"
@@ -23,6 +25,15 @@
 #include <uv.h>
 
 typedef struct al_gateway al_gateway_t;
+
+/* A closed escalation's outcome, handed from the watcher to the worker that
+ * holds its request. */
+typedef struct al_esc_note {
+    struct al_esc_note *next;
+    char id[40];
+    char status[12];
+    char *answer;               /* malloc'd or NULL */
+} al_esc_note_t;
 
 typedef struct al_worker {
     unsigned idx;
@@ -43,6 +54,9 @@ typedef struct al_worker {
     uint64_t stop_deadline_ns;
     unsigned inflight;                  /* pipeline contexts alive */
     unsigned price_warned;              /* crude log limiter */
+    struct al_ctx *held;                /* requests waiting for a person */
+    pthread_mutex_t inbox_lock;
+    al_esc_note_t *inbox;               /* closed escalations to deliver */
 } al_worker_t;
 
 struct al_gateway {
@@ -64,7 +78,23 @@ struct al_gateway {
     al_keytab_t *keys;                  /* latest table, under lock */
     atomic_bool shutting_down;
     int exit_code;
+    al_breaker_registry_t *breakers;    /* outlives reloads */
+    al_alerts_t *alerts;                /* webhook sender */
+    pthread_mutex_t hold_lock;          /* guards the held-escalation registry */
+    struct al_hold_ent *holds;          /* escalation id -> worker, for the watcher */
+    size_t n_holds, cap_holds;
+    int64_t esc_version;                /* last seen by the watcher */
+    int64_t last_expiry_ms;
 };
+
+/* Register / forget an escalation whose request a worker holds. */
+void al_gateway_hold_add(al_gateway_t *gw, const char *id, unsigned worker);
+void al_gateway_hold_remove(al_gateway_t *gw, const char *id);
+/* A worker delivers closed escalations to the requests it holds
+ * (pipeline/escalate.c); called on the worker's loop. */
+void al_pipeline_deliver_notes(al_worker_t *w);
+/* The admin API under /admin/v1 (server/admin.c), on the control loop. */
+void al_admin_handle(al_gateway_t *gw, al_http_req_t *req);
 
 /* Run `airlock serve --config FILE` until SIGTERM/SIGINT; returns the exit
  * status (0 after a clean shutdown). */

@@ -6,7 +6,10 @@
  * al_event_to_json escapes every string through al_buf_json_str (which also
  * replaces invalid UTF-8), prints unknown numbers as null and never emits a
  * non-finite number, so the output is always one valid JSON object whatever
- * a peer managed to put into the fields. */
+ * a peer managed to put into the fields.  The one field that is JSON
+ * already, `attempts`, is embedded as it is only after a strict syntax check
+ * (a small recursive scanner: depth-bounded, valid UTF-8, no raw control
+ * characters or line breaks); anything else comes out as []. */
 #include "store/event.h"
 #include "util/common.h"
 
@@ -128,6 +131,164 @@ static void put_ms(al_buf_t *b, const char *key, double v, bool neg_is_null)
     else al_buf_printf(b, "%.10g", v);
 }
 
+/* --- a strict JSON syntax check for the attempts field ------------------ */
+
+#define JSON_DEPTH_MAX 16
+
+typedef struct jscan {
+    const unsigned char *p, *end;
+    int depth;
+} jscan_t;
+
+/* Only spaces and tabs: the output is one line. */
+static void js_ws(jscan_t *j)
+{
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t')) j->p++;
+}
+
+static bool js_eat(jscan_t *j, char c)
+{
+    js_ws(j);
+    if (j->p < j->end && *j->p == (unsigned char)c) {
+        j->p++;
+        return true;
+    }
+    return false;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (2..4), 0 if invalid
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t js_utf8(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || n < len) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((p[i] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) ||
+        (c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+        return 0;
+    return len;
+}
+
+static bool js_hex4(const unsigned char *p, const unsigned char *end)
+{
+    if (end - p < 4) return false;
+    for (int i = 0; i < 4; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f') ||
+              (p[i] >= 'A' && p[i] <= 'F')))
+            return false;
+    return true;
+}
+
+static bool js_string(jscan_t *j)
+{
+    if (!js_eat(j, '"')) return false;
+    while (j->p < j->end) {
+        unsigned c = *j->p;
+        if (c == '"') {
+            j->p++;
+            return true;
+        }
+        if (c < 0x20) return false;
+        if (c == '\\') {
+            if (j->end - j->p < 2) return false;
+            c = j->p[1];
+            if (c == 'u') {
+                if (!js_hex4(j->p + 2, j->end)) return false;
+                j->p += 6;
+            } else if (memchr("\"\\/bfnrt", (int)c, 8)) {
+                j->p += 2;
+            } else {
+                return false;
+            }
+        } else if (c < 0x80) {
+            j->p++;
+        } else {
+            size_t n = js_utf8(j->p, (size_t)(j->end - j->p));
+            if (n == 0) return false;
+            j->p += n;
+        }
+    }
+    return false;
+}
+
+static bool js_digits(jscan_t *j)
+{
+    const unsigned char *start = j->p;
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    return j->p > start;
+}
+
+static bool js_number(jscan_t *j)
+{
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p < j->end && *j->p == '0') j->p++;
+    else if (!js_digits(j)) return false;
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (!js_digits(j)) return false;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        if (!js_digits(j)) return false;
+    }
+    return true;
+}
+
+static bool js_word(jscan_t *j, const char *w, size_t n)
+{
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n) != 0) return false;
+    j->p += n;
+    return true;
+}
+
+static bool js_value(jscan_t *j);
+
+/* The members of an array (object = false) or object after the opening
+ * bracket, through the closing one. */
+static bool js_members(jscan_t *j, bool object)
+{
+    char close = object ? '}' : ']';
+    if (++j->depth > JSON_DEPTH_MAX) return false;
+    if (!js_eat(j, close)) {
+        do {
+            if (object && (!js_string(j) || !js_eat(j, ':'))) return false;
+            if (!js_value(j)) return false;
+        } while (js_eat(j, ','));
+        if (!js_eat(j, close)) return false;
+    }
+    j->depth--;
+    return true;
+}
+
+static bool js_value(jscan_t *j)
+{
+    js_ws(j);
+    if (j->p >= j->end) return false;
+    switch (*j->p) {
+    case '[': j->p++; return js_members(j, false);
+    case '{': j->p++; return js_members(j, true);
+    case '"': return js_string(j);
+    case 't': return js_word(j, "true", 4);
+    case 'f': return js_word(j, "false", 5);
+    case 'n': return js_word(j, "null", 4);
+    default: return js_number(j);
+    }
+}
+
+/* True when p/n is exactly one JSON array (trailing spaces allowed). */
+static bool json_array_ok(const char *p, size_t n)
+{
+    jscan_t j = {(const unsigned char *)p, (const unsigned char *)p + n, 0};
+    if (n == 0 || p[0] != '[') return false;
+    if (!js_value(&j)) return false;
+    js_ws(&j);
+    return j.p == j.end;
+}
+
 #define PUT_STR(b, e, f) put_str((b), #f, (e)->f, sizeof((e)->f))
 #define PUT_STR_OR_NULL(b, e, f) put_str_or_null((b), #f, (e)->f, sizeof((e)->f))
 
@@ -171,6 +332,20 @@ int al_event_to_json(const al_event_t *e, al_buf_t *out)
     al_buf_printf(out, "%" PRIu64, e->bytes_in);
     put_key(out, "bytes_out");
     al_buf_printf(out, "%" PRIu64, e->bytes_out);
+    put_key(out, "kind");
+    if (e->kind[0]) al_buf_json_str(out, e->kind, strnlen(e->kind, sizeof e->kind));
+    else al_buf_puts(out, "\"request\"");
+    PUT_STR_OR_NULL(out, e, actor);
+    PUT_STR_OR_NULL(out, e, route);
+    put_key(out, "degraded");
+    al_buf_puts(out, e->degraded ? "true" : "false");
+    PUT_STR_OR_NULL(out, e, escalation_id);
+    put_key(out, "n_attempts");
+    al_buf_printf(out, "%" PRIu32, e->n_attempts);
+    put_key(out, "attempts");
+    size_t an = strnlen(e->attempts, sizeof e->attempts);
+    if (json_array_ok(e->attempts, an)) al_buf_append(out, e->attempts, an);
+    else al_buf_puts(out, "[]");
     al_buf_putc(out, '}');
 
     if (out->err) return -1;

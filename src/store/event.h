@@ -33,6 +33,20 @@ typedef struct al_event {
     double upstream_ms;        /* upstream transfer time; -1 n/a */
     uint64_t bytes_in;         /* request bytes (headers + body) */
     uint64_t bytes_out;        /* response bytes written */
+    /* Reliability (routes, escalations) and change records: */
+    char kind[32];             /* "request" (default, written when "") or a change:
+                                  "escalation.resolved", "escalation.rejected",
+                                  "escalation.timeout", ... */
+    char actor[96];            /* who made a change: "cli:USER", "admin:TOKEN_ID", "system" */
+    char route[64];            /* route the client named, "" if a plain model */
+    bool degraded;             /* served by the route's degraded target */
+    char escalation_id[40];    /* escalation opened or acted on, "" if none */
+    uint32_t n_attempts;       /* upstream attempts made (skips not counted) */
+    char attempts[1536];       /* JSON array, "" = none: one object per attempt
+                                  or skip, {"target":ALIAS,"provider":P,
+                                  "outcome":O,"status":N|null,"latency_ms":X};
+                                  truncated to whole elements with a final
+                                  {"truncated":K} when it does not fit */
 } al_event_t;
 
 /* Initialise with unknowns (-1) and empty strings. */

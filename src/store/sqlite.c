@@ -1,5 +1,5 @@
-/* sqlite.c - the SQLite store: schema, the event writer thread, and the
- * blocking key and event queries.
+/* sqlite.c - the SQLite store: schema and its upgrades, the event writer
+ * thread, and the blocking calls (keys, events, escalations, admin tokens).
  *
  * Two connections to one WAL database, each used by one thread at a time
  * (opened NOMUTEX): `wdb` belongs to the writer thread (or to the caller
@@ -19,7 +19,17 @@
  * retried after a growing sleep; after WRITE_TRIES failures it is given up,
  * logged at error level with the number of events lost and counted.  A row
  * the database refuses (a duplicate id) is logged and skipped so it cannot
- * sink the rest of its batch. */
+ * sink the rest of its batch.
+ *
+ * The schema carries a version (schema_version): a database from an older
+ * airlock is upgraded in place at open, inside the same IMMEDIATE
+ * transaction that reads the version (so two processes opening it at once
+ * upgrade it once); a newer one is refused.  Escalations and admin tokens
+ * live beside the keys and are served by qdb like them.  Triggers bump
+ * counters in `meta` whenever keys or escalations change, so watchers can
+ * poll one cheap row instead of the tables.  Closing an escalation is one
+ * conditional UPDATE (WHERE status = 'open'): SQLite's write lock makes it
+ * atomic across threads and processes, and the first closer wins. */
 #include "store/store.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -38,7 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define WRITE_TRIES 10
 #define BUSY_TIMEOUT_MS 5000
 #define QUEUE_CAPACITY_MAX 10000000u /* the config bound */
@@ -84,6 +94,7 @@ static const char schema_sql[] =
     "  value INTEGER NOT NULL);\n"
     "INSERT OR IGNORE INTO meta(name, value) VALUES ('keys_version', 0);\n"
     "INSERT OR IGNORE INTO meta(name, value) VALUES ('opened_ms', 0);\n"
+    "INSERT OR IGNORE INTO meta(name, value) VALUES ('esc_version', 0);\n"
     "CREATE TABLE IF NOT EXISTS events (\n"
     "  id TEXT PRIMARY KEY,\n"
     "  request_id TEXT,\n"
@@ -107,7 +118,15 @@ static const char schema_sql[] =
     "  ttft_ms REAL,\n"          /* NULL: n/a */
     "  upstream_ms REAL,\n"
     "  bytes_in INTEGER NOT NULL,\n"
-    "  bytes_out INTEGER NOT NULL);\n"
+    "  bytes_out INTEGER NOT NULL,\n"
+    /* Version 2; keep in step with event_cols_v2 (the upgrade). */
+    "  kind TEXT NOT NULL DEFAULT 'request',\n"
+    "  actor TEXT,\n"           /* NULL: none */
+    "  route TEXT,\n"
+    "  degraded INTEGER NOT NULL DEFAULT 0,\n"
+    "  escalation_id TEXT,\n"
+    "  n_attempts INTEGER NOT NULL DEFAULT 0,\n"
+    "  attempts TEXT);\n"      /* a JSON array; NULL: none */
     "CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);\n"
     "CREATE INDEX IF NOT EXISTS events_agent_ts ON events(agent, ts_ms);\n"
     "CREATE TABLE IF NOT EXISTS keys (\n"
@@ -125,17 +144,69 @@ static const char schema_sql[] =
     "  AFTER UPDATE OF id, hash, agent, expires_ms, revoked_ms ON keys BEGIN\n"
     "  UPDATE meta SET value = value + 1 WHERE name = 'keys_version'; END;\n"
     "CREATE TRIGGER IF NOT EXISTS keys_version_del AFTER DELETE ON keys BEGIN\n"
-    "  UPDATE meta SET value = value + 1 WHERE name = 'keys_version'; END;\n";
+    "  UPDATE meta SET value = value + 1 WHERE name = 'keys_version'; END;\n"
+    "CREATE TABLE IF NOT EXISTS escalations (\n"
+    "  id TEXT PRIMARY KEY,\n"
+    "  created_ms INTEGER NOT NULL,\n"
+    "  expires_ms INTEGER NOT NULL DEFAULT 0,\n"
+    "  agent TEXT NOT NULL DEFAULT '',\n"
+    "  key_id TEXT NOT NULL DEFAULT '',\n"
+    "  route TEXT NOT NULL DEFAULT '',\n"
+    "  model TEXT NOT NULL DEFAULT '',\n"
+    "  request_id TEXT NOT NULL DEFAULT '',\n"
+    "  event_id TEXT NOT NULL DEFAULT '',\n"
+    "  mode TEXT NOT NULL DEFAULT '',\n"
+    "  stream INTEGER NOT NULL DEFAULT 0,\n"
+    "  reason TEXT NOT NULL DEFAULT '',\n"
+    "  attempts TEXT,\n"       /* a JSON array; NULL: none */
+    "  request TEXT,\n"        /* the body, at most AL_ESC_REQUEST_MAX bytes */
+    "  status TEXT NOT NULL DEFAULT 'open',\n"
+    "  answer TEXT,\n"
+    "  resolved_by TEXT NOT NULL DEFAULT '',\n"
+    "  resolved_ms INTEGER NOT NULL DEFAULT 0);\n"
+    "CREATE INDEX IF NOT EXISTS escalations_status ON escalations(status, created_ms);\n"
+    "CREATE INDEX IF NOT EXISTS escalations_agent ON escalations(agent, created_ms);\n"
+    "CREATE TRIGGER IF NOT EXISTS esc_version_ins AFTER INSERT ON escalations BEGIN\n"
+    "  UPDATE meta SET value = value + 1 WHERE name = 'esc_version'; END;\n"
+    "CREATE TRIGGER IF NOT EXISTS esc_version_upd AFTER UPDATE ON escalations BEGIN\n"
+    "  UPDATE meta SET value = value + 1 WHERE name = 'esc_version'; END;\n"
+    "CREATE TRIGGER IF NOT EXISTS esc_version_del AFTER DELETE ON escalations BEGIN\n"
+    "  UPDATE meta SET value = value + 1 WHERE name = 'esc_version'; END;\n"
+    "CREATE TABLE IF NOT EXISTS admin_tokens (\n"
+    "  id TEXT PRIMARY KEY,\n"
+    "  hash BLOB NOT NULL UNIQUE,\n"
+    "  role TEXT NOT NULL,\n"
+    "  agent TEXT NOT NULL DEFAULT '',\n"
+    "  label TEXT NOT NULL DEFAULT '',\n"
+    "  created_ms INTEGER NOT NULL,\n"
+    "  expires_ms INTEGER NOT NULL DEFAULT 0,\n"
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0);\n";
+
+/* Columns version 2 added to events, for upgrading a version-1 database
+ * (ALTER TABLE ... ADD COLUMN; same declarations as in schema_sql). */
+static const struct {
+    const char *name, *decl;
+} event_cols_v2[] = {
+    {"kind", "TEXT NOT NULL DEFAULT 'request'"},
+    {"actor", "TEXT"},
+    {"route", "TEXT"},
+    {"degraded", "INTEGER NOT NULL DEFAULT 0"},
+    {"escalation_id", "TEXT"},
+    {"n_attempts", "INTEGER NOT NULL DEFAULT 0"},
+    {"attempts", "TEXT"},
+};
 
 #define EVENT_COLS                                                              \
     "id, request_id, ts_ms, method, path, agent, key_id, model, provider, "     \
     "upstream_model, status, outcome, error_type, stream, input_tokens, "       \
     "output_tokens, cached_tokens, cost_usd, latency_ms, ttft_ms, upstream_ms, " \
-    "bytes_in, bytes_out"
+    "bytes_in, bytes_out, kind, actor, route, degraded, escalation_id, n_attempts, "    \
+    "attempts"
 
 static const char insert_sql[] =
     "INSERT INTO events(" EVENT_COLS ") VALUES "
-    "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)";
+    "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,"
+    "?24,?25,?26,?27,?28,?29,?30)";
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -250,6 +321,46 @@ fail:
     return AL_EIO;
 }
 
+/* 1 when table has a column called name, 0 when not, <0 on error. */
+static int has_column(sqlite3 *db, const char *table, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+                                &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Bring a database of schema version `from` (< SCHEMA_VERSION; 0 = just
+ * created) up to date; schema_sql has already created whatever tables were
+ * missing.  Runs inside init_schema's transaction.  Each step checks what is
+ * there rather than trusting the number alone, so a half-done upgrade by
+ * hand cannot make it fail. */
+static int upgrade(sqlite3 *db, int64_t from, char *err, size_t errlen)
+{
+    char sql[256];
+    if (from < 2) {
+        /* 2: the reliability fields of an event. */
+        for (size_t i = 0; i < AL_ARRAY_LEN(event_cols_v2); i++) {
+            int have = has_column(db, "events", event_cols_v2[i].name);
+            if (have < 0) {
+                snprintf(err, errlen, "store: upgrade: %s", sqlite3_errmsg(db));
+                return AL_EIO;
+            }
+            if (have) continue;
+            snprintf(sql, sizeof sql, "ALTER TABLE events ADD COLUMN %s %s",
+                     event_cols_v2[i].name, event_cols_v2[i].decl);
+            if (exec_sql(db, sql, err, errlen, "store: upgrade") != AL_OK) return AL_EIO;
+        }
+    }
+    return AL_OK;
+}
+
 /* Create the schema and prove the file can be written: a real committed
  * write, so a read-only file, a full disk or an unwritable directory (WAL
  * and shm files) fail here instead of on the first event. */
@@ -269,10 +380,16 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
                  path, ver, SCHEMA_VERSION);
         goto fail;
     }
+    if (ver < SCHEMA_VERSION && upgrade(db, ver, err, errlen) != AL_OK) goto fail;
     if (ver == 0) {
         snprintf(sql, sizeof sql, "INSERT INTO schema_version(version) VALUES (%d)",
                  SCHEMA_VERSION);
         if (exec_sql(db, sql, err, errlen, "store: schema version") != AL_OK) goto fail;
+    } else if (ver < SCHEMA_VERSION) {
+        snprintf(sql, sizeof sql, "UPDATE schema_version SET version = %d", SCHEMA_VERSION);
+        if (exec_sql(db, sql, err, errlen, "store: schema version") != AL_OK) goto fail;
+        al_info("store '%s': upgraded the schema from version %" PRId64 " to %d", path, ver,
+                SCHEMA_VERSION);
     }
     snprintf(sql, sizeof sql, "UPDATE meta SET value = %" PRId64 " WHERE name = 'opened_ms'",
              al_wall_ms());
@@ -445,6 +562,14 @@ static void bind_event(sqlite3_stmt *st, const al_event_t *e)
     bind_f64(st, 21, e->upstream_ms, true);
     sqlite3_bind_int64(st, 22, e->bytes_in > INT64_MAX ? INT64_MAX : (int64_t)e->bytes_in);
     sqlite3_bind_int64(st, 23, e->bytes_out > INT64_MAX ? INT64_MAX : (int64_t)e->bytes_out);
+    if (e->kind[0]) BIND_TEXT(st, 24, e, kind, false);
+    else sqlite3_bind_text(st, 24, "request", 7, SQLITE_STATIC);
+    BIND_TEXT(st, 25, e, actor, true);
+    BIND_TEXT(st, 26, e, route, true);
+    sqlite3_bind_int(st, 27, e->degraded ? 1 : 0);
+    BIND_TEXT(st, 28, e, escalation_id, true);
+    sqlite3_bind_int64(st, 29, (int64_t)e->n_attempts);
+    BIND_TEXT(st, 30, e, attempts, true);
 }
 
 /* One attempt at ring[head .. head+n) in one transaction.  Rows the database
@@ -736,9 +861,11 @@ out:
     return rc;
 }
 
-/* UPDATE keys ... WHERE id = ?1; AL_ENOTFOUND when no row has that id. */
-static int key_update(al_store_t *s, const char *sql, const char *id, int64_t v,
-                      const char *what)
+/* Run `sql` (an UPDATE ... WHERE id = ?1, with ?2 = v) on qdb.  When it
+ * changed nothing, `exists_sql` (SELECT 1 ... WHERE id = ?1) tells "no such
+ * row" (AL_ENOTFOUND) from "nothing to do" (0). */
+static int update_by_id(al_store_t *s, const char *sql, const char *exists_sql,
+                        const char *id, int64_t v, const char *what)
 {
     sqlite3_stmt *st = NULL;
     int rc;
@@ -756,11 +883,11 @@ static int key_update(al_store_t *s, const char *sql, const char *id, int64_t v,
         s->local_commits++;
         goto out;
     }
-    /* Nothing changed: either no such key, or nothing to do (already
+    /* Nothing changed: either no such row, or nothing to do (already
      * revoked, or an older last-use time). */
     sqlite3_finalize(st);
     st = NULL;
-    rc = qprep(s, "SELECT 1 FROM keys WHERE id = ?1", &st, what);
+    rc = qprep(s, exists_sql, &st, what);
     if (rc != AL_OK) goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     int src = sqlite3_step(st);
@@ -772,16 +899,19 @@ out:
     return rc;
 }
 
+static const char key_exists_sql[] = "SELECT 1 FROM keys WHERE id = ?1";
+
 int al_store_key_revoke(al_store_t *s, const char *id)
 {
-    return key_update(s, "UPDATE keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms = 0",
-                      id, al_wall_ms(), "key revoke");
+    return update_by_id(s, "UPDATE keys SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms = 0",
+                        key_exists_sql, id, al_wall_ms(), "key revoke");
 }
 
 int al_store_key_touch(al_store_t *s, const char *id, int64_t used_ms)
 {
-    return key_update(s, "UPDATE keys SET last_used_ms = ?2 WHERE id = ?1 AND last_used_ms < ?2",
-                      id, used_ms, "key touch");
+    return update_by_id(s,
+                        "UPDATE keys SET last_used_ms = ?2 WHERE id = ?1 AND last_used_ms < ?2",
+                        key_exists_sql, id, used_ms, "key touch");
 }
 
 static void col_text(sqlite3_stmt *st, int i, char *f, size_t fsz)
@@ -834,16 +964,22 @@ int al_store_data_version(al_store_t *s, int64_t *out)
     return rc;
 }
 
-int al_store_keys_version(al_store_t *s, int64_t *out)
+/* One counter of the meta table (sql selects it). */
+static int meta_counter(al_store_t *s, const char *sql, int64_t *out, const char *what)
 {
     int64_t v = 0;
     int rc = AL_OK;
     pthread_mutex_lock(&s->qmu);
-    if (query_i64(s->qdb, "SELECT value FROM meta WHERE name = 'keys_version'", &v) != SQLITE_OK)
-        rc = qfail(s, "keys_version");
+    if (query_i64(s->qdb, sql, &v) != SQLITE_OK) rc = qfail(s, what);
     else *out = v;
     pthread_mutex_unlock(&s->qmu);
     return rc;
+}
+
+int al_store_keys_version(al_store_t *s, int64_t *out)
+{
+    return meta_counter(s, "SELECT value FROM meta WHERE name = 'keys_version'", out,
+                        "keys_version");
 }
 
 /* --- event queries ------------------------------------------------------- */
@@ -892,6 +1028,15 @@ static void row_to_event(sqlite3_stmt *st, al_event_t *e)
     int64_t bi = sqlite3_column_int64(st, 21), bo = sqlite3_column_int64(st, 22);
     e->bytes_in = bi < 0 ? 0 : (uint64_t)bi;
     e->bytes_out = bo < 0 ? 0 : (uint64_t)bo;
+    col_text(st, 23, e->kind, sizeof e->kind);
+    if (!e->kind[0]) memcpy(e->kind, "request", 8);
+    col_text(st, 24, e->actor, sizeof e->actor);
+    col_text(st, 25, e->route, sizeof e->route);
+    e->degraded = sqlite3_column_int(st, 26) != 0;
+    col_text(st, 27, e->escalation_id, sizeof e->escalation_id);
+    int64_t na = sqlite3_column_int64(st, 28);
+    e->n_attempts = na < 0 ? 0 : na > UINT32_MAX ? UINT32_MAX : (uint32_t)na;
+    col_text(st, 29, e->attempts, sizeof e->attempts);
 }
 
 int al_store_events_each(al_store_t *s, const al_event_filter_t *f, al_event_cb cb, void *ud)
@@ -942,6 +1087,394 @@ int al_store_events_count(al_store_t *s, const al_event_filter_t *f, uint64_t *o
     uint64_t n = (uint64_t)sqlite3_column_int64(st, 0);
     if (f && f->limit && n > f->limit) n = f->limit;
     *out = n;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_event_insert(al_store_t *s, const al_event_t *e)
+{
+    sqlite3_stmt *st = NULL;
+    al_event_t ev;
+    int rc;
+    if (!s || !e) return AL_EINVAL;
+    memcpy(&ev, e, sizeof ev);
+    if (ev.id[0] == '\0') al_event_make_id(ev.id);
+    if (ev.ts_ms == 0) ev.ts_ms = al_wall_ms();
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, insert_sql, &st, "event insert");
+    if (rc != AL_OK) goto out;
+    bind_event(st, &ev);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        s->local_commits++;
+    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
+        rc = AL_EEXIST;
+    } else {
+        rc = qfail(s, "event insert");
+    }
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+/* --- escalations --------------------------------------------------------- */
+
+#define ESC_COLS                                                                \
+    "id, created_ms, expires_ms, agent, key_id, route, model, request_id, "     \
+    "event_id, mode, stream, reason, attempts, request, status, answer, "       \
+    "resolved_by, resolved_ms"
+
+/* Length of a fixed field, or 0 when it is empty or fills its whole array
+ * without a NUL (an id must be both present and terminated). */
+static size_t id_len(const char *f, size_t fsz)
+{
+    size_t n = strnlen(f, fsz);
+    return n == fsz ? 0 : n;
+}
+
+/* How many of the first n bytes of p to keep when cutting at max: never
+ * in the middle of a UTF-8 sequence. */
+static size_t cut_utf8(const char *p, size_t n, size_t max)
+{
+    if (n <= max) return n;
+    n = max;
+    while (n > 0 && ((unsigned char)p[n] & 0xC0) == 0x80) n--;
+    return n;
+}
+
+void al_esc_row_free(al_esc_row_t *r)
+{
+    if (!r) return;
+    free(r->request);
+    free(r->answer);
+    r->request = NULL;
+    r->answer = NULL;
+}
+
+/* Fill r from a row of ESC_COLS.  With copy, request and answer are
+ * malloc'd; without, they point into the statement (valid until the next
+ * step). */
+static void row_to_esc(sqlite3_stmt *st, al_esc_row_t *r, bool copy)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->id, sizeof r->id);
+    r->created_ms = sqlite3_column_int64(st, 1);
+    r->expires_ms = sqlite3_column_int64(st, 2);
+    col_text(st, 3, r->agent, sizeof r->agent);
+    col_text(st, 4, r->key_id, sizeof r->key_id);
+    col_text(st, 5, r->route, sizeof r->route);
+    col_text(st, 6, r->model, sizeof r->model);
+    col_text(st, 7, r->request_id, sizeof r->request_id);
+    col_text(st, 8, r->event_id, sizeof r->event_id);
+    col_text(st, 9, r->mode, sizeof r->mode);
+    r->stream = sqlite3_column_int(st, 10) != 0;
+    col_text(st, 11, r->reason, sizeof r->reason);
+    col_text(st, 12, r->attempts, sizeof r->attempts);
+    col_text(st, 14, r->status, sizeof r->status);
+    col_text(st, 16, r->resolved_by, sizeof r->resolved_by);
+    r->resolved_ms = sqlite3_column_int64(st, 17);
+    /* Last: nothing else may touch the statement while these are borrowed. */
+    static const int big[2] = {13, 15};
+    char **dst[2] = {&r->request, &r->answer};
+    for (int i = 0; i < 2; i++) {
+        const char *p = (const char *)sqlite3_column_text(st, big[i]);
+        if (!p) continue;
+        *dst[i] = copy ? al_strndup(p, (size_t)sqlite3_column_bytes(st, big[i])) : (char *)p;
+    }
+}
+
+int al_store_esc_insert(al_store_t *s, const al_esc_row_t *row)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    size_t idn = id_len(row->id, sizeof row->id);
+    if (idn == 0) return AL_EINVAL;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "INSERT INTO escalations(" ESC_COLS ") VALUES "
+                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,'open',NULL,'',0)",
+               &st, "escalation insert");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_text(st, 1, row->id, (int)idn, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, row->created_ms ? row->created_ms : al_wall_ms());
+    sqlite3_bind_int64(st, 3, row->expires_ms);
+    BIND_TEXT(st, 4, row, agent, false);
+    BIND_TEXT(st, 5, row, key_id, false);
+    BIND_TEXT(st, 6, row, route, false);
+    BIND_TEXT(st, 7, row, model, false);
+    BIND_TEXT(st, 8, row, request_id, false);
+    BIND_TEXT(st, 9, row, event_id, false);
+    BIND_TEXT(st, 10, row, mode, false);
+    sqlite3_bind_int(st, 11, row->stream ? 1 : 0);
+    BIND_TEXT(st, 12, row, reason, false);
+    BIND_TEXT(st, 13, row, attempts, true);
+    if (row->request) {
+        size_t n = strnlen(row->request, (size_t)AL_ESC_REQUEST_MAX + 1);
+        n = cut_utf8(row->request, n, AL_ESC_REQUEST_MAX);
+        sqlite3_bind_text(st, 14, row->request, (int)n, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(st, 14);
+    }
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        s->local_commits++;
+    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
+        rc = AL_EEXIST;
+    } else {
+        rc = qfail(s, "escalation insert");
+    }
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_esc_get(al_store_t *s, const char *id, al_esc_row_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (!id || !*id) return AL_ENOTFOUND;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "SELECT " ESC_COLS " FROM escalations WHERE id = ?1", &st, "escalation get");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) row_to_esc(st, out, true);
+    else if (src == SQLITE_DONE) rc = AL_ENOTFOUND;
+    else rc = qfail(s, "escalation get");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_esc_close(al_store_t *s, const char *id, const char *status, const char *answer,
+                       const char *by, int64_t now_ms)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!status || (strcmp(status, "resolved") != 0 && strcmp(status, "rejected") != 0 &&
+                    strcmp(status, "timeout") != 0))
+        return AL_EINVAL;
+    if (!id || !*id) return AL_ENOTFOUND;
+    if (!by) by = "";
+    /* resolved_by reads back into 96 bytes: keep what fits. */
+    size_t byn = cut_utf8(by, strlen(by), sizeof ((al_esc_row_t *)0)->resolved_by - 1);
+    pthread_mutex_lock(&s->qmu);
+    /* One statement: the first closer wins, whatever the thread or process. */
+    rc = qprep(s, "UPDATE escalations SET status = ?2, answer = ?3, resolved_by = ?4, "
+                  "resolved_ms = ?5 WHERE id = ?1 AND status = 'open'",
+               &st, "escalation close");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+    if (answer) sqlite3_bind_text(st, 3, answer, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 3);
+    sqlite3_bind_text(st, 4, by, (int)byn, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now_ms ? now_ms : al_wall_ms());
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = qfail(s, "escalation close");
+        goto out;
+    }
+    if (sqlite3_changes(s->qdb) > 0) {
+        s->local_commits++;
+        goto out;
+    }
+    /* Lost, or never there. */
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = qprep(s, "SELECT 1 FROM escalations WHERE id = ?1", &st, "escalation close");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) rc = AL_ESTATE;
+    else if (src == SQLITE_DONE) rc = AL_ENOTFOUND;
+    else rc = qfail(s, "escalation close");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_esc_each(al_store_t *s, const al_esc_filter_t *f, al_esc_cb cb, void *ud)
+{
+    char where[96] = "", sql[1024];
+    sqlite3_stmt *st = NULL;
+    al_esc_row_t row;
+    int rc, src;
+    /* "all" is what people type for "any status". */
+    const char *status = f && f->status && *f->status && strcmp(f->status, "all") != 0
+                             ? f->status
+                             : NULL;
+    const char *agent = f ? f->agent : NULL;
+    if (status && agent)
+        snprintf(where, sizeof where, "WHERE status = :status AND agent = :agent");
+    else if (status) snprintf(where, sizeof where, "WHERE status = :status");
+    else if (agent) snprintf(where, sizeof where, "WHERE agent = :agent");
+    if (f && f->limit)
+        /* The newest `limit`, handed out oldest first. */
+        snprintf(sql, sizeof sql,
+                 "SELECT " ESC_COLS " FROM (SELECT rowid AS rid, " ESC_COLS
+                 " FROM escalations %s ORDER BY created_ms DESC, rowid DESC LIMIT %" PRIu32
+                 ") ORDER BY created_ms, rid",
+                 where, f->limit);
+    else
+        snprintf(sql, sizeof sql,
+                 "SELECT " ESC_COLS " FROM escalations %s ORDER BY created_ms, rowid", where);
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, sql, &st, "escalation list");
+    if (rc != AL_OK) goto out;
+    if (status)
+        sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":status"), status, -1,
+                          SQLITE_STATIC);
+    if (agent)
+        sqlite3_bind_text(st, sqlite3_bind_parameter_index(st, ":agent"), agent, -1,
+                          SQLITE_STATIC);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        row_to_esc(st, &row, false);
+        if (cb(ud, &row) != 0) goto out;
+    }
+    if (src != SQLITE_DONE) rc = qfail(s, "escalation list");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_esc_expired(al_store_t *s, int64_t now_ms, char (*ids)[40], size_t max, size_t *n)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src = SQLITE_DONE;
+    *n = 0;
+    if (max == 0) return AL_OK;
+    pthread_mutex_lock(&s->qmu);
+    /* expires_ms 0 never expires. */
+    rc = qprep(s, "SELECT id FROM escalations WHERE status = 'open' AND expires_ms > 0 AND "
+                  "expires_ms <= ?1 ORDER BY expires_ms, rowid LIMIT ?2",
+               &st, "escalation expiry");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+    while (*n < max && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, ids[*n], sizeof ids[*n]);
+        (*n)++;
+    }
+    if (*n < max && src != SQLITE_DONE) rc = qfail(s, "escalation expiry");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_esc_version(al_store_t *s, int64_t *out)
+{
+    return meta_counter(s, "SELECT value FROM meta WHERE name = 'esc_version'", out,
+                        "esc_version");
+}
+
+/* --- admin tokens -------------------------------------------------------- */
+
+#define ADM_COLS "id, hash, role, agent, label, created_ms, expires_ms, revoked_ms"
+
+/* Fill r from a row of ADM_COLS; false when the stored hash is malformed. */
+static bool row_to_adm(sqlite3_stmt *st, al_admin_token_row_t *r)
+{
+    memset(r, 0, sizeof *r);
+    col_text(st, 0, r->id, sizeof r->id);
+    if (sqlite3_column_bytes(st, 1) != (int)sizeof r->hash) {
+        al_warn("store: admin token %s has a malformed hash; skipped", r->id);
+        return false;
+    }
+    memcpy(r->hash, sqlite3_column_blob(st, 1), sizeof r->hash);
+    col_text(st, 2, r->role, sizeof r->role);
+    col_text(st, 3, r->agent, sizeof r->agent);
+    col_text(st, 4, r->label, sizeof r->label);
+    r->created_ms = sqlite3_column_int64(st, 5);
+    r->expires_ms = sqlite3_column_int64(st, 6);
+    r->revoked_ms = sqlite3_column_int64(st, 7);
+    return true;
+}
+
+int al_store_admin_token_insert(al_store_t *s, const al_admin_token_row_t *row)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    size_t idn = id_len(row->id, sizeof row->id), rn = id_len(row->role, sizeof row->role);
+    if (idn == 0 || rn == 0) return AL_EINVAL;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "INSERT INTO admin_tokens(" ADM_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?8)", &st,
+               "admin token insert");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_text(st, 1, row->id, (int)idn, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, row->hash, (int)sizeof row->hash, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, row->role, (int)rn, SQLITE_STATIC);
+    BIND_TEXT(st, 4, row, agent, false);
+    BIND_TEXT(st, 5, row, label, false);
+    sqlite3_bind_int64(st, 6, row->created_ms ? row->created_ms : al_wall_ms());
+    sqlite3_bind_int64(st, 7, row->expires_ms);
+    sqlite3_bind_int64(st, 8, row->revoked_ms);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        s->local_commits++;
+    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
+        rc = AL_EEXIST;
+    } else {
+        rc = qfail(s, "admin token insert");
+    }
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_admin_token_find(al_store_t *s, const uint8_t hash[32], int64_t now_ms,
+                              al_admin_token_row_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "SELECT " ADM_COLS " FROM admin_tokens WHERE hash = ?1 AND revoked_ms = 0 "
+                  "AND (expires_ms = 0 OR expires_ms > ?2)",
+               &st, "admin token find");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) rc = row_to_adm(st, out) ? AL_OK : AL_ENOTFOUND;
+    else if (src == SQLITE_DONE) rc = AL_ENOTFOUND;
+    else rc = qfail(s, "admin token find");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_admin_token_revoke(al_store_t *s, const char *id)
+{
+    return update_by_id(s,
+                        "UPDATE admin_tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms = 0",
+                        "SELECT 1 FROM admin_tokens WHERE id = ?1", id, al_wall_ms(),
+                        "admin token revoke");
+}
+
+int al_store_admin_token_each(al_store_t *s, al_admin_token_cb cb, void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    al_admin_token_row_t row;
+    int rc, src;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "SELECT " ADM_COLS " FROM admin_tokens ORDER BY created_ms, rowid", &st,
+               "admin token list");
+    if (rc != AL_OK) goto out;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!row_to_adm(st, &row)) continue;
+        if (cb(ud, &row) != 0) goto out;
+    }
+    if (src != SQLITE_DONE) rc = qfail(s, "admin token list");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);

@@ -106,4 +106,79 @@ int al_store_events_each(al_store_t *s, const al_event_filter_t *f,
 /* Count events matching the filter. */
 int al_store_events_count(al_store_t *s, const al_event_filter_t *f, uint64_t *out /* OUT */);
 
+/* Write one event now, from a process or thread that is not the data plane
+ * (CLI changes, the admin thread, the escalation reaper).  Blocking. */
+int al_store_event_insert(al_store_t *s, const al_event_t *e);
+
+/* --- escalations (blocking) ---------------------------------------------- */
+#define AL_ESC_REQUEST_MAX 65536   /* request bytes kept with an escalation */
+typedef struct al_esc_row {
+    char id[40];               /* "esc_" + 24 hex */
+    int64_t created_ms;
+    int64_t expires_ms;        /* open ones close as timeout after this */
+    char agent[64];
+    char key_id[32];
+    char route[64];
+    char model[64];            /* what the client asked for */
+    char request_id[129];
+    char event_id[32];
+    char mode[8];              /* "defer" | "hold" */
+    bool stream;               /* the client asked for a stream */
+    char reason[256];          /* why: "all targets failed: http_5xx" ... */
+    char attempts[1536];       /* as in the event */
+    char *request;             /* the request body (malloc'd, NUL-terminated,
+                                  truncated to AL_ESC_REQUEST_MAX); may be NULL */
+    char status[12];           /* "open" | "resolved" | "rejected" | "timeout" */
+    char *answer;              /* resolved: the person's answer text;
+                                  rejected: the reason; malloc'd or NULL */
+    char resolved_by[96];      /* actor */
+    int64_t resolved_ms;       /* 0 while open */
+} al_esc_row_t;
+void al_esc_row_free(al_esc_row_t *r);     /* frees request and answer */
+
+/* Insert an open escalation (status forced to "open").  AL_EEXIST on a
+ * duplicate id. */
+int al_store_esc_insert(al_store_t *s, const al_esc_row_t *row);
+/* Fetch one; AL_ENOTFOUND.  The caller frees with al_esc_row_free. */
+int al_store_esc_get(al_store_t *s, const char *id, al_esc_row_t *out /* OUT */);
+/* Close an open escalation: status "resolved" (answer = text), "rejected"
+ * (answer = reason) or "timeout".  AL_ENOTFOUND when no such id, AL_ESTATE
+ * when it is no longer open (the row is untouched: first close wins). */
+int al_store_esc_close(al_store_t *s, const char *id, const char *status,
+                       const char *answer, const char *by, int64_t now_ms);
+typedef struct al_esc_filter {
+    const char *status;        /* NULL = any */
+    const char *agent;         /* NULL = any */
+    uint32_t limit;            /* 0 = no limit (newest `limit`, oldest first) */
+} al_esc_filter_t;
+/* Rows passed to cb have request/answer owned by the store (valid during the
+ * call only). */
+typedef int (*al_esc_cb)(void *ud, const al_esc_row_t *row);
+int al_store_esc_each(al_store_t *s, const al_esc_filter_t *f, al_esc_cb cb, void *ud);
+/* Ids of open escalations with expires_ms <= now, at most max, into ids
+ * (each 40 bytes); *n set.  The caller closes each with al_store_esc_close. */
+int al_store_esc_expired(al_store_t *s, int64_t now_ms, char (*ids)[40], size_t max,
+                         size_t *n /* OUT */);
+/* Changes whenever the escalations table changes (any process). */
+int al_store_esc_version(al_store_t *s, int64_t *out /* OUT */);
+
+/* --- admin tokens (blocking) --------------------------------------------- */
+typedef struct al_admin_token_row {
+    char id[32];               /* "adm_" + 16 hex */
+    uint8_t hash[32];          /* SHA-256 of the secret */
+    char role[16];             /* admin | operator | auditor | viewer | owner */
+    char agent[64];            /* owner role: the agent it owns, else "" */
+    char label[128];
+    int64_t created_ms;
+    int64_t expires_ms;        /* 0 = never */
+    int64_t revoked_ms;        /* 0 = not revoked */
+} al_admin_token_row_t;
+int al_store_admin_token_insert(al_store_t *s, const al_admin_token_row_t *row);
+/* Find a live (not revoked, not expired at now_ms) token by hash; AL_ENOTFOUND. */
+int al_store_admin_token_find(al_store_t *s, const uint8_t hash[32], int64_t now_ms,
+                              al_admin_token_row_t *out /* OUT */);
+int al_store_admin_token_revoke(al_store_t *s, const char *id);
+typedef int (*al_admin_token_cb)(void *ud, const al_admin_token_row_t *row);
+int al_store_admin_token_each(al_store_t *s, al_admin_token_cb cb, void *ud);
+
 #endif

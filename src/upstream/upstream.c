@@ -56,6 +56,8 @@ struct al_xfer {
     bool cancelled;
     bool fb_timed_out;
     bool done;
+    uint32_t idle_ms;           /* idle timeout after the head, 0 = none */
+    uint64_t last_rx_ms;        /* uv_now of the last body bytes */
     uint64_t t0;
     uint64_t t_end;
     char errbuf[CURL_ERROR_SIZE];
@@ -65,7 +67,8 @@ struct al_xfer {
 const char *al_up_result_name(al_up_result_t r)
 {
     static const char *n[] = {"ok", "connect_error", "connect_timeout", "first_byte_timeout",
-                              "total_timeout", "reset", "protocol_error", "too_big", "internal"};
+                              "total_timeout", "reset", "protocol_error", "too_big", "internal",
+                              "idle_timeout"};
     return (unsigned)r < AL_ARRAY_LEN(n) ? n[r] : "internal";
 }
 
@@ -110,6 +113,15 @@ static void xfer_destroy(al_xfer_t *x)
 
 /* --- curl callbacks ----------------------------------------------------- */
 
+static void on_idle_timeout(uv_timer_t *t);
+
+/* The head arrived: from now on the first-byte timer watches for silence. */
+static void head_arrived(al_xfer_t *x)
+{
+    x->last_rx_ms = uv_now(x->u->loop);
+    if (x->idle_ms) uv_timer_start(&x->fb_timer, on_idle_timeout, x->idle_ms, 0);
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
     al_xfer_t *x = ud;
@@ -134,6 +146,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
             char *ct = NULL;
             curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
             x->head_done = true;
+            head_arrived(x);
             x->cbs.on_head(x->ud, (int)code, ct, x->retry_after[0] ? x->retry_after : NULL);
         }
         if (code < 200) x->retry_after[0] = '\0'; /* an interim response's headers */
@@ -156,9 +169,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
         x->head_done = true;
+        head_arrived(x);
         x->cbs.on_head(x->ud, (int)code, ct, x->retry_after[0] ? x->retry_after : NULL);
         if (x->cancelled) return 0;
     }
+    x->last_rx_ms = uv_now(x->u->loop);
     int rc = x->cbs.on_data(x->ud, p, len);
     if (x->cancelled || rc < 0) return 0;
     if (rc == 1) x->pause_wanted = true;
@@ -329,6 +344,25 @@ static void on_fb_timeout(uv_timer_t *t)
     xfer_destroy(x);
 }
 
+/* Fires idle_ms after the head and re-arms itself for what is left of the
+ * window: one timer operation per window instead of one per chunk. */
+static void on_idle_timeout(uv_timer_t *t)
+{
+    al_xfer_t *x = t->data;
+    if (x->done || x->cancelled) return;
+    uint64_t now = uv_now(x->u->loop);
+    if (x->paused || x->pause_wanted) x->last_rx_ms = now; /* the client is slow, not upstream */
+    uint64_t quiet = now - x->last_rx_ms;
+    if (quiet < x->idle_ms) {
+        uv_timer_start(&x->fb_timer, on_idle_timeout, x->idle_ms - quiet, 0);
+        return;
+    }
+    x->done = true;
+    x->t_end = al_now_ns();
+    x->cbs.on_done(x->ud, AL_UP_IDLE_TIMEOUT, "upstream went quiet");
+    xfer_destroy(x);
+}
+
 /* --- public ------------------------------------------------------------- */
 
 al_upstream_t *al_upstream_new(uv_loop_t *loop)
@@ -438,6 +472,7 @@ int al_upstream_post(al_upstream_t *u, al_xfer_opts_t *o, const al_xfer_cbs_t *c
     uv_timer_init(u->loop, &x->fb_timer);
     u->handles_open++;
     x->fb_timer.data = x;
+    x->idle_ms = o->idle_timeout_ms;
     if (o->first_byte_timeout_ms)
         uv_timer_start(&x->fb_timer, on_fb_timeout, o->first_byte_timeout_ms, 0);
 

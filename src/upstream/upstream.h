@@ -26,10 +26,12 @@ typedef enum al_up_result {
     AL_UP_PROTOCOL_ERROR,     /* malformed HTTP, TLS failure */
     AL_UP_TOO_BIG,            /* consumer refused more bytes */
     AL_UP_INTERNAL,
+    AL_UP_IDLE_TIMEOUT,       /* silence between response bytes too long */
 } al_up_result_t;
 
 /* "ok", "connect_error", "connect_timeout", "first_byte_timeout",
- * "total_timeout", "reset", "protocol_error", "too_big", "internal". */
+ * "total_timeout", "reset", "protocol_error", "too_big", "internal",
+ * "idle_timeout". */
 const char *al_up_result_name(al_up_result_t r);
 
 typedef struct al_xfer_cbs {
@@ -51,6 +53,8 @@ typedef struct al_xfer_opts {
     uint32_t connect_timeout_ms;
     uint32_t first_byte_timeout_ms;
     uint32_t total_timeout_ms;
+    uint32_t idle_timeout_ms;      /* after the head: longest silence between
+                                      body bytes (not counted while paused); 0 = none */
 } al_xfer_opts_t;
 
 /* Create the per-loop driver. */

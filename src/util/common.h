@@ -5,6 +5,10 @@
 #ifndef AL_COMMON_H
 #define AL_COMMON_H
 
+#ifndef AL_VERSION
+#define AL_VERSION "0.1.0"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -572,3 +572,242 @@ export function dumpTail(label, s, n = 3000) {
   if (!s) return;
   process.stderr.write(`\n----- ${label} stderr (tail) -----\n${s.slice(-n)}\n-----\n`);
 }
+
+// ---------------------------------------------------------------- reliability
+// (added for the reliability/anthropic/escalation/chaos suites; nothing above
+// changed.)
+
+// Adds the run-time mock extensions to a started mock: config(faults) POSTs
+// /_mock/config (a JSON object of x-mock-* names without the prefix; {}
+// restores the flags' defaults), webhooks() reads /_mock/webhooks (the array),
+// webhookURL is where an alerts.webhook_url should point.
+export function mockExtras(mock) {
+  mock.config = async (faults = {}) => {
+    const r = await fetch(`${mock.url}/_mock/config`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(faults),
+    });
+    const text = await r.text();
+    if (r.status !== 200) throw new Error(`POST /_mock/config ${JSON.stringify(faults)} -> ${r.status}: ${text.slice(0, 300)}`);
+    return text;
+  };
+  mock.webhooks = async () => {
+    const r = await fetch(`${mock.url}/_mock/webhooks`);
+    const j = await r.json();
+    return Array.isArray(j?.data) ? j.data : [];
+  };
+  mock.webhookURL = `${mock.url}/_mock/webhook`;
+  // Requests the mock counted (all paths but /_mock/*).
+  mock.count = async () => (await mock.stats()).requests;
+  return mock;
+}
+
+// startMock() plus mockExtras().
+export async function startMockX(opts = {}) {
+  return mockExtras(await startMock(opts));
+}
+
+// Starts n mocks in parallel (with extras).
+export async function startMocks(n, opts = {}) {
+  return Promise.all(Array.from({ length: n }, () => startMockX(opts)));
+}
+
+// Extracts the rows of a list answer that may be a JSON array, an object with
+// `data` (or `escalations`, `tokens`, `rows`), or JSON lines.
+export function listRows(text) {
+  const s = (text || '').trim();
+  if (!s) return [];
+  try {
+    const j = JSON.parse(s);
+    if (Array.isArray(j)) return j;
+    for (const k of ['data', 'escalations', 'tokens', 'rows', 'items']) if (Array.isArray(j?.[k])) return j[k];
+    return [j];
+  } catch {
+    return parseJsonLines(s);
+  }
+}
+
+// Starts `airlock serve` with a caller-written configuration body: yaml(ctx)
+// gets {port, adminPort, dir} and returns everything after the server, store
+// and log sections (providers, models, routes, agents, escalation, alerts...).
+// `server` overrides server keys.  The returned object has the same helpers
+// as startGateway's (keys, events, waitEvents, eventFor, metrics, close...;
+// no mock of its own: the caller stops its mocks) plus:
+//   cli(args)         runs `airlock <args...> --config FILE` (async)
+//   adminToken(role)  `airlock admin-token create --role ROLE`, returns the token
+//   admin(method, path, {token, body})  fetch on the admin listener, returns
+//                     {status, headers, text, json}
+//   post(path, body, {key, headers, signal})  JSON POST on the data listener
+//   rss()             the serve process's VmRSS in KiB
+export async function startCustomGateway({
+  yaml,
+  server = {},
+  keyAgents = ['alpha'],
+  env: extraEnv = {},
+  readyTimeout = 10000,
+  logLevel = 'warn',
+} = {}) {
+  const dir = tempDir();
+  const port = await freePort();
+  let adminPort = await freePort();
+  while (adminPort === port) adminPort = await freePort();
+  const configPath = path.join(dir, 'config.yaml');
+  const srv = {
+    listen: `127.0.0.1:${port}`,
+    admin_listen: `127.0.0.1:${adminPort}`,
+    workers: 2,
+    header_timeout_ms: 5000,
+    body_timeout_ms: 5000,
+    idle_timeout_ms: 30000,
+    max_body_bytes: 1048576,
+    ...server,
+  };
+  const srvLine = Object.entries(srv).map(([k, v]) => `${k}: ${v}`).join(', ');
+  const ctx = { port, adminPort, dir };
+  const writeConfig = () => {
+    fs.writeFileSync(configPath, [
+      `server: {${srvLine}}`,
+      `store: {url: "sqlite://${dir}/airlock.db", flush_interval_ms: 5}`,
+      `log: {level: ${logLevel}}`,
+      yaml(ctx),
+      '',
+    ].join('\n'));
+  };
+  writeConfig();
+  const upstreamKey = `upk-${randomBytes(16).toString('hex')}`;
+  const env = { MOCK_UPSTREAM_KEY: upstreamKey, ...extraEnv };
+  const gw = {
+    dir, port, adminPort, configPath, env, upstreamKey,
+    dbPath: path.join(dir, 'airlock.db'),
+    baseURL: `http://127.0.0.1:${port}/v1`,
+    url: `http://127.0.0.1:${port}`,
+    adminURL: `http://127.0.0.1:${adminPort}`,
+    keys: {},
+    allKeys: [],
+    handle: null,
+  };
+  gw.cli = (args, opts = {}) => runCliAsync([...args, '--config', configPath], { env, timeout: 30000, ...opts });
+  gw.createKey = (agent, extraArgs = []) => {
+    const r = runCli(['keys', 'create', '--config', configPath, '--agent', agent, ...extraArgs], { env });
+    if (r.code !== 0) throw new Error(`keys create --agent ${agent} failed (${r.code}): ${r.stderr}${r.error || ''}`);
+    const key = r.stdout.trim();
+    gw.allKeys.push(key);
+    return key;
+  };
+  gw.adminToken = async (role, extraArgs = []) => {
+    const r = await runCliAsync(['admin-token', 'create', '--config', configPath, '--role', role, ...extraArgs], { env });
+    if (r.code !== 0) throw new Error(`admin-token create --role ${role} failed (${r.code}): ${r.stderr}`);
+    const token = r.stdout.trim().split('\n').pop().trim();
+    if (!token) throw new Error(`admin-token create printed no token: ${r.stdout} ${r.stderr}`);
+    return token;
+  };
+  gw.admin = async (method, p, { token, body, headers = {} } = {}) => {
+    const h = { ...headers };
+    if (token) h.authorization = `Bearer ${token}`;
+    if (body !== undefined) h['content-type'] = 'application/json';
+    const r = await fetch(`${gw.adminURL}${p}`, {
+      method, headers: h, body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(15000),
+    });
+    const text = await r.text();
+    let json;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: r.status, headers: r.headers, text, json };
+  };
+  gw.post = async (p, body, { key = gw.keys.alpha, headers = {}, signal, timeout = 30000 } = {}) => {
+    const t0 = Date.now();
+    const r = await fetch(`${gw.url}${p}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      signal: signal || AbortSignal.timeout(timeout),
+    });
+    const text = await r.text();
+    let json;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: r.status, headers: r.headers, text, json, ms: Date.now() - t0 };
+  };
+  gw.events = async ({ agent, since, limit = 0 } = {}) => {
+    const args = ['events', 'list', '--config', configPath, '--json', '--limit', String(limit)];
+    if (agent) args.push('--agent', agent);
+    if (since) args.push('--since', since);
+    const r = await runCliAsync(args, { env, timeout: 60000 });
+    if (r.code !== 0) throw new Error(`events list failed (${r.code}): ${r.stderr}`);
+    return parseJsonLines(r.stdout);
+  };
+  gw.waitEvents = async (pred, { count = 1, timeout = 3000 } = {}) => {
+    let last = [];
+    await waitFor(async () => {
+      last = (await gw.events()).filter(pred);
+      return last.length >= count;
+    }, { timeout, interval: 100 });
+    return last;
+  };
+  gw.eventFor = (requestId, opts = {}) => gw.waitEvents((e) => e.request_id === requestId, opts);
+  gw.metrics = async () => {
+    const r = await fetch(`${gw.adminURL}/metrics`);
+    return { status: r.status, headers: r.headers, text: await r.text() };
+  };
+  gw.rss = () => {
+    const m = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${gw.handle.pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  };
+  gw.start = async () => {
+    const h = spawnAirlock(['serve', '--config', configPath], { env });
+    gw.handle = h;
+    gw.stopping = false;
+    h.exitPromise.then(({ code, signal }) => {
+      if (!gw.stopping) {
+        process.stderr.write(`\n!!! airlock serve (pid ${h.pid}, port ${port}) exited unexpectedly: code ${code} signal ${signal}\n`);
+        dumpTail('airlock serve', h.stderr, 6000);
+      }
+    });
+    const ok = await waitFor(async () => {
+      if (h.exited) return 'exited';
+      const r = await fetch(`${gw.url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      await r.arrayBuffer();
+      return r.status === 200 ? 'ok' : undefined;
+    }, { timeout: readyTimeout, interval: 50 });
+    if (ok !== 'ok') {
+      await stopChild(h, { signal: 'SIGKILL' });
+      throw new Error(`airlock serve not ready on ${port} (${ok || 'timeout'}, exit ${h.exitCode}, ${h.spawnError || ''}):\n${h.stderr.slice(-4000)}\n--- config ---\n${fs.readFileSync(configPath, 'utf8')}`);
+    }
+  };
+  gw.stderr = () => (gw.handle ? gw.handle.stderr : '');
+  gw.stop = async (opts) => {
+    gw.stopping = true;
+    return stopChild(gw.handle, opts);
+  };
+  // Stops serve (SIGTERM); throws if it did not exit 0 or printed a
+  // sanitizer report; also checks the given mocks' stderr after stopping them.
+  gw.close = async (mocks = []) => {
+    const wasRunning = gw.handle && !gw.handle.exited;
+    const r = await gw.stop({ signal: 'SIGTERM', timeout: 8000 });
+    const problems = [];
+    for (const m of mocks) {
+      if (!m) continue;
+      await m.stop({ signal: 'SIGTERM', timeout: 3000 });
+      const ms = sanitizerReport(m.stderr);
+      if (ms) problems.push(`airlock mock (port ${m.port}) sanitizer report:\n${ms}`);
+    }
+    const san = sanitizerReport(gw.stderr());
+    if (san) problems.push(`airlock serve sanitizer report:\n${san}`);
+    if (wasRunning && r && (r.killed || r.code !== 0)) {
+      problems.push(`airlock serve did not exit 0 on SIGTERM (code ${r.code}, signal ${r.signal}, killed ${r.killed})`);
+    }
+    if (problems.length) {
+      dumpTail('airlock serve', gw.stderr(), 6000);
+      throw new Error(`${problems.join('\n')}\n(config and store kept in ${dir})`);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  for (const a of keyAgents) gw.keys[a] = gw.createKey(a);
+  await gw.start();
+  return gw;
+}
+
+// YAML line for a provider pointing at an `airlock mock`.
+export function mockProvider(name, mock, { type = 'openai', forward = true, extra = '' } = {}) {
+  const fw = forward ? ', forward_headers: ["x-mock-*"]' : '';
+  const ex = extra ? `, ${extra}` : '';
+  return `  ${name}: {type: ${type}, base_url: "http://127.0.0.1:${mock.port}/v1", api_key_env: MOCK_UPSTREAM_KEY${fw}${ex}}`;
+}

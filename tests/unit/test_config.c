@@ -25,6 +25,7 @@
 static const char *test_env(const char *name)
 {
     if (!strcmp(name, "OPENAI_API_KEY")) return "sk-test-openai";
+    if (!strcmp(name, "ANTHROPIC_API_KEY")) return "sk-ant-test";
     if (!strcmp(name, "LOCAL_API_KEY")) return "";
     if (!strcmp(name, "ANY_KEY")) return "k";
     return NULL;
@@ -448,7 +449,9 @@ static void test_refcount(void **state)
 static void test_err_unknown_key(void **state)
 {
     (void)state;
-    expect_error(BASE "routes:\n  r: {}\n", "cfg.yaml:9: routes", "unknown key");
+    expect_error(BASE "budgets:\n  r: {}\n", "cfg.yaml:9: budgets", "unknown key");
+    expect_error("rotues: {}\n", "cfg.yaml:1: rotues", "did you mean 'routes'?");
+    expect_error("alert: {}\n", "cfg.yaml:1: alert", "did you mean 'alerts'?");
     expect_error("server:\n  listen: 127.0.0.1:1\n  listne: 127.0.0.1:2\n",
                  "cfg.yaml:3: server.listne", "unknown key (did you mean 'listen'?)");
     expect_error(BASE "agents:\n  a:\n    owner: x\n    budget: 5\n",
@@ -695,6 +698,517 @@ static void test_err_one_line(void **state)
     assert_true(strlen(small) < sizeof small);
 }
 
+/* ---- reliability: providers, routes, escalation, alerts -------------- */
+
+/* BASE plus the head of one route `r` (lines 9-10); tests add its keys. */
+#define RBASE BASE "routes:\n" /* 9 */ "  r:\n" /* 10 */
+
+static void test_reliability_defaults(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE);
+    assert_int_equal(c->n_routes, 0);
+    assert_null(al_config_route(c, "m1", 2));
+    assert_int_equal(c->providers[0].idle_timeout_ms, 60000);
+    assert_null(c->providers[0].anthropic_version);
+    assert_int_equal(c->models[0].max_output_tokens, 0);
+    assert_int_equal(c->escalation.mode, AL_ESC_DEFER);
+    assert_int_equal(c->escalation.hold_timeout_ms, 120000);
+    assert_int_equal(c->escalation.expire_ms, 86400000);
+    assert_null(c->alerts.webhook_url);
+    assert_int_equal(c->alerts.timeout_ms, 5000);
+    assert_int_equal(c->alerts.queue, 1024);
+    al_config_unref(c);
+
+    c = load_ok(RBASE "    targets: [m1, m2]\n");
+    assert_int_equal(c->n_routes, 1);
+    const al_route_t *r = al_config_route(c, "r", 1);
+    assert_ptr_equal(r, &c->routes[0]);
+    assert_string_equal(r->name, "r");
+    assert_int_equal(r->n_targets, 2);
+    assert_ptr_equal(r->targets[0].model, al_config_model(c, "m1", 2));
+    assert_ptr_equal(r->targets[1].model, al_config_model(c, "m2", 2));
+    assert_int_equal(r->targets[0].weight, 1);
+    assert_int_equal(r->targets[1].weight, 1);
+    assert_null(r->targets[0].breaker);
+    assert_null(r->targets[1].breaker);
+    assert_int_equal(r->strategy, AL_STRATEGY_FALLBACK);
+    assert_float_equal(r->exploration, 0.05, 1e-12);
+    assert_int_equal(r->retry.attempts, 2);
+    assert_int_equal(r->retry.backoff_base_ms, 100);
+    assert_int_equal(r->retry.backoff_cap_ms, 2000);
+    assert_int_equal(r->retry.on, AL_RETRY_ALL);
+    assert_int_equal(r->retry.retry_after_cap_ms, 5000);
+    assert_int_equal(r->retry.deadline_ms, 0);
+    assert_float_equal(r->breaker.failure_ratio, 0.5, 1e-12);
+    assert_int_equal(r->breaker.window_ms, 30000);
+    assert_int_equal(r->breaker.min_requests, 10);
+    assert_int_equal(r->breaker.consecutive_failures, 5);
+    assert_int_equal(r->breaker.cooldown_ms, 30000);
+    assert_int_equal(r->breaker.half_open_probes, 1);
+    assert_false(r->has_degraded);
+    assert_false(r->final_escalate);
+    assert_false(r->has_escalation);
+    assert_ptr_equal(al_route_escalation(c, r), &c->escalation);
+    /* A route is not a model, and lookups are slices. */
+    assert_null(al_config_model(c, "r", 1));
+    assert_null(al_config_route(c, "m1", 2));
+    assert_ptr_equal(al_config_route(c, "rx", 1), r);
+    assert_null(al_config_route(c, "r", 2));
+    assert_null(al_config_route(NULL, "r", 1));
+    al_config_unref(c);
+}
+
+static void test_anthropic_provider(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok("providers:\n"
+                             "  claude:\n"
+                             "    type: anthropic\n"
+                             "    api_key_env: ANTHROPIC_API_KEY\n"
+                             "  claude2:\n"
+                             "    type: anthropic\n"
+                             "    base_url: https://proxy.example.com/anthropic/v1/\n"
+                             "    anthropic_version: 2024-01-01\n"
+                             "    stream_idle_timeout: 0\n"
+                             "  oa:\n"
+                             "    type: openai\n"
+                             "    base_url: http://x\n"
+                             "    stream_idle_timeout: 90s\n"
+                             "models:\n"
+                             "  c: {provider: claude, context_window: 200000, "
+                             "max_output_tokens: 8192}\n"
+                             "  d: {provider: oa, max_output_tokens: 4294967295}\n");
+    const al_provider_t *a = al_config_provider(c, "claude", 6);
+    assert_int_equal(a->type, AL_PROVIDER_ANTHROPIC);
+    assert_string_equal(a->base_url, "https://api.anthropic.com/v1");
+    assert_string_equal(a->anthropic_version, "2023-06-01");
+    assert_string_equal(a->api_key, "sk-ant-test");
+    assert_int_equal(a->idle_timeout_ms, 60000);
+    assert_int_equal(a->first_byte_timeout_ms, 60000);
+    const al_provider_t *b = al_config_provider(c, "claude2", 7);
+    assert_string_equal(b->base_url, "https://proxy.example.com/anthropic/v1");
+    assert_string_equal(b->anthropic_version, "2024-01-01");
+    assert_int_equal(b->idle_timeout_ms, 0);
+    assert_null(b->api_key);
+    const al_provider_t *o = al_config_provider(c, "oa", 2);
+    assert_int_equal(o->type, AL_PROVIDER_OPENAI);
+    assert_null(o->anthropic_version);
+    assert_int_equal(o->idle_timeout_ms, 90000);
+    assert_int_equal(al_config_model(c, "c", 1)->max_output_tokens, 8192);
+    assert_ptr_equal(al_config_model(c, "c", 1)->provider, a);
+    assert_int_equal(al_config_model(c, "d", 1)->max_output_tokens, 4294967295u);
+    al_config_unref(c);
+}
+
+static void test_durations(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(RBASE
+                             "    targets: [m1]\n"
+                             "    retry: {backoff_base: 250ms, backoff_cap: 1m, "
+                             "retry_after_cap: 1500, deadline: \"30s\"}\n"
+                             "    breaker: {window: 1h, cooldown: 2s}\n"
+                             "escalation: {hold_timeout: 1h, expire: 30d}\n"
+                             "alerts: {timeout: 0x10}\n");
+    const al_route_t *r = &c->routes[0];
+    assert_int_equal(r->retry.backoff_base_ms, 250);
+    assert_int_equal(r->retry.backoff_cap_ms, 60000);
+    assert_int_equal(r->retry.retry_after_cap_ms, 1500);   /* plain integer: ms */
+    assert_int_equal(r->retry.deadline_ms, 30000);
+    assert_int_equal(r->breaker.window_ms, 3600000);
+    assert_int_equal(r->breaker.cooldown_ms, 2000);
+    assert_int_equal(c->escalation.hold_timeout_ms, 3600000);
+    assert_int_equal(c->escalation.expire_ms, 2592000000u);
+    assert_int_equal(c->alerts.timeout_ms, 16);
+    al_config_unref(c);
+
+    expect_error(RBASE "    targets: [m1]\n    retry: {backoff_base: 1.5s}\n",
+                 "cfg.yaml:12: routes.r.retry.backoff_base", "'1.5s' is not a duration");
+    expect_error(RBASE "    targets: [m1]\n    retry: {deadline: '30'}\n",
+                 "cfg.yaml:12: routes.r.retry.deadline", "'30' is not a duration");
+    expect_error(RBASE "    targets: [m1]\n    retry: {deadline: -5}\n",
+                 "cfg.yaml:12: routes.r.retry.deadline", "must not be negative");
+    expect_error(RBASE "    targets: [m1]\n    retry: {deadline: [1]}\n",
+                 "cfg.yaml:12: routes.r.retry.deadline", "expected a duration");
+    expect_error(RBASE "    targets: [m1]\n    breaker:\n      window: 50ms\n",
+                 "cfg.yaml:13: routes.r.breaker.window", "50ms is out of range (100ms..1h)");
+    expect_error(RBASE "    targets: [m1]\n    breaker:\n      cooldown: 0\n",
+                 "cfg.yaml:13: routes.r.breaker.cooldown", "out of range (1ms..1h)");
+    expect_error("escalation:\n  expire: 31d\n", "cfg.yaml:2: escalation.expire",
+                 "31d is out of range (1m..30d)");
+    expect_error("providers:\n  p:\n    type: openai\n    base_url: http://x\n"
+                 "    stream_idle_timeout: 2h\n",
+                 "cfg.yaml:5: providers.p.stream_idle_timeout", "out of range (0..1h)");
+}
+
+/* The configuration of notes/reliability.md, every key written out. */
+static void test_route_values(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(
+        "providers:\n"
+        "  openai:    {type: openai, base_url: \"https://api.openai.com/v1\", "
+        "api_key_env: OPENAI_API_KEY}\n"
+        "  anthropic: {type: anthropic, base_url: \"https://api.anthropic.com/v1\", "
+        "api_key_env: ANTHROPIC_API_KEY,\n"
+        "              anthropic_version: \"2023-06-01\", stream_idle_timeout: 30s}\n"
+        "models:\n"
+        "  gpt:    {provider: openai, model: gpt-4o-mini, context_window: 128000, "
+        "max_output_tokens: 16384}\n"
+        "  claude: {provider: anthropic, model: claude-sonnet-4-5, context_window: 200000, "
+        "max_output_tokens: 8192}\n"
+        "  small:  {provider: openai, model: gpt-4o-mini}\n"
+        "routes:\n"
+        "  chat:\n"
+        "    strategy: latency\n"
+        "    targets:\n"
+        "      - gpt\n"
+        "      - {model: claude, weight: 7}\n"
+        "    exploration: 0.1\n"
+        "    retry:\n"
+        "      attempts: 3\n"
+        "      backoff_base: 50ms\n"
+        "      backoff_cap: 2s\n"
+        "      on: [429, 5xx, timeout]\n"
+        "      retry_after_cap: 4s\n"
+        "      deadline: 30s\n"
+        "    breaker:\n"
+        "      failure_ratio: 0.25\n"
+        "      window: 10s\n"
+        "      min_requests: 4\n"
+        "      consecutive_failures: 0\n"
+        "      cooldown: 1m\n"
+        "      half_open_probes: 2\n"
+        "    degraded: small\n"
+        "    final: escalate\n"
+        "    escalation: {mode: hold, hold_timeout: 2m, expire: 24h}\n"
+        "  weighted:\n"
+        "    strategy: weighted\n"
+        "    targets: [{model: gpt, weight: 10000}, claude]\n"
+        "    retry: {on: ['429', CONNECT_ERROR, reset]}\n"
+        "    degraded: {model: small}\n"
+        "    final: error\n"
+        "escalation: {mode: defer, hold_timeout: 3m, expire: 12h}\n"
+        "alerts: {webhook_url: \"https://hooks.example/T0/B1?x=1\", timeout: 2s, queue: 7}\n"
+        "agents:\n"
+        "  support-bot: {owner: \"ops\", models: [chat, gpt]}\n");
+    const al_model_t *gpt = al_config_model(c, "gpt", 3);
+    const al_model_t *claude = al_config_model(c, "claude", 6);
+    const al_model_t *small = al_config_model(c, "small", 5);
+    assert_int_equal(gpt->max_output_tokens, 16384);
+    assert_int_equal(claude->max_output_tokens, 8192);
+    assert_int_equal(claude->provider->idle_timeout_ms, 30000);
+
+    assert_int_equal(c->n_routes, 2);
+    const al_route_t *r = al_config_route(c, "chat", 4);
+    assert_non_null(r);
+    assert_int_equal(r->strategy, AL_STRATEGY_LATENCY);
+    assert_int_equal(r->n_targets, 2);
+    assert_ptr_equal(r->targets[0].model, gpt);
+    assert_int_equal(r->targets[0].weight, 1);
+    assert_ptr_equal(r->targets[1].model, claude);
+    assert_int_equal(r->targets[1].weight, 7);
+    assert_float_equal(r->exploration, 0.1, 1e-12);
+    assert_int_equal(r->retry.attempts, 3);
+    assert_int_equal(r->retry.backoff_base_ms, 50);
+    assert_int_equal(r->retry.backoff_cap_ms, 2000);
+    assert_int_equal(r->retry.on, AL_RETRY_429 | AL_RETRY_5XX | AL_RETRY_TIMEOUT);
+    assert_int_equal(r->retry.retry_after_cap_ms, 4000);
+    assert_int_equal(r->retry.deadline_ms, 30000);
+    assert_float_equal(r->breaker.failure_ratio, 0.25, 1e-12);
+    assert_int_equal(r->breaker.window_ms, 10000);
+    assert_int_equal(r->breaker.min_requests, 4);
+    assert_int_equal(r->breaker.consecutive_failures, 0);
+    assert_int_equal(r->breaker.cooldown_ms, 60000);
+    assert_int_equal(r->breaker.half_open_probes, 2);
+    assert_true(r->has_degraded);
+    assert_ptr_equal(r->degraded.model, small);
+    assert_int_equal(r->degraded.weight, 1);
+    assert_null(r->degraded.breaker);
+    assert_true(r->final_escalate);
+    assert_true(r->has_escalation);
+    assert_int_equal(r->escalation.mode, AL_ESC_HOLD);
+    assert_int_equal(r->escalation.hold_timeout_ms, 120000);
+    assert_int_equal(r->escalation.expire_ms, 86400000);
+
+    const al_route_t *w = al_config_route(c, "weighted", 8);
+    assert_int_equal(w->strategy, AL_STRATEGY_WEIGHTED);
+    assert_int_equal(w->targets[0].weight, 10000);
+    assert_int_equal(w->targets[1].weight, 1);
+    assert_int_equal(w->retry.on, AL_RETRY_429 | AL_RETRY_CONNECT | AL_RETRY_RESET);
+    assert_ptr_equal(w->degraded.model, small);
+    assert_false(w->final_escalate);
+    assert_false(w->has_escalation);
+
+    assert_int_equal(c->escalation.mode, AL_ESC_DEFER);
+    assert_int_equal(c->escalation.hold_timeout_ms, 180000);
+    assert_int_equal(c->escalation.expire_ms, 43200000);
+    assert_string_equal(c->alerts.webhook_url, "https://hooks.example/T0/B1?x=1");
+    assert_int_equal(c->alerts.timeout_ms, 2000);
+    assert_int_equal(c->alerts.queue, 7);
+
+    const al_agent_t *a = al_config_agent(c, "support-bot", 11);
+    assert_int_equal(a->n_models, 1);
+    assert_int_equal(a->n_routes, 1);
+    assert_true(al_agent_allows_route(a, r));
+    assert_false(al_agent_allows_route(a, w));
+    assert_true(al_agent_allows(a, gpt));
+    assert_false(al_agent_allows(a, claude));   /* reachable only through the route */
+    al_config_unref(c);
+
+    /* retry.on: [] is allowed and means never retry. */
+    c = load_ok(RBASE "    targets: [m1]\n    retry: {on: []}\n");
+    assert_int_equal(c->routes[0].retry.on, 0);
+    al_config_unref(c);
+}
+
+static void test_route_escalation_override(void **state)
+{
+    (void)state;
+    /* The top-level section comes last: routes still start from it. */
+    al_config_t *c = load_ok(BASE
+                             "routes:\n"
+                             "  a: {targets: [m1], final: escalate}\n"
+                             "  b:\n"
+                             "    targets: [m2]\n"
+                             "    final: escalate\n"
+                             "    escalation: {expire: 1h}\n"
+                             "  c:\n"
+                             "    targets: [m2]\n"
+                             "    escalation: {mode: defer}\n"
+                             "escalation: {mode: hold, hold_timeout: 5m}\n");
+    const al_route_t *a = al_config_route(c, "a", 1);
+    const al_route_t *b = al_config_route(c, "b", 1);
+    const al_route_t *rc = al_config_route(c, "c", 1);
+    const al_escalation_cfg_t *e = al_route_escalation(c, a);
+    assert_ptr_equal(e, &c->escalation);
+    assert_int_equal(e->mode, AL_ESC_HOLD);
+    assert_int_equal(e->hold_timeout_ms, 300000);
+    assert_int_equal(e->expire_ms, 86400000);
+    e = al_route_escalation(c, b);
+    assert_ptr_equal(e, &b->escalation);
+    assert_int_equal(e->mode, AL_ESC_HOLD);          /* inherited */
+    assert_int_equal(e->hold_timeout_ms, 300000);    /* inherited */
+    assert_int_equal(e->expire_ms, 3600000);         /* its own */
+    e = al_route_escalation(c, rc);
+    assert_int_equal(e->mode, AL_ESC_DEFER);
+    assert_int_equal(e->hold_timeout_ms, 300000);
+    assert_ptr_equal(al_route_escalation(c, NULL), &c->escalation);
+    al_config_unref(c);
+}
+
+static void test_agent_routes(void **state)
+{
+    (void)state;
+    /* Agents may come before the routes they name. */
+    al_config_t *c = load_ok(BASE
+                             "agents:\n"
+                             "  a: {owner: o, models: [chat, m1]}\n"
+                             "  b: {owner: o, models: [other]}\n"
+                             "  n: {owner: o}\n"
+                             "routes:\n"
+                             "  chat: {targets: [m1, m2]}\n"
+                             "  other: {targets: [m2]}\n");
+    const al_route_t *chat = al_config_route(c, "chat", 4);
+    const al_route_t *other = al_config_route(c, "other", 5);
+    const al_agent_t *a = al_config_agent(c, "a", 1);
+    const al_agent_t *b = al_config_agent(c, "b", 1);
+    const al_agent_t *n = al_config_agent(c, "n", 1);
+    assert_int_equal(a->n_routes, 1);
+    assert_int_equal(a->n_models, 1);
+    assert_true(al_agent_allows_route(a, chat));
+    assert_false(al_agent_allows_route(a, other));
+    assert_true(al_agent_allows(a, al_config_model(c, "m1", 2)));
+    assert_false(al_agent_allows(a, al_config_model(c, "m2", 2)));
+    assert_int_equal(b->n_models, 0);
+    assert_true(al_agent_allows_route(b, other));
+    assert_false(al_agent_allows_route(b, chat));
+    assert_false(al_agent_allows_route(n, chat));
+    assert_false(al_agent_allows_route(NULL, chat));
+    assert_false(al_agent_allows_route(a, NULL));
+    al_config_unref(c);
+
+    expect_error(BASE "routes:\n  chat: {targets: [m1]}\nagents:\n  a:\n    owner: o\n"
+                      "    models: [m1, chta]\n",
+                 "cfg.yaml:14: agents.a.models[1]",
+                 "unknown model or route 'chta' (did you mean 'chat'?)");
+    expect_error(BASE "routes:\n  chat: {targets: [m1]}\nagents:\n  a:\n    owner: o\n"
+                      "    models: [chat, m1, chat]\n",
+                 "cfg.yaml:14: agents.a.models[2]", "route 'chat' is listed twice");
+}
+
+static void test_err_routes(void **state)
+{
+    (void)state;
+    /* targets */
+    expect_error(RBASE "    targets: [m1, m9]\n", "cfg.yaml:11: routes.r.targets[1]",
+                 "unknown model 'm9' (did you mean 'm1'?)");
+    expect_error(RBASE "    targets:\n      - m1\n      - {model: m1, weight: 3}\n",
+                 "cfg.yaml:13: routes.r.targets[1]", "model 'm1' is listed twice");
+    expect_error(RBASE "    targets:\n      - {model: m1, weight: 0}\n",
+                 "cfg.yaml:12: routes.r.targets[0].weight", "out of range (1..10000)");
+    expect_error(RBASE "    targets:\n      - {model: m1, weight: 10001}\n",
+                 "cfg.yaml:12: routes.r.targets[0].weight", "out of range (1..10000)");
+    expect_error(RBASE "    targets:\n      - {weight: 2}\n", "cfg.yaml:12: routes.r.targets[0]",
+                 "missing required key 'model'");
+    expect_error(RBASE "    targets:\n      - {model: m1, wieght: 2}\n",
+                 "cfg.yaml:12: routes.r.targets[0].wieght", "did you mean 'weight'?");
+    expect_error(RBASE "    targets: []\n", "cfg.yaml:11: routes.r.targets",
+                 "needs at least one target");
+    expect_error(RBASE "    targets: m1\n", "cfg.yaml:11: routes.r.targets",
+                 "expected a list of model aliases");
+    expect_error(RBASE "    targets: [[m1]]\n", "cfg.yaml:11: routes.r.targets[0]",
+                 "expected a model alias or {model: ALIAS, weight: N}, got a list");
+    expect_error(RBASE "    strategy: latency\n", "cfg.yaml:10: routes.r",
+                 "missing required key 'targets'");
+    expect_error(RBASE "    target: [m1]\n", "cfg.yaml:11: routes.r.target",
+                 "unknown key (did you mean 'targets'?)");
+    expect_error(BASE "routes:\n  a: {targets: [m1]}\n  b: {targets: [m2, a]}\n",
+                 "cfg.yaml:11: routes.b.targets[1]",
+                 "'a' is a route; targets must be model aliases");
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, RBASE "    targets: [m1, m2, t3, t4, t5, t6, t7, t8, t9, t10, t11, "
+             "t12, t13, t14, t15, t16, t17]\n");
+    expect_error(yaml, "cfg.yaml:11: routes.r.targets", "too many targets (at most 16)");
+    /* names */
+    expect_error(BASE "routes:\n  m2:\n    targets: [m1]\n", "cfg.yaml:10: routes.m2",
+                 "'m2' is also a model alias (models.m2, line 7)");
+    expect_error(RBASE "    targets: [m1]\n  'a b': {targets: [m1]}\n", "cfg.yaml:12: routes.a b",
+                 "invalid route name");
+    /* strategy, exploration, final */
+    expect_error(RBASE "    targets: [m1]\n    strategy: weigthed\n",
+                 "cfg.yaml:12: routes.r.strategy",
+                 "unknown strategy 'weigthed' (fallback, weighted or latency) "
+                 "(did you mean 'weighted'?)");
+    expect_error(RBASE "    targets: [m1]\n    exploration: 1.5\n",
+                 "cfg.yaml:12: routes.r.exploration", "out of range (0..1)");
+    expect_error(RBASE "    targets: [m1]\n    final: escalat\n", "cfg.yaml:12: routes.r.final",
+                 "(error or escalate) (did you mean 'escalate'?)");
+    /* retry */
+    expect_error(RBASE "    targets: [m1]\n    retry:\n      on: [429, 5xx, timeuot]\n",
+                 "cfg.yaml:13: routes.r.retry.on[2]",
+                 "unknown failure class 'timeuot' (429, 5xx, timeout, connect_error or reset) "
+                 "(did you mean 'timeout'?)");
+    expect_error(RBASE "    targets: [m1]\n    retry:\n      on: [500]\n",
+                 "cfg.yaml:13: routes.r.retry.on[0]", "unknown failure class '500'");
+    expect_error(RBASE "    targets: [m1]\n    retry:\n      on: [429, '429']\n",
+                 "cfg.yaml:13: routes.r.retry.on[1]", "'429' is listed twice");
+    expect_error(RBASE "    targets: [m1]\n    retry:\n      on: 5xx\n",
+                 "cfg.yaml:13: routes.r.retry.on", "expected a list of failure classes");
+    expect_error(RBASE "    targets: [m1]\n    retry: {attempts: 0}\n",
+                 "cfg.yaml:12: routes.r.retry.attempts", "out of range (1..10)");
+    expect_error(RBASE "    targets: [m1]\n    retry: {attempts: 11}\n",
+                 "cfg.yaml:12: routes.r.retry.attempts", "out of range (1..10)");
+    expect_error(RBASE "    targets: [m1]\n    retry:\n      attempt: 3\n",
+                 "cfg.yaml:13: routes.r.retry.attempt", "did you mean 'attempts'?");
+    expect_error(RBASE "    targets: [m1]\n    retry:\n      backoff_base: 1s\n"
+                       "      backoff_cap: 500ms\n",
+                 "cfg.yaml:14: routes.r.retry.backoff_cap", "500ms is less than backoff_base (1s)");
+    expect_error(RBASE "    targets: [m1]\n    retry:\n      backoff_base: 5s\n",
+                 "cfg.yaml:13: routes.r.retry.backoff_base", "more than backoff_cap (2s");
+    /* breaker */
+    expect_error(RBASE "    targets: [m1]\n    breaker:\n      failure_ratio: 0\n",
+                 "cfg.yaml:13: routes.r.breaker.failure_ratio", "must be more than 0");
+    expect_error(RBASE "    targets: [m1]\n    breaker:\n      failure_ratio: 1.01\n",
+                 "cfg.yaml:13: routes.r.breaker.failure_ratio", "out of range (0..1)");
+    expect_error(RBASE "    targets: [m1]\n    breaker: {min_requests: 0}\n",
+                 "cfg.yaml:12: routes.r.breaker.min_requests", "out of range (1..1000000)");
+    expect_error(RBASE "    targets: [m1]\n    breaker: {half_open_probes: 0}\n",
+                 "cfg.yaml:12: routes.r.breaker.half_open_probes", "out of range");
+    /* degraded */
+    expect_error(RBASE "    targets: [m1, m2]\n    degraded: {model: m2}\n",
+                 "cfg.yaml:12: routes.r.degraded",
+                 "model 'm2' is already a target of this route");
+    expect_error(RBASE "    degraded: m1\n    targets: [m1]\n", "cfg.yaml:11: routes.r.degraded",
+                 "model 'm1' is already a target");
+    expect_error(RBASE "    targets: [m1]\n    degraded: m3\n", "cfg.yaml:12: routes.r.degraded",
+                 "unknown model 'm3'");
+    expect_error(RBASE "    targets: [m1]\n    degraded: {model: m2, weight: 2}\n",
+                 "cfg.yaml:12: routes.r.degraded.weight", "unknown key");
+    /* escalation and alerts */
+    expect_error(RBASE "    targets: [m1]\n    escalation: {mode: wait}\n",
+                 "cfg.yaml:12: routes.r.escalation.mode", "unknown mode 'wait' (defer or hold)");
+    expect_error("escalation:\n  mode: hold\n  hold_timeout: 1h\n  expire: 30m\n",
+                 "cfg.yaml:4: escalation", "expire (30m) is shorter than hold_timeout (1h)");
+    expect_error("escalation:\n  hold_timeout: 500ms\n", "cfg.yaml:2: escalation.hold_timeout",
+                 "out of range (1s..1h)");
+    expect_error("alerts:\n  webhook_url: ftp://hooks.example.com/x\n",
+                 "cfg.yaml:2: alerts.webhook_url", "must start with http:// or https://");
+    expect_error("alerts:\n  webhook_url: https:///x\n", "cfg.yaml:2: alerts.webhook_url",
+                 "needs a host");
+    expect_error("alerts:\n  webhook_url: 'http://a b'\n", "cfg.yaml:2: alerts.webhook_url",
+                 "must not contain spaces");
+    expect_error("alerts:\n  queue: 0\n", "cfg.yaml:2: alerts.queue", "out of range (1..1000000)");
+    expect_error("alerts:\n  queue: 1000001\n", "cfg.yaml:2: alerts.queue", "out of range");
+    expect_error("alerts:\n  webhok_url: http://x\n", "cfg.yaml:2: alerts.webhok_url",
+                 "did you mean 'webhook_url'?");
+}
+
+static void test_err_provider_reliability(void **state)
+{
+    (void)state;
+    expect_error("providers:\n  p:\n    type: openai\n    base_url: http://x\n"
+                 "    anthropic_version: '2023-06-01'\n",
+                 "cfg.yaml:5: providers.p.anthropic_version", "only allowed with type anthropic");
+    expect_error("providers:\n  p:\n    type: simulated\n    anthropic_version: '2023-06-01'\n",
+                 "cfg.yaml:4: providers.p.anthropic_version", "only allowed with type anthropic");
+    expect_error("providers:\n  p:\n    type: anthropic\n    anthropic_version: ''\n",
+                 "cfg.yaml:4: providers.p.anthropic_version", "must be 1 to 63 characters");
+    expect_error("providers:\n  p:\n    type: anthropic\n    anthropic_version: '2023 06'\n",
+                 "cfg.yaml:4: providers.p.anthropic_version", "not a header value token");
+    expect_error("providers:\n  p:\n    type: simulated\n    stream_idle_timeout: 5s\n",
+                 "cfg.yaml:4: providers.p.stream_idle_timeout", "not allowed with type simulated");
+    expect_error("providers:\n  p:\n    type: anthropic\n    simulated: {chunks: 2}\n",
+                 "cfg.yaml:4: providers.p.simulated", "only allowed with type simulated");
+    expect_error("providers:\n  p:\n    type: antropic\n", "cfg.yaml:3: providers.p.type",
+                 "(openai, anthropic or simulated) (did you mean 'anthropic'?)");
+    expect_error("providers:\n  p:\n    type: anthropic\n    headers: {X-Api-Key: k}\n",
+                 "cfg.yaml:4: providers.p.headers.X-Api-Key", "set by the gateway");
+    expect_error("providers:\n  p:\n    type: openai\n    base_url: http://x\n"
+                 "    forward_headers: [X-API-Key]\n",
+                 "cfg.yaml:5: providers.p.forward_headers[0]", "cannot be forwarded");
+    expect_error(BASE "  m3:\n    provider: sim\n    max_output_tokens: 0\n",
+                 "cfg.yaml:11: models.m3.max_output_tokens", "out of range (1..4294967295)");
+    expect_error(BASE "  m3:\n    provider: sim\n    max_output_tokens: 9000\n"
+                      "    context_window: 8192\n",
+                 "cfg.yaml:11: models.m3.max_output_tokens",
+                 "9000 is more than context_window (8192)");
+}
+
+static void test_routes_example_loads(void **state)
+{
+    (void)state;
+    size_t len;
+    char *buf = read_file("examples/routes.yaml", &len);
+    al_config_t *c = NULL;
+    char err[512];
+    int rc = al_config_load_buf("examples/routes.yaml", buf, len, test_env, &c, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    free(buf);
+
+    const al_provider_t *an = al_config_provider(c, "anthropic", 9);
+    assert_int_equal(an->type, AL_PROVIDER_ANTHROPIC);
+    assert_string_equal(an->base_url, "https://api.anthropic.com/v1");
+    assert_string_equal(an->api_key, "sk-ant-test");
+    const al_route_t *r = al_config_route(c, "chat", 4);
+    assert_non_null(r);
+    assert_int_equal(r->strategy, AL_STRATEGY_FALLBACK);
+    assert_int_equal(r->n_targets, 2);
+    assert_string_equal(r->targets[0].model->alias, "gpt-4o");
+    assert_int_equal(r->targets[0].model->provider->type, AL_PROVIDER_OPENAI);
+    assert_string_equal(r->targets[1].model->alias, "claude-sonnet");
+    assert_ptr_equal(r->targets[1].model->provider, an);
+    assert_true(r->has_degraded);
+    assert_string_equal(r->degraded.model->alias, "gpt-4o-mini");
+    assert_true(r->final_escalate);
+    assert_int_equal(al_route_escalation(c, r)->mode, AL_ESC_DEFER);
+    const al_agent_t *a = al_config_agent(c, "support-bot", 11);
+    assert_true(al_agent_allows_route(a, r));
+    al_config_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -722,6 +1236,15 @@ int main(void)
         cmocka_unit_test(test_err_store_and_log),
         cmocka_unit_test(test_err_names),
         cmocka_unit_test(test_err_one_line),
+        cmocka_unit_test(test_reliability_defaults),
+        cmocka_unit_test(test_anthropic_provider),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_route_values),
+        cmocka_unit_test(test_route_escalation_override),
+        cmocka_unit_test(test_agent_routes),
+        cmocka_unit_test(test_err_routes),
+        cmocka_unit_test(test_err_provider_reliability),
+        cmocka_unit_test(test_routes_example_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,11 @@
  * YAJL's tree parser (which rejects invalid JSON and invalid UTF-8), the keys
  * come in the documented order, unknowns are null, hostile strings survive
  * escaping byte for byte, non-finite numbers never leak out, and a capped
- * buffer fails cleanly.  Only the public API is used. */
+ * buffer fails cleanly.  The reliability fields: kind defaults to "request",
+ * empty actor/route/escalation_id are null, attempts is embedded raw when it
+ * is a well-formed JSON array and [] otherwise (broken, non-array, control
+ * characters, bad UTF-8, line breaks, too deep, unterminated).  Only the
+ * public API is used. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +29,8 @@ static const char *const key_order[] = {
     "id", "request_id", "ts", "ts_ms", "method", "path", "agent", "key_id", "model",
     "provider", "upstream_model", "status", "outcome", "error_type", "stream",
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms", "ttft_ms",
-    "upstream_ms", "bytes_in", "bytes_out",
+    "upstream_ms", "bytes_in", "bytes_out", "kind", "actor", "route", "degraded",
+    "escalation_id", "n_attempts", "attempts",
 };
 
 /* Serialize e, check the return value matches what was appended, parse it
@@ -164,7 +169,8 @@ static void test_json_defaults_are_null(void **state)
                                                       "upstream_model", "error_type",
                                                       "input_tokens", "output_tokens",
                                                       "cached_tokens", "cost_usd", "ttft_ms",
-                                                      "upstream_ms", NULL};
+                                                      "upstream_ms", "actor", "route",
+                                                      "escalation_id", NULL};
          *k; k++)
         assert_null_field(v, *k);
     assert_int_field(v, "status", 401);
@@ -172,6 +178,13 @@ static void test_json_defaults_are_null(void **state)
     assert_true(YAJL_IS_FALSE(field(v, "stream")));
     assert_num_field(v, "latency_ms", 0);
     assert_int_field(v, "bytes_in", 0);
+    assert_str_field(v, "kind", "request"); /* "" is a request */
+    assert_true(YAJL_IS_FALSE(field(v, "degraded")));
+    assert_int_field(v, "n_attempts", 0);
+    yajl_val at = field(v, "attempts");
+    assert_true(YAJL_IS_ARRAY(at));
+    assert_int_equal(at->u.array.len, 0);
+    assert_non_null(strstr(text, "\"attempts\":[]}"));
     yajl_tree_free(v);
     free(text);
 }
@@ -220,7 +233,7 @@ static void test_json_full(void **state)
     assert_num_field(v, "ttft_ms", 0);
     assert_num_field(v, "upstream_ms", 11.5);
     assert_non_null(strstr(text, "\"bytes_in\":18446744073709551615,"));
-    assert_non_null(strstr(text, "\"bytes_out\":4096}"));
+    assert_non_null(strstr(text, "\"bytes_out\":4096,"));
     yajl_tree_free(v);
     free(text);
 
@@ -280,9 +293,151 @@ static void test_json_unterminated_fields(void **state)
      * them: each field is bounded by its size. */
     memset(e.agent, 'A', sizeof e.agent);
     memset(e.outcome, 'o', sizeof e.outcome);
+    memset(e.kind, 'k', sizeof e.kind);
+    memset(e.route, 'r', sizeof e.route);
+    memset(e.escalation_id, 'x', sizeof e.escalation_id);
+    memset(e.attempts, '[', sizeof e.attempts);
     yajl_val v = to_tree(&e, &text);
+    assert_int_equal(strlen(str_of(v, "kind")), sizeof e.kind);
+    assert_int_equal(strlen(str_of(v, "route")), sizeof e.route);
+    assert_int_equal(strlen(str_of(v, "escalation_id")), sizeof e.escalation_id);
+    assert_int_equal(field(v, "attempts")->u.array.len, 0);
     assert_int_equal(strlen(str_of(v, "agent")), sizeof e.agent);
     assert_int_equal(strlen(str_of(v, "outcome")), sizeof e.outcome);
+    yajl_tree_free(v);
+    free(text);
+}
+
+static void test_json_reliability_fields(void **state)
+{
+    (void)state;
+    al_event_t e;
+    char *text;
+    static const char attempts[] =
+        "[{\"target\":\"gpt\",\"provider\":\"openai\",\"outcome\":\"http_5xx\","
+        "\"status\":503,\"latency_ms\":12.5},"
+        "{\"target\":\"claude\",\"provider\":\"anthropic\",\"outcome\":\"skipped_breaker\","
+        "\"status\":null,\"latency_ms\":0},{\"truncated\":3}]";
+    al_event_init(&e);
+    snprintf(e.kind, sizeof e.kind, "escalation.resolved");
+    snprintf(e.actor, sizeof e.actor, "cli:alice");
+    snprintf(e.route, sizeof e.route, "chat");
+    snprintf(e.escalation_id, sizeof e.escalation_id, "esc_0123456789abcdef01234567");
+    e.degraded = true;
+    e.n_attempts = UINT32_MAX;
+    snprintf(e.attempts, sizeof e.attempts, "%s", attempts);
+    yajl_val v = to_tree(&e, &text);
+    assert_str_field(v, "kind", "escalation.resolved");
+    assert_str_field(v, "actor", "cli:alice");
+    assert_str_field(v, "route", "chat");
+    assert_str_field(v, "escalation_id", "esc_0123456789abcdef01234567");
+    assert_true(YAJL_IS_TRUE(field(v, "degraded")));
+    assert_int_field(v, "n_attempts", 4294967295LL);
+    /* Embedded as it is: the same bytes, a real array, not a string. */
+    char want[2048];
+    snprintf(want, sizeof want, "\"attempts\":%s}", attempts);
+    assert_non_null(strstr(text, want));
+    yajl_val at = field(v, "attempts");
+    assert_true(YAJL_IS_ARRAY(at));
+    assert_int_equal(at->u.array.len, 3);
+    assert_str_field(at->u.array.values[1], "outcome", "skipped_breaker");
+    assert_null_field(at->u.array.values[1], "status");
+    assert_int_field(at->u.array.values[0], "status", 503);
+    assert_int_field(at->u.array.values[2], "truncated", 3);
+    yajl_tree_free(v);
+    free(text);
+
+    /* Hostile change fields are escaped like every other string. */
+    snprintf(e.actor, sizeof e.actor, "admin:\"},\n{");
+    snprintf(e.kind, sizeof e.kind, "k\x01\xff");
+    v = to_tree(&e, &text);
+    assert_str_field(v, "actor", "admin:\"},\n{");
+    assert_str_field(v, "kind", "k\x01\xef\xbf\xbd");
+    yajl_tree_free(v);
+    free(text);
+}
+
+/* The attempts text of e as it comes out: "" when it was replaced by []. */
+static void attempts_out(al_event_t *e, const char *in, char *out, size_t outsz)
+{
+    char *text;
+    snprintf(e->attempts, sizeof e->attempts, "%s", in);
+    yajl_val v = to_tree(e, &text); /* also proves the whole object parses */
+    assert_true(YAJL_IS_ARRAY(field(v, "attempts")));
+    const char *p = strstr(text, "\"attempts\":");
+    assert_non_null(p);
+    p += strlen("\"attempts\":");
+    size_t n = strlen(p);
+    assert_true(n >= 1 && p[n - 1] == '}');
+    snprintf(out, outsz, "%.*s", (int)(n - 1), p);
+    yajl_tree_free(v);
+    free(text);
+}
+
+static void test_json_attempts_checked(void **state)
+{
+    (void)state;
+    al_event_t e;
+    char got[2048];
+    al_event_init(&e);
+    static const char *const good[] = {
+        "[]",
+        "[ ]",
+        "[1,-0,0.5,-2.5e-3,1E+9,true,false,null]",
+        "[{\"a\" : [\"\\u00e9\\n\\\"\\/\", {}], \"b\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}]\t",
+        "[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]", /* 16 deep: the limit */
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(good); i++) {
+        attempts_out(&e, good[i], got, sizeof got);
+        assert_string_equal(got, good[i]);
+    }
+    static const char *const bad[] = {
+        "not json",
+        "{\"target\":\"gpt\"}",          /* an object, not an array */
+        " []",                            /* must start with [ */
+        "[1,",                            /* cut short */
+        "[1,]",
+        "[1] x",                          /* trailing garbage */
+        "[1]]",
+        "[01]",
+        "[1.]",
+        "[-]",
+        "[1e]",
+        "[tru]",
+        "[nul]",
+        "[\"open",
+        "[\"\x01\"]",                      /* raw control character */
+        "[\"a\tb\"]",
+        "[\"\xff\"]",                      /* invalid UTF-8 */
+        "[\"\xc0\xaf\"]",                  /* overlong */
+        "[\"\xed\xa0\x80\"]",              /* a surrogate */
+        "[\"\xf4\x90\x80\x80\"]",          /* above U+10FFFF */
+        "[\"\xe2\x82\"]",                  /* truncated sequence */
+        "[\"\\x\"]",                       /* bad escape */
+        "[\"\\u12g4\"]",
+        "[\"\\u12\"]",
+        "[1]\n",                          /* one line per event */
+        "[\n1]",
+        "[{\"a\"}]",
+        "[{1:2}]",
+        "[{\"a\":1,}]",
+        "[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]", /* 17 deep */
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(bad); i++) {
+        attempts_out(&e, bad[i], got, sizeof got);
+        if (strcmp(got, "[]") != 0) fail_msg("bad attempts #%zu came out as %s", i, got);
+    }
+    /* Very deep nesting is refused without recursing through all of it. */
+    memset(e.attempts, '[', sizeof e.attempts - 1);
+    e.attempts[sizeof e.attempts - 1] = '\0';
+    attempts_out(&e, e.attempts, got, sizeof got);
+    assert_string_equal(got, "[]");
+    /* A field without a NUL is read only to its end. */
+    memset(e.attempts, ' ', sizeof e.attempts);
+    memcpy(e.attempts, "[1]", 3);
+    char *text;
+    yajl_val v = to_tree(&e, &text);
+    assert_int_equal(field(v, "attempts")->u.array.len, 1);
     yajl_tree_free(v);
     free(text);
 }
@@ -345,6 +500,8 @@ int main(void)
         cmocka_unit_test(test_json_full),
         cmocka_unit_test(test_json_hostile_strings),
         cmocka_unit_test(test_json_unterminated_fields),
+        cmocka_unit_test(test_json_reliability_fields),
+        cmocka_unit_test(test_json_attempts_checked),
         cmocka_unit_test(test_json_cap),
         cmocka_unit_test(test_fmt_ts_and_ids),
     };

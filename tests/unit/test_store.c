@@ -8,7 +8,14 @@
  * commits; event queries filtering by agent / since / limit; a full field
  * round trip; and write failures (another connection holding the write
  * lock) retried without loss, or given up, logged and counted after ten
- * tries.  Uses the public API plus raw sqlite3 to play "another process". */
+ * tries.  Schema 2: the reliability fields of events through the batch path
+ * and al_store_event_insert; a version-1 database upgraded in place;
+ * escalations (insert / get / filtered listing / close as resolved,
+ * rejected, timeout / a second close refused / expiry listing / the
+ * escalations version) including several threads racing to close the same
+ * ids; admin tokens (insert / find live ones / revoke / list); and the
+ * blocking calls used from several threads while the writer writes.  Uses
+ * the public API plus raw sqlite3 to play "another process". */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,10 +178,12 @@ static void test_open_creates_schema_and_refuses_newer(void **state)
     assert_true(al_store_writable(s));
     assert_int_equal(al_store_depth(s), 0);
     al_store_close(s);
-    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 2);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE "
-                                      "name IN ('events','keys','events_ts','events_agent_ts')"),
-                     4);
+                                      "name IN ('events','keys','events_ts','events_agent_ts',"
+                                      "'escalations','admin_tokens','escalations_status',"
+                                      "'escalations_agent')"),
+                     8);
     /* Opening again keeps one version row. */
     s = open_or_fail(f->url, NULL);
     al_store_close(s);
@@ -578,6 +587,13 @@ static void test_event_round_trip(void **state)
     e.upstream_ms = -1;
     e.bytes_in = 1234;
     e.bytes_out = (uint64_t)1 << 40;
+    AL_EVENT_SET(&e, route, "chat", 4);
+    AL_EVENT_SET(&e, escalation_id, "esc_000000000000000000000001", 28);
+    e.degraded = true;
+    e.n_attempts = 3;
+    static const char att[] = "[{\"target\":\"gpt\",\"provider\":\"openai\",\"outcome\":"
+                              "\"http_5xx\",\"status\":502,\"latency_ms\":1.5}]";
+    AL_EVENT_SET(&e, attempts, att, sizeof att - 1);
     submit_one(s, &e);
     al_event_t e2; /* all the unknowns */
     al_event_init(&e2);
@@ -594,6 +610,11 @@ static void test_event_round_trip(void **state)
     assert_string_equal(a, b);
     free(a);
     free(b);
+    assert_string_equal(back.route, "chat");
+    assert_true(back.degraded);
+    assert_int_equal(back.n_attempts, 3);
+    assert_string_equal(back.attempts, att);
+    assert_string_equal(back.kind, "request"); /* "" is written as "request" */
     flt.agent = "";
     assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
     a = json_of(&e2);
@@ -601,10 +622,198 @@ static void test_event_round_trip(void **state)
     assert_string_equal(a, b);
     free(a);
     free(b);
+    assert_string_equal(back.attempts, "");
+    assert_false(back.degraded);
     al_store_close(s);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events WHERE cached_tokens IS NULL "
                                       "AND upstream_ms IS NULL AND agent = 'support-bot'"),
                      1);
+    /* Empty strings are NULL, kind never is. */
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events WHERE id = 'evt_rt2' AND "
+                                      "kind = 'request' AND actor IS NULL AND route IS NULL AND "
+                                      "escalation_id IS NULL AND attempts IS NULL AND "
+                                      "degraded = 0 AND n_attempts = 0"),
+                     1);
+}
+
+/* A change record written synchronously, while another store's writer is
+ * busy and while a third connection briefly holds the write lock. */
+typedef struct unlocker {
+    sqlite3 *db;
+    unsigned after_ms;
+} unlocker_t;
+
+static sqlite3 *lock_db(const char *path);
+
+static void *unlock_later(void *arg)
+{
+    unlocker_t *u = arg;
+    sleep_ms(u->after_ms);
+    sqlite3_exec(u->db, "ROLLBACK", NULL, NULL, NULL);
+    return NULL;
+}
+
+static void test_event_insert_sync(void **state)
+{
+    fx_t *f = *state;
+    al_store_opts_t o = {.queue_capacity = 64, .flush_interval_ms = 1, .batch_max = 16};
+    al_store_t *s = open_or_fail(f->url, &o);
+    al_store_t *gw = open_or_fail(f->url, &o); /* "the gateway" */
+    al_event_t e, back;
+    assert_int_equal(al_store_start(gw), 0);
+
+    al_event_init(&e);
+    AL_EVENT_SET(&e, kind, "escalation.resolved", 19);
+    AL_EVENT_SET(&e, actor, "cli:alice", 9);
+    AL_EVENT_SET(&e, agent, "support-bot", 11);
+    AL_EVENT_SET(&e, escalation_id, "esc_abc", 7);
+    AL_EVENT_SET(&e, outcome, "resolved", 8);
+    int64_t t0 = al_wall_ms();
+    /* No id and no time: both filled. */
+    assert_int_equal(al_store_event_insert(s, &e), 0);
+    for (int i = 0; i < 20; i++) {
+        char id[32];
+        al_event_t r;
+        snprintf(id, sizeof id, "evt_gw_%d", i);
+        mk_event(&r, id, "other", 1000 + i);
+        submit_one(gw, &r);
+    }
+    /* With the write lock held elsewhere for 150 ms: waits, then writes. */
+    sqlite3 *other = lock_db(f->path);
+    unlocker_t u = {other, 150};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, unlock_later, &u), 0);
+    al_event_t e2 = e;
+    AL_EVENT_SET(&e2, id, "evt_sync2", 9);
+    AL_EVENT_SET(&e2, kind, "escalation.timeout", 18);
+    AL_EVENT_SET(&e2, actor, "system", 6);
+    e2.ts_ms = t0 + 5;
+    assert_int_equal(al_store_event_insert(s, &e2), 0);
+    pthread_join(th, NULL);
+    sqlite3_close(other);
+    assert_int_equal(al_store_event_insert(s, &e2), AL_EEXIST);
+    assert_true(wait_u64(al_store_written, gw, 20));
+    al_store_close(gw);
+
+    al_event_filter_t flt = {.agent = "support-bot", .limit = 1};
+    assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
+    assert_string_equal(back.id, "evt_sync2");
+    assert_string_equal(back.kind, "escalation.timeout");
+    assert_string_equal(back.actor, "system");
+    flt.limit = 0;
+    assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
+    assert_int_equal(strlen(back.id), 28);
+    assert_true(back.ts_ms >= t0);
+    assert_string_equal(back.kind, "escalation.resolved");
+    assert_string_equal(back.actor, "cli:alice");
+    assert_string_equal(back.escalation_id, "esc_abc");
+    char *a = json_of(&back);
+    assert_non_null(strstr(a, "\"kind\":\"escalation.resolved\",\"actor\":\"cli:alice\","
+                              "\"route\":null,"));
+    free(a);
+    uint64_t n = 0;
+    assert_int_equal(al_store_events_count(s, NULL, &n), 0);
+    assert_int_equal(n, 22);
+    al_store_close(s);
+}
+
+/* --- upgrade from schema 1 ---------------------------------------------------- */
+
+/* The layout airlock wrote before schema 2 (as it was shipped). */
+static const char v1_sql[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+    "INSERT INTO schema_version VALUES (1);"
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO meta VALUES ('keys_version', 7), ('opened_ms', 0);"
+    "CREATE TABLE events (id TEXT PRIMARY KEY, request_id TEXT, ts_ms INTEGER NOT NULL,"
+    " method TEXT, path TEXT, agent TEXT, key_id TEXT, model TEXT, provider TEXT,"
+    " upstream_model TEXT, status INTEGER NOT NULL, outcome TEXT, error_type TEXT,"
+    " stream INTEGER NOT NULL, input_tokens INTEGER, output_tokens INTEGER,"
+    " cached_tokens INTEGER, cost_usd REAL, latency_ms REAL, ttft_ms REAL, upstream_ms REAL,"
+    " bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL);"
+    "CREATE INDEX events_ts ON events(ts_ms);"
+    "CREATE INDEX events_agent_ts ON events(agent, ts_ms);"
+    "CREATE TABLE keys (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, agent TEXT NOT NULL,"
+    " label TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL DEFAULT 0, revoked_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_used_ms INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO keys VALUES ('key_old', zeroblob(32), 'support', '', 1, 0, 0, 0);"
+    "INSERT INTO events VALUES ('evt_old', 'req_old', 1000, 'POST', '/v1/chat/completions',"
+    " 'support', 'key_old', 'fast', 'sim', 'sim-1', 200, 'ok', NULL, 0, 5, 7, NULL, 0.5,"
+    " 12.5, NULL, NULL, 100, 200);";
+
+static void test_upgrade_from_v1(void **state)
+{
+    fx_t *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1_sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 23);
+
+    al_store_t *s = open_or_fail(f->url, NULL);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 30);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 2);
+    /* The old row reads back with the defaults of the new fields. */
+    al_event_t back;
+    assert_int_equal(al_store_events_each(s, NULL, keep_first, &back), 0);
+    assert_string_equal(back.id, "evt_old");
+    assert_string_equal(back.model, "fast");
+    assert_int_equal(back.output_tokens, 7);
+    assert_string_equal(back.kind, "request");
+    assert_string_equal(back.route, "");
+    assert_false(back.degraded);
+    assert_int_equal(back.n_attempts, 0);
+    assert_string_equal(back.attempts, "");
+    /* Keys and their counter survive; the new tables work. */
+    int64_t kv = 0, ev = -1;
+    assert_int_equal(al_store_keys_version(s, &kv), 0);
+    assert_int_equal(kv, 7);
+    assert_int_equal(al_store_esc_version(s, &ev), 0);
+    assert_int_equal(ev, 0);
+    al_esc_row_t r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.id, sizeof r.id, "esc_up");
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    /* New events with the new fields go through both paths. */
+    al_event_t e;
+    mk_event(&e, "evt_new", "support", 2000);
+    AL_EVENT_SET(&e, route, "chat", 4);
+    e.n_attempts = 2;
+    submit_one(s, &e);
+    mk_event(&e, "evt_new2", "support", 3000);
+    AL_EVENT_SET(&e, kind, "escalation.rejected", 19);
+    assert_int_equal(al_store_event_insert(s, &e), 0);
+    al_store_close(s);
+
+    /* Opening again does not upgrade twice. */
+    s = open_or_fail(f->url, NULL);
+    al_store_close(s);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events WHERE (id = 'evt_new' AND "
+                                      "route = 'chat' AND n_attempts = 2 AND kind = 'request') "
+                                      "OR (id = 'evt_new2' AND kind = 'escalation.rejected') OR "
+                                      "(id = 'evt_old' AND kind = 'request')"),
+                     3);
+}
+
+/* A version-1 file some tool half-upgraded (one column already there). */
+static void test_upgrade_partial(void **state)
+{
+    fx_t *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1_sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE events ADD COLUMN route TEXT", NULL, NULL,
+                                  NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_store_close(s);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 30);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 2);
 }
 
 /* --- write failures --------------------------------------------------------- */
@@ -613,6 +822,7 @@ static sqlite3 *lock_db(const char *path)
 {
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000); /* a store's writer may be mid-commit */
     assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     return db;
 }
@@ -701,6 +911,559 @@ static void test_duplicate_id_refused_alone(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events"), 2);
 }
 
+/* --- escalations ------------------------------------------------------------ */
+
+static void esc_row(al_esc_row_t *r, const char *id, const char *agent, int64_t created,
+                    int64_t expires)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    snprintf(r->agent, sizeof r->agent, "%s", agent);
+    snprintf(r->key_id, sizeof r->key_id, "key_%s", agent);
+    snprintf(r->route, sizeof r->route, "chat");
+    snprintf(r->model, sizeof r->model, "chat");
+    snprintf(r->request_id, sizeof r->request_id, "req_%s", id);
+    snprintf(r->event_id, sizeof r->event_id, "evt_%s", id);
+    snprintf(r->mode, sizeof r->mode, "hold");
+    snprintf(r->reason, sizeof r->reason, "all targets failed: http_5xx");
+    snprintf(r->attempts, sizeof r->attempts, "[{\"target\":\"gpt\",\"status\":503}]");
+    r->created_ms = created;
+    r->expires_ms = expires;
+}
+
+typedef struct escs {
+    char ids[16][40];
+    char status[16][12];
+    char request0[64];
+    int n;
+    int stop_after;
+} escs_t;
+
+static int collect_esc(void *ud, const al_esc_row_t *row)
+{
+    escs_t *c = ud;
+    if (c->n < 16) {
+        snprintf(c->ids[c->n], 40, "%s", row->id);
+        snprintf(c->status[c->n], 12, "%s", row->status);
+    }
+    if (c->n == 0)
+        snprintf(c->request0, sizeof c->request0, "%s", row->request ? row->request : "(null)");
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void esc_list(al_store_t *s, const char *status, const char *agent, uint32_t limit,
+                     escs_t *c)
+{
+    al_esc_filter_t flt = {.status = status, .agent = agent, .limit = limit};
+    memset(c, 0, sizeof *c);
+    assert_int_equal(al_store_esc_each(s, &flt, collect_esc, c), 0);
+}
+
+static int64_t esc_ver(al_store_t *s)
+{
+    int64_t v = -1;
+    assert_int_equal(al_store_esc_version(s, &v), 0);
+    return v;
+}
+
+static void test_escalations(void **state)
+{
+    fx_t *f = *state;
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_esc_row_t r, g;
+    escs_t c;
+    int64_t v0 = esc_ver(s);
+
+    /* esc_a..esc_d created out of order; agents support/billing. */
+    esc_row(&r, "esc_c", "support", 3000, 50000);
+    r.request = "{\"model\":\"chat\",\"messages\":[]}";
+    r.stream = true;
+    snprintf(r.status, sizeof r.status, "resolved"); /* forced to open */
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    assert_int_equal(esc_ver(s), v0 + 1);
+    esc_row(&r, "esc_a", "support", 1000, 10000);
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    esc_row(&r, "esc_b", "billing", 2000, 0); /* never expires */
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    esc_row(&r, "esc_d", "support", 4000, 20000);
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    assert_int_equal(esc_ver(s), v0 + 4);
+    esc_row(&r, "esc_a", "other", 5000, 0);
+    assert_int_equal(al_store_esc_insert(s, &r), AL_EEXIST);
+    esc_row(&r, "", "other", 5000, 0);
+    assert_int_equal(al_store_esc_insert(s, &r), AL_EINVAL);
+    assert_int_equal(esc_ver(s), v0 + 4);
+
+    /* get: every field back, request copied. */
+    assert_int_equal(al_store_esc_get(s, "esc_c", &g), 0);
+    assert_string_equal(g.id, "esc_c");
+    assert_int_equal(g.created_ms, 3000);
+    assert_int_equal(g.expires_ms, 50000);
+    assert_string_equal(g.agent, "support");
+    assert_string_equal(g.key_id, "key_support");
+    assert_string_equal(g.route, "chat");
+    assert_string_equal(g.model, "chat");
+    assert_string_equal(g.request_id, "req_esc_c");
+    assert_string_equal(g.event_id, "evt_esc_c");
+    assert_string_equal(g.mode, "hold");
+    assert_true(g.stream);
+    assert_string_equal(g.reason, "all targets failed: http_5xx");
+    assert_string_equal(g.attempts, "[{\"target\":\"gpt\",\"status\":503}]");
+    assert_string_equal(g.request, "{\"model\":\"chat\",\"messages\":[]}");
+    assert_string_equal(g.status, "open");
+    assert_null(g.answer);
+    assert_string_equal(g.resolved_by, "");
+    assert_int_equal(g.resolved_ms, 0);
+    al_esc_row_free(&g);
+    assert_null(g.request);
+    al_esc_row_free(&g); /* twice is fine */
+    al_esc_row_free(NULL);
+    assert_int_equal(al_store_esc_get(s, "esc_a", &g), 0);
+    assert_null(g.request);
+    assert_false(g.stream);
+    al_esc_row_free(&g);
+    assert_int_equal(al_store_esc_get(s, "esc_nope", &g), AL_ENOTFOUND);
+    assert_null(g.request);
+    assert_int_equal(al_store_esc_get(s, "", &g), AL_ENOTFOUND);
+
+    /* Listing: oldest first, filters, the newest `limit`. */
+    esc_list(s, NULL, NULL, 0, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.ids[0], "esc_a");
+    assert_string_equal(c.ids[1], "esc_b");
+    assert_string_equal(c.ids[2], "esc_c");
+    assert_string_equal(c.ids[3], "esc_d");
+    esc_list(s, NULL, "support", 0, &c);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.ids[1], "esc_c");
+    esc_list(s, NULL, NULL, 2, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "esc_c");
+    assert_string_equal(c.ids[1], "esc_d");
+    esc_list(s, NULL, "billing", 0, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], "esc_b");
+    esc_list(s, NULL, "nobody", 0, &c);
+    assert_int_equal(c.n, 0);
+    memset(&c, 0, sizeof c);
+    c.stop_after = 1;
+    assert_int_equal(al_store_esc_each(s, NULL, collect_esc, &c), 0);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.request0, "(null)"); /* esc_a has no body */
+
+    /* Close: resolve, reject, timeout; each once. */
+    int64_t v1 = esc_ver(s);
+    assert_int_equal(
+        al_store_esc_close(s, "esc_c", "resolved", "Here is the answer.", "cli:alice", 123456),
+        0);
+    assert_int_equal(esc_ver(s), v1 + 1);
+    assert_int_equal(al_store_esc_close(s, "esc_c", "rejected", "too late", "cli:bob", 999),
+                     AL_ESTATE);
+    assert_int_equal(al_store_esc_close(s, "esc_c", "timeout", NULL, "system", 999), AL_ESTATE);
+    assert_int_equal(esc_ver(s), v1 + 1); /* a refused close changes nothing */
+    assert_int_equal(al_store_esc_close(s, "esc_nope", "resolved", "x", "cli:alice", 1),
+                     AL_ENOTFOUND);
+    assert_int_equal(al_store_esc_close(s, "", "resolved", "x", "cli:alice", 1), AL_ENOTFOUND);
+    assert_int_equal(al_store_esc_close(s, "esc_a", "open", "x", "cli:alice", 1), AL_EINVAL);
+    assert_int_equal(al_store_esc_close(s, "esc_a", "bogus", "x", "cli:alice", 1), AL_EINVAL);
+    assert_int_equal(al_store_esc_close(s, "esc_a", NULL, "x", "cli:alice", 1), AL_EINVAL);
+    assert_int_equal(al_store_esc_get(s, "esc_c", &g), 0);
+    assert_string_equal(g.status, "resolved");
+    assert_string_equal(g.answer, "Here is the answer."); /* the first close stands */
+    assert_string_equal(g.resolved_by, "cli:alice");
+    assert_int_equal(g.resolved_ms, 123456);
+    assert_string_equal(g.request, "{\"model\":\"chat\",\"messages\":[]}");
+    al_esc_row_free(&g);
+
+    assert_int_equal(al_store_esc_close(s, "esc_d", "rejected", "no such policy", "admin:adm_1",
+                                        200),
+                     0);
+    int64_t t0 = al_wall_ms();
+    assert_int_equal(al_store_esc_close(s, "esc_b", "timeout", NULL, NULL, 0), 0);
+    assert_int_equal(al_store_esc_get(s, "esc_d", &g), 0);
+    assert_string_equal(g.status, "rejected");
+    assert_string_equal(g.answer, "no such policy");
+    assert_string_equal(g.resolved_by, "admin:adm_1");
+    al_esc_row_free(&g);
+    assert_int_equal(al_store_esc_get(s, "esc_b", &g), 0);
+    assert_string_equal(g.status, "timeout");
+    assert_null(g.answer);
+    assert_string_equal(g.resolved_by, "");
+    assert_true(g.resolved_ms >= t0); /* 0 = now */
+    al_esc_row_free(&g);
+    assert_int_equal(esc_ver(s), v1 + 3);
+
+    esc_list(s, "open", NULL, 0, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], "esc_a");
+    esc_list(s, "resolved", "support", 0, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], "esc_c");
+    esc_list(s, "rejected", "billing", 0, &c);
+    assert_int_equal(c.n, 0);
+    esc_list(s, "all", NULL, 0, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.status[1], "timeout");
+    esc_list(s, "", NULL, 3, &c);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.ids[0], "esc_b");
+
+    /* Events (both paths) and keys do not move the escalations version. */
+    int64_t v2 = esc_ver(s);
+    al_event_t e;
+    mk_event(&e, "evt_x", "support", 1000);
+    submit_one(s, &e);
+    mk_event(&e, "evt_y", "support", 1000);
+    assert_int_equal(al_store_event_insert(s, &e), 0);
+    assert_int_equal(al_store_start(s), 0);
+    assert_true(wait_u64(al_store_written, s, 1));
+    al_key_row_t k;
+    key_row(&k, "key_e", "support", 4);
+    assert_int_equal(al_store_key_insert(s, &k), 0);
+    assert_int_equal(esc_ver(s), v2);
+    /* Another process's change does. */
+    raw_i64(f->path, "DELETE FROM escalations WHERE id = 'esc_b' RETURNING 1");
+    assert_int_equal(esc_ver(s), v2 + 1);
+    al_store_close(s);
+}
+
+static void test_escalation_request_cap_and_expiry(void **state)
+{
+    fx_t *f = *state;
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_esc_row_t r, g;
+    char ids[8][40];
+    size_t n = 99;
+
+    /* Over the cap: cut to AL_ESC_REQUEST_MAX bytes. */
+    char *big = malloc(AL_ESC_REQUEST_MAX + 5000);
+    memset(big, 'a', AL_ESC_REQUEST_MAX + 4999);
+    big[AL_ESC_REQUEST_MAX + 4999] = '\0';
+    esc_row(&r, "esc_big", "a", 1, 0);
+    r.request = big;
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    assert_int_equal(al_store_esc_get(s, "esc_big", &g), 0);
+    assert_int_equal(strlen(g.request), AL_ESC_REQUEST_MAX);
+    al_esc_row_free(&g);
+    /* ... never in the middle of a UTF-8 character ("é" across the cut). */
+    memcpy(big + AL_ESC_REQUEST_MAX - 1, "\xc3\xa9", 2);
+    esc_row(&r, "esc_utf8", "a", 2, 0);
+    r.request = big;
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    assert_int_equal(al_store_esc_get(s, "esc_utf8", &g), 0);
+    assert_int_equal(strlen(g.request), AL_ESC_REQUEST_MAX - 1);
+    al_esc_row_free(&g);
+    /* Exactly at the cap: kept whole. */
+    memset(big, 'b', AL_ESC_REQUEST_MAX);
+    big[AL_ESC_REQUEST_MAX] = '\0';
+    esc_row(&r, "esc_exact", "a", 3, 0);
+    r.request = big;
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    assert_int_equal(al_store_esc_get(s, "esc_exact", &g), 0);
+    assert_int_equal(strlen(g.request), AL_ESC_REQUEST_MAX);
+    assert_string_equal(g.request, big);
+    al_esc_row_free(&g);
+    free(big);
+
+    /* Expiry: open ones at or past their time, soonest first, at most max. */
+    esc_row(&r, "esc_e1", "a", 10, 5000);
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    esc_row(&r, "esc_e2", "a", 11, 3000);
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    esc_row(&r, "esc_e3", "a", 12, 4000);
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    esc_row(&r, "esc_later", "a", 13, 9000);
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    esc_row(&r, "esc_done", "a", 14, 1000);
+    assert_int_equal(al_store_esc_insert(s, &r), 0);
+    assert_int_equal(al_store_esc_close(s, "esc_done", "resolved", "ok", "cli:x", 1500), 0);
+
+    assert_int_equal(al_store_esc_expired(s, 2999, ids, 8, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(al_store_esc_expired(s, 5000, ids, 8, &n), 0);
+    assert_int_equal(n, 3); /* esc_e1 at exactly its time; never the 0s or closed ones */
+    assert_string_equal(ids[0], "esc_e2");
+    assert_string_equal(ids[1], "esc_e3");
+    assert_string_equal(ids[2], "esc_e1");
+    assert_int_equal(al_store_esc_expired(s, 100000, ids, 2, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ids[1], "esc_e3");
+    assert_int_equal(al_store_esc_expired(s, 100000, NULL, 0, &n), 0);
+    assert_int_equal(n, 0);
+    /* The reaper closes them; a person racing it gets AL_ESTATE. */
+    assert_int_equal(al_store_esc_expired(s, 100000, ids, 8, &n), 0);
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(al_store_esc_close(s, ids[i], "timeout", NULL, "system", 100000), 0);
+    assert_int_equal(al_store_esc_close(s, "esc_e1", "resolved", "late", "cli:x", 100001),
+                     AL_ESTATE);
+    assert_int_equal(al_store_esc_expired(s, 100000, ids, 8, &n), 0);
+    assert_int_equal(n, 0);
+    al_store_close(s);
+}
+
+/* Several threads, two connections, closing the same ids at once. */
+enum { RACE_IDS = 40, RACE_THREADS = 4 };
+
+typedef struct racer {
+    al_store_t *s;
+    int thread;
+    pthread_barrier_t *go;
+    int rc[RACE_IDS];
+} racer_t;
+
+static void *race_close(void *arg)
+{
+    racer_t *r = arg;
+    char id[40], by[32], answer[32];
+    snprintf(by, sizeof by, "thread:%d", r->thread);
+    snprintf(answer, sizeof answer, "answer from %d", r->thread);
+    pthread_barrier_wait(r->go);
+    for (int i = 0; i < RACE_IDS; i++) {
+        snprintf(id, sizeof id, "esc_race_%02d", i);
+        r->rc[i] = al_store_esc_close(r->s, id, r->thread % 2 ? "rejected" : "resolved", answer,
+                                      by, 1000 + r->thread);
+    }
+    return NULL;
+}
+
+static void test_escalation_close_race(void **state)
+{
+    fx_t *f = *state;
+    al_store_t *s1 = open_or_fail(f->url, NULL), *s2 = open_or_fail(f->url, NULL);
+    al_esc_row_t r;
+    char id[40];
+    for (int i = 0; i < RACE_IDS; i++) {
+        snprintf(id, sizeof id, "esc_race_%02d", i);
+        esc_row(&r, id, "a", 1 + i, 0);
+        assert_int_equal(al_store_esc_insert(s1, &r), 0);
+    }
+    int64_t v0 = esc_ver(s2);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACE_THREADS);
+    pthread_t th[RACE_THREADS];
+    racer_t rs[RACE_THREADS];
+    for (int t = 0; t < RACE_THREADS; t++) {
+        rs[t] = (racer_t){.s = t % 2 ? s2 : s1, .thread = t, .go = &go};
+        assert_int_equal(pthread_create(&th[t], NULL, race_close, &rs[t]), 0);
+    }
+    for (int t = 0; t < RACE_THREADS; t++) pthread_join(th[t], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < RACE_IDS; i++) {
+        int wins = 0, winner = -1;
+        for (int t = 0; t < RACE_THREADS; t++) {
+            if (rs[t].rc[i] == 0) {
+                wins++;
+                winner = t;
+            } else if (rs[t].rc[i] != AL_ESTATE) {
+                fail_msg("id %d thread %d: rc %d", i, t, rs[t].rc[i]);
+            }
+        }
+        assert_int_equal(wins, 1);
+        /* The row is the winner's, untouched by the losers. */
+        al_esc_row_t g;
+        char want[32];
+        snprintf(id, sizeof id, "esc_race_%02d", i);
+        assert_int_equal(al_store_esc_get(s2, id, &g), 0);
+        snprintf(want, sizeof want, "thread:%d", winner);
+        assert_string_equal(g.resolved_by, want);
+        snprintf(want, sizeof want, "answer from %d", winner);
+        assert_string_equal(g.answer, want);
+        assert_string_equal(g.status, winner % 2 ? "rejected" : "resolved");
+        assert_int_equal(g.resolved_ms, 1000 + winner);
+        al_esc_row_free(&g);
+    }
+    assert_int_equal(esc_ver(s1), v0 + RACE_IDS); /* one change per id */
+    al_store_close(s1);
+    al_store_close(s2);
+}
+
+/* --- admin tokens -------------------------------------------------------------- */
+
+static void adm_row(al_admin_token_row_t *r, const char *id, const char *role, uint8_t fill)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    memset(r->hash, fill, sizeof r->hash);
+    snprintf(r->role, sizeof r->role, "%s", role);
+    snprintf(r->label, sizeof r->label, "label %s", id);
+}
+
+typedef struct adms {
+    al_admin_token_row_t r[8];
+    int n;
+    int stop_after;
+} adms_t;
+
+static int collect_adm(void *ud, const al_admin_token_row_t *row)
+{
+    adms_t *c = ud;
+    if (c->n < 8) c->r[c->n] = *row;
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void test_admin_tokens(void **state)
+{
+    fx_t *f = *state;
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_admin_token_row_t r, got;
+    uint8_t h[32];
+    int64_t now = al_wall_ms();
+
+    adm_row(&r, "adm_b", "owner", 2);
+    snprintf(r.agent, sizeof r.agent, "support-bot");
+    r.created_ms = 2000;
+    assert_int_equal(al_store_admin_token_insert(s, &r), 0);
+    adm_row(&r, "adm_a", "admin", 1);
+    r.created_ms = 1000;
+    assert_int_equal(al_store_admin_token_insert(s, &r), 0);
+    adm_row(&r, "adm_c", "viewer", 3);
+    r.created_ms = 3000;
+    r.expires_ms = now + 60000;
+    assert_int_equal(al_store_admin_token_insert(s, &r), 0);
+    adm_row(&r, "adm_old", "operator", 4);
+    r.expires_ms = 5000; /* long gone */
+    assert_int_equal(al_store_admin_token_insert(s, &r), 0);
+
+    adm_row(&r, "adm_a", "viewer", 9); /* same id */
+    assert_int_equal(al_store_admin_token_insert(s, &r), AL_EEXIST);
+    adm_row(&r, "adm_z", "viewer", 1); /* same hash */
+    assert_int_equal(al_store_admin_token_insert(s, &r), AL_EEXIST);
+    adm_row(&r, "adm_y", "", 8);
+    assert_int_equal(al_store_admin_token_insert(s, &r), AL_EINVAL);
+    adm_row(&r, "", "admin", 8);
+    assert_int_equal(al_store_admin_token_insert(s, &r), AL_EINVAL);
+
+    memset(h, 2, sizeof h);
+    assert_int_equal(al_store_admin_token_find(s, h, now, &got), 0);
+    assert_string_equal(got.id, "adm_b");
+    assert_string_equal(got.role, "owner");
+    assert_string_equal(got.agent, "support-bot");
+    assert_string_equal(got.label, "label adm_b");
+    assert_int_equal(got.created_ms, 2000);
+    assert_memory_equal(got.hash, h, 32);
+    memset(h, 7, sizeof h);
+    assert_int_equal(al_store_admin_token_find(s, h, now, &got), AL_ENOTFOUND);
+    assert_string_equal(got.id, "");
+    /* Expiry: live before, dead at and after expires_ms. */
+    memset(h, 3, sizeof h);
+    assert_int_equal(al_store_admin_token_find(s, h, now, &got), 0);
+    assert_string_equal(got.role, "viewer");
+    assert_int_equal(al_store_admin_token_find(s, h, now + 60000, &got), AL_ENOTFOUND);
+    memset(h, 4, sizeof h);
+    assert_int_equal(al_store_admin_token_find(s, h, now, &got), AL_ENOTFOUND);
+    assert_int_equal(al_store_admin_token_find(s, h, 4999, &got), 0);
+
+    /* Revoked tokens are not found. */
+    memset(h, 1, sizeof h);
+    assert_int_equal(al_store_admin_token_find(s, h, now, &got), 0);
+    assert_int_equal(al_store_admin_token_revoke(s, "adm_a"), 0);
+    assert_int_equal(al_store_admin_token_find(s, h, now, &got), AL_ENOTFOUND);
+    assert_int_equal(al_store_admin_token_revoke(s, "adm_a"), 0); /* idempotent */
+    assert_int_equal(al_store_admin_token_revoke(s, "adm_nope"), AL_ENOTFOUND);
+    assert_int_equal(al_store_admin_token_revoke(s, ""), AL_ENOTFOUND);
+    /* A key with the same id is something else. */
+    al_key_row_t k;
+    key_row(&k, "key_same", "support", 5);
+    assert_int_equal(al_store_key_insert(s, &k), 0);
+    assert_int_equal(al_store_admin_token_revoke(s, "key_same"), AL_ENOTFOUND);
+
+    adms_t c = {0};
+    assert_int_equal(al_store_admin_token_each(s, collect_adm, &c), 0);
+    assert_int_equal(c.n, 4); /* revoked and expired listed too, oldest first */
+    assert_string_equal(c.r[0].id, "adm_a");
+    assert_string_equal(c.r[1].id, "adm_b");
+    assert_string_equal(c.r[2].id, "adm_c");
+    assert_string_equal(c.r[3].id, "adm_old"); /* created_ms 0 = now */
+    assert_true(c.r[3].created_ms >= now);
+    assert_true(c.r[0].revoked_ms >= now);
+    assert_int_equal(c.r[1].revoked_ms, 0);
+    assert_int_equal(c.r[2].expires_ms, now + 60000);
+    assert_string_equal(c.r[1].agent, "support-bot");
+    memset(&c, 0, sizeof c);
+    c.stop_after = 2;
+    assert_int_equal(al_store_admin_token_each(s, collect_adm, &c), 0);
+    assert_int_equal(c.n, 2);
+    al_store_close(s);
+}
+
+/* The blocking calls from several threads while the writer writes. */
+enum { MIX_THREADS = 4, MIX_PER = 40, MIX_EVENTS = 3000 };
+
+typedef struct mixer {
+    al_store_t *s;
+    int thread;
+    int failures;
+} mixer_t;
+
+static void *mixed_calls(void *arg)
+{
+    mixer_t *m = arg;
+    char id[40];
+    uint8_t h[32];
+    for (int i = 0; i < MIX_PER; i++) {
+        al_esc_row_t r, g;
+        al_admin_token_row_t t;
+        al_event_t e;
+        int64_t v;
+        size_t n;
+        snprintf(id, sizeof id, "esc_m%d_%03d", m->thread, i);
+        esc_row(&r, id, "mix", 1 + i, 1);
+        m->failures += al_store_esc_insert(m->s, &r) != 0;
+        m->failures += al_store_esc_get(m->s, id, &g) != 0;
+        al_esc_row_free(&g);
+        m->failures += al_store_esc_version(m->s, &v) != 0;
+        m->failures += al_store_esc_expired(m->s, 2, NULL, 0, &n) != 0;
+        m->failures += al_store_esc_close(m->s, id, "resolved", "ok", "t", 5) != 0;
+        snprintf(id, sizeof id, "adm_m%d_%03d", m->thread, i);
+        memset(h, 0, sizeof h);
+        h[0] = (uint8_t)m->thread;
+        h[1] = (uint8_t)i;
+        h[2] = 1;
+        adm_row(&t, id, "viewer", 0);
+        memcpy(t.hash, h, sizeof h);
+        m->failures += al_store_admin_token_insert(m->s, &t) != 0;
+        m->failures += al_store_admin_token_find(m->s, h, 1, &t) != 0;
+        snprintf(id, sizeof id, "evt_m%d_%03d", m->thread, i);
+        mk_event(&e, id, "mix", 1000 + i);
+        AL_EVENT_SET(&e, kind, "escalation.resolved", 19);
+        m->failures += al_store_event_insert(m->s, &e) != 0;
+    }
+    return NULL;
+}
+
+static void test_blocking_calls_from_threads(void **state)
+{
+    fx_t *f = *state;
+    al_store_opts_t o = {.queue_capacity = 256, .flush_interval_ms = 1, .batch_max = 32};
+    al_store_t *s = open_or_fail(f->url, &o);
+    assert_int_equal(al_store_start(s), 0);
+    pthread_t th[MIX_THREADS], pth;
+    mixer_t m[MIX_THREADS];
+    prod_t p = {.s = s, .thread = 9, .n = MIX_EVENTS};
+    assert_int_equal(pthread_create(&pth, NULL, producer, &p), 0);
+    for (int t = 0; t < MIX_THREADS; t++) {
+        m[t] = (mixer_t){.s = s, .thread = t};
+        assert_int_equal(pthread_create(&th[t], NULL, mixed_calls, &m[t]), 0);
+    }
+    for (int t = 0; t < MIX_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(m[t].failures, 0);
+    }
+    pthread_join(pth, NULL);
+    assert_true(wait_u64(al_store_written, s, MIX_EVENTS));
+    al_store_close(s);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events"),
+                     MIX_EVENTS + MIX_THREADS * MIX_PER);
+    assert_int_equal(
+        raw_i64(f->path, "SELECT count(*) FROM escalations WHERE status = 'resolved'"),
+        MIX_THREADS * MIX_PER);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM admin_tokens"),
+                     MIX_THREADS * MIX_PER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -715,6 +1478,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_close_drains_without_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_insert_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escalations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escalation_request_cap_and_expiry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_escalation_close_race, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocking_calls_from_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_retried_while_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_given_up_after_ten_tries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_id_refused_alone, setup, teardown),

@@ -1,0 +1,133 @@
+/* ctx.h - the request context shared by the pipeline's files (internal).
+ *
+ * pipeline.c admits, authenticates and parses a request and owns the
+ * context's end (exactly one event); attempt.c drives a route's upstream
+ * attempts and relays the answer (translating between the OpenAI and
+ * Anthropic shapes where needed); escalate.c hands a request to a person.
+ * A context is freed once it is finished and nothing holds it: each open
+ * timer handle and each thread-pool job counts as a hold. */
+#ifndef AL_PIPELINE_CTX_H
+#define AL_PIPELINE_CTX_H
+
+#include "pipeline/chatreq.h"
+#include "pipeline/usage.h"
+#include "reliab/route.h"
+#include "server/gateway.h"
+#include "store/store.h"
+#include "translate/anthropic.h"
+#include "translate/messages.h"
+#include "upstream/simprov.h"
+#include "upstream/sse.h"
+
+typedef enum { K_CHAT, K_EMBEDDINGS, K_MODELS, K_MESSAGES, K_ESCALATION } al_kind_t;
+
+typedef struct al_ctx {
+    al_worker_t *w;
+    al_http_req_t *req;            /* NULL once the client is gone */
+    al_config_t *cfg;              /* reference held for the request */
+    al_event_t ev;
+    al_kind_t kind;
+    bool face_anthropic;           /* the client speaks the Messages API */
+    const al_agent_t *agent;
+    al_chatreq_t rq;
+    const char *body;              /* the OpenAI-shaped request body */
+    size_t body_len;
+    char *xbody;                   /* owned translation of a Messages request */
+    bool client_usage;             /* client asked for the usage chunk */
+
+    /* route and attempts */
+    const al_route_t *route;       /* NULL: a plain model, one target */
+    al_route_target_t single;      /* the target of a plain model */
+    uint8_t order[AL_ROUTE_MAX_TARGETS];
+    unsigned n_order, pos;         /* position in order */
+    unsigned tries;                /* attempts on the current target */
+    bool in_degraded;              /* trying the degraded target */
+    bool degraded_done;
+    const al_route_target_t *tgt;  /* current target */
+    const al_model_t *model;       /* current target's model */
+    bool probe;                    /* current attempt is a half-open probe */
+    uint64_t deadline_ns;          /* 0 = none */
+    uint64_t t_att0;               /* current attempt's start */
+    al_attempt_outcome_t last_out; /* last failed attempt */
+    int last_status;               /* its HTTP status, 0 if none */
+    char last_body_kind;           /* 'o' resp holds an OpenAI error body, 0 none */
+    bool fail_deadline;
+    unsigned att_dropped;          /* attempt notes that did not fit the event */
+    al_up_result_t last_res;       /* transport result of the last failure */
+    char last_msg[160];            /* its message for the client */
+    char last_retry_after[48];     /* its Retry-After, or "" */
+    al_buf_t last_err;             /* its OpenAI-shaped error body (429/5xx/400), if any */
+
+    /* the current attempt */
+    al_xfer_t *xfer;
+    al_simx_t *simx;
+    int up_status;
+    bool up_sse;
+    bool up_malformed;
+    bool up_anthropic;             /* current target is an anthropic provider */
+    bool up_errevent;              /* the provider's stream sent an error event */
+    bool saw_done;                 /* the stream's end marker was relayed */
+    bool stream_started;
+    bool upstream_done;
+    al_buf_t resp;
+    al_sse_t sse;
+    bool sse_init;
+    al_anth_stream_t ast;          /* anthropic -> OpenAI chunks */
+    al_msgs_stream_t mst;          /* OpenAI chunks -> Messages events */
+    bool mst_init;
+    al_usage_t usage;
+    bool want_pause;
+    bool client_gone;
+    char retry_after[48];          /* the provider's Retry-After value, or "" */
+
+    /* timers (lazily initialised; each open one holds the context) */
+    uv_timer_t backoff;
+    uv_timer_t deadline;
+    bool backoff_init, deadline_init;
+    unsigned holds;
+    bool finished;
+    bool freed;
+
+    /* escalation */
+    al_esc_row_t *esc;             /* the escalation being opened / held */
+    bool held;                     /* waiting for a person */
+    struct al_ctx *hold_next;      /* worker's list of held contexts */
+
+    uint64_t t0;
+    char reqid_hdr[160];
+    char route_hdr[96];
+    char target_hdr[96];
+    char attempts_hdr[48];
+} al_ctx_t;
+
+/* pipeline.c */
+void al__ctx_finish(al_ctx_t *c);
+void al__ctx_unhold(al_ctx_t *c);  /* a hold ended; frees when finished and free */
+void al__fail(al_ctx_t *c, int status, const char *type, const char *code, const char *outcome,
+              const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Send a complete JSON answer with the request id and route headers. */
+void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
+                      const char *extra_hdr);
+
+/* attempt.c */
+void al__route_begin(al_ctx_t *c);  /* plan and start the first attempt */
+void al__cancel_upstream(al_ctx_t *c);
+void al__on_req_drain(al_http_req_t *req);
+/* Append one element to the event's attempts array. */
+/* Relay pieces, also used to answer for a person: one OpenAI chunk (0, -1
+ * client gone, -2 malformed), the stream's end, a whole 2xx body in c->resp
+ * (false when malformed). */
+int al__deliver_chunk(al_ctx_t *c, const char *json, size_t len);
+int al__deliver_done(al_ctx_t *c);
+bool al__deliver_body(al_ctx_t *c);
+void al__attempt_note(al_ctx_t *c, const al_model_t *m, al_attempt_outcome_t o, int status,
+                      double latency_ms);
+
+/* escalate.c */
+void al__escalate(al_ctx_t *c, const char *reason);
+void al__escalation_get(al_ctx_t *c, const char *id, size_t len);
+void al__hold_cancel(al_ctx_t *c);  /* the client left while held */
+/* JSON of an escalation for the agent API (admin=false) or the admin API. */
+int al_escalation_json(const al_esc_row_t *r, bool admin, al_buf_t *out);
+
+#endif
