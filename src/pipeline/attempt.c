@@ -408,7 +408,7 @@ static void body_send(al_ctx_t *c, const char *p, size_t len, al_buf_t *t, al_bu
     AL_EVENT_SET(&c->ev, outcome, "ok", 2);
     snprintf(c->attempts_hdr, sizeof c->attempts_hdr, "x-airlock-attempts: %u", c->ev.n_attempts);
     al_buf_t tt = *t, mm = *m; /* c may be gone after the answer */
-    al__respond_json(c, c->up_status, p, len, NULL);
+    al__respond_json(c, c->up_status, p, len, NULL, NULL);
     al_buf_free(&tt);
     al_buf_free(&mm);
 }
@@ -445,11 +445,11 @@ static void deliver_client_error(al_ctx_t *c)
         al_buf_t b;
         al_buf_init(&b, 65536);
         al_msgs_error_from_openai(st, c->last_err.p, c->last_err.len, &b);
-        al__respond_json(c, st, b.p, b.len, NULL);
+        al__respond_json(c, st, b.p, b.len, NULL, NULL);
         al_buf_free(&b);
         return;
     }
-    al__respond_json(c, st, c->last_err.p, c->last_err.len, NULL);
+    al__respond_json(c, st, c->last_err.p, c->last_err.len, NULL, NULL);
 }
 
 /* Every target spent: a person, or the last failure. */
@@ -497,10 +497,10 @@ static void exhausted(al_ctx_t *c)
             al_buf_t b;
             al_buf_init(&b, 65536);
             al_msgs_error_from_openai(st, c->last_err.p, c->last_err.len, &b);
-            al__respond_json(c, st, b.p, b.len, ra);
+            al__respond_json(c, st, b.p, b.len, ra, NULL);
             al_buf_free(&b);
         } else {
-            al__respond_json(c, st, c->last_err.p, c->last_err.len, ra);
+            al__respond_json(c, st, c->last_err.p, c->last_err.len, ra, NULL);
         }
         return;
     }

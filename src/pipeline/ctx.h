@@ -107,7 +107,7 @@ void al__fail(al_ctx_t *c, int status, const char *type, const char *code, const
               const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Send a complete JSON answer with the request id and route headers. */
 void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
-                      const char *extra_hdr);
+                      const char *extra_hdr, const char *extra_hdr2);
 
 /* attempt.c */
 void al__route_begin(al_ctx_t *c);  /* plan and start the first attempt */
@@ -127,7 +127,5 @@ void al__attempt_note(al_ctx_t *c, const al_model_t *m, al_attempt_outcome_t o, 
 void al__escalate(al_ctx_t *c, const char *reason);
 void al__escalation_get(al_ctx_t *c, const char *id, size_t len);
 void al__hold_cancel(al_ctx_t *c);  /* the client left while held */
-/* JSON of an escalation for the agent API (admin=false) or the admin API. */
-int al_escalation_json(const al_esc_row_t *r, bool admin, al_buf_t *out);
 
 #endif

@@ -12,6 +12,7 @@
  * are blocking, so they all run in thread-pool jobs; a job holds its context
  * so a client that leaves meanwhile cannot free it under the job. */
 #include "pipeline/ctx.h"
+#include "store/escjson.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -30,73 +31,6 @@ typedef struct job {
     al_esc_row_t row;            /* J_GET and J_TIMEOUT (after a lost race) */
     bool have_row;
 } job_t;
-
-/* --- JSON --------------------------------------------------------------- */
-
-static void json_str_or_null(al_buf_t *b, const char *s)
-{
-    if (s && s[0]) al_buf_json_str(b, s, strlen(s));
-    else al_buf_puts(b, "null");
-}
-
-static void completion_json(al_buf_t *b, const char *esc_id, const char *answer, int64_t created)
-{
-    al_buf_puts(b, "{\"id\":\"chatcmpl-");
-    al_buf_puts(b, esc_id);
-    al_buf_printf(b, "\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":\"human\","
-                     "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
-                  (long long)created);
-    al_buf_json_str(b, answer ? answer : "", answer ? strlen(answer) : 0);
-    al_buf_puts(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"stop\"}],"
-                   "\"usage\":{\"prompt_tokens\":0,\"completion_tokens\":0,\"total_tokens\":0}}");
-}
-
-int al_escalation_json(const al_esc_row_t *r, bool admin, al_buf_t *out)
-{
-    al_buf_puts(out, "{\"id\":");
-    al_buf_json_str(out, r->id, strlen(r->id));
-    al_buf_puts(out, ",\"object\":\"escalation\",\"status\":");
-    al_buf_json_str(out, r->status, strlen(r->status));
-    al_buf_puts(out, ",\"agent\":");
-    json_str_or_null(out, r->agent);
-    al_buf_puts(out, ",\"route\":");
-    json_str_or_null(out, r->route);
-    al_buf_puts(out, ",\"model\":");
-    json_str_or_null(out, r->model);
-    al_buf_puts(out, ",\"mode\":");
-    json_str_or_null(out, r->mode);
-    al_buf_puts(out, ",\"reason\":");
-    json_str_or_null(out, r->reason);
-    al_buf_puts(out, ",\"request_id\":");
-    json_str_or_null(out, r->request_id);
-    al_buf_printf(out, ",\"stream\":%s,\"created_at\":%lld,\"expires_at\":%lld,\"resolved_at\":",
-                  r->stream ? "true" : "false", (long long)(r->created_ms / 1000),
-                  (long long)(r->expires_ms / 1000));
-    if (r->resolved_ms) al_buf_printf(out, "%lld", (long long)(r->resolved_ms / 1000));
-    else al_buf_puts(out, "null");
-    al_buf_puts(out, ",\"attempts\":");
-    if (r->attempts[0] == '[') al_buf_puts(out, r->attempts);
-    else al_buf_puts(out, "[]");
-    al_buf_puts(out, ",\"answer\":");
-    json_str_or_null(out, r->answer);
-    al_buf_puts(out, ",\"completion\":");
-    if (strcmp(r->status, "resolved") == 0)
-        completion_json(out, r->id, r->answer, r->resolved_ms / 1000);
-    else
-        al_buf_puts(out, "null");
-    if (admin) {
-        al_buf_puts(out, ",\"key_id\":");
-        json_str_or_null(out, r->key_id);
-        al_buf_puts(out, ",\"event_id\":");
-        json_str_or_null(out, r->event_id);
-        al_buf_puts(out, ",\"resolved_by\":");
-        json_str_or_null(out, r->resolved_by);
-        al_buf_puts(out, ",\"request\":");
-        json_str_or_null(out, r->request);
-    }
-    al_buf_putc(out, '}');
-    return out->err ? AL_ETOOBIG : AL_OK;
-}
 
 /* --- answering ---------------------------------------------------------- */
 
@@ -118,7 +52,7 @@ static void answer_human(al_ctx_t *c, const char *answer)
     esc_header(c, eh, sizeof eh);
     if (!c->ev.stream) {
         al_buf_reset(&c->resp);
-        completion_json(&c->resp, c->ev.escalation_id, answer, now);
+        al_esc_completion_json(&c->resp, c->ev.escalation_id, answer, now);
         c->up_status = 200;
         c->up_anthropic = false;
         snprintf(c->target_hdr, sizeof c->target_hdr, "%s", eh);
@@ -303,7 +237,7 @@ static void after_insert(al_ctx_t *c, job_t *j)
             al_buf_puts(&b, "}}");
         }
         snprintf(c->target_hdr, sizeof c->target_hdr, "%s", eh);
-        al__respond_json(c, 503, b.p, b.len, "Retry-After: 30");
+        al__respond_json(c, 503, b.p, b.len, "Retry-After: 30", "x-should-retry: false");
         al_buf_free(&b);
         return;
     }
@@ -340,11 +274,11 @@ static void job_after(uv_work_t *wk, int status)
             } else {
                 al_buf_t b;
                 al_buf_init(&b, 1 << 20);
-                al_escalation_json(&j->row, false, &b);
+                al_esc_json(&b, &j->row, false, false);
                 c->ev.status = 200;
                 AL_EVENT_SET(&c->ev, outcome, "ok", 2);
                 AL_EVENT_SET(&c->ev, escalation_id, j->row.id, strlen(j->row.id));
-                al__respond_json(c, 200, b.p, b.len, NULL);
+                al__respond_json(c, 200, b.p, b.len, NULL, NULL);
                 al_buf_free(&b);
             }
         }

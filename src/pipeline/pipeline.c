@@ -22,9 +22,9 @@
 /* --- answers ------------------------------------------------------------ */
 
 void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
-                      const char *extra_hdr)
+                      const char *extra_hdr, const char *extra_hdr2)
 {
-    const char *hdrs[6];
+    const char *hdrs[7];
     size_t n = 0;
     hdrs[n++] = c->reqid_hdr;
     if (c->route_hdr[0]) hdrs[n++] = c->route_hdr;
@@ -32,6 +32,7 @@ void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
     if (c->attempts_hdr[0]) hdrs[n++] = c->attempts_hdr;
     if (c->ev.degraded) hdrs[n++] = "x-airlock-degraded: true";
     if (extra_hdr && extra_hdr[0]) hdrs[n++] = extra_hdr;
+    if (extra_hdr2 && extra_hdr2[0]) hdrs[n++] = extra_hdr2;
     al_http_respond(c->req, status, "application/json", hdrs, n, body, len);
 }
 
@@ -57,7 +58,7 @@ void al__fail(al_ctx_t *c, int status, const char *type, const char *code, const
     al_buf_init(&b, 4096);
     if (c->face_anthropic) al_msgs_error(status, msg, &b);
     else al_http_error_json(&b, type, code, msg);
-    al__respond_json(c, status, b.p ? b.p : "{}", b.p ? b.len : 2, extra);
+    al__respond_json(c, status, b.p ? b.p : "{}", b.p ? b.len : 2, extra, NULL);
     al_buf_free(&b);
 }
 
@@ -197,7 +198,7 @@ static void models_list(al_ctx_t *c)
     al_buf_puts(&b, "]}");
     c->ev.status = 200;
     AL_EVENT_SET(&c->ev, outcome, "ok", 2);
-    al__respond_json(c, 200, b.p, b.len, NULL);
+    al__respond_json(c, 200, b.p, b.len, NULL, NULL);
     al_buf_free(&b);
 }
 
@@ -477,7 +478,8 @@ void al_pipeline_handle(al_http_req_t *req)
         const char *msg = want == HTTP_GET ? "use GET for this path" : "use POST for this path";
         if (c->face_anthropic) al_msgs_error(405, msg, &b);
         else al_http_error_json(&b, "invalid_request_error", "method_not_allowed", msg);
-        al__respond_json(c, 405, b.p, b.len, want == HTTP_GET ? "Allow: GET, HEAD" : "Allow: POST");
+        al__respond_json(c, 405, b.p, b.len,
+                         want == HTTP_GET ? "Allow: GET, HEAD" : "Allow: POST", NULL);
         al_buf_free(&b);
         return;
     }

@@ -14,6 +14,7 @@
  *        {"answer": "text"} or {"reject": "reason"} */
 #include "pipeline/ctx.h"
 #include "policy/keys.h"
+#include "store/escjson.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -83,7 +84,7 @@ static int list_cb(void *ud, const al_esc_row_t *r)
     if (!l->first) al_buf_putc(l->out, ',');
     l->first = false;
     l->n++;
-    al_escalation_json(r, true, l->out);
+    al_esc_json(l->out, r, true, false);
     return l->out->err ? 1 : 0;
 }
 
@@ -186,7 +187,7 @@ static void do_resolve(admin_job_t *j, const al_admin_token_row_t *tok)
                                 {"status", r.status}};
         al_alerts_post(j->gw->alerts, kind, "airlock: an escalation was answered", "good", f, 4);
     }
-    al_escalation_json(&r, true, &j->out);
+    al_esc_json(&j->out, &r, true, true);
     al_esc_row_free(&r);
     j->status = 200;
 }
@@ -228,7 +229,7 @@ static void job_work(uv_work_t *wk)
             job_error(j, 404, "not_found", "escalation_not_found", "no such escalation");
             return;
         }
-        al_escalation_json(&r, true, &j->out);
+        al_esc_json(&j->out, &r, true, true);
         al_esc_row_free(&r);
         j->status = 200;
         break;

@@ -133,20 +133,40 @@ function chat(model, { headers = {}, stream = false, extra = {}, text, timeout =
   return gw.post('/v1/chat/completions', { model, messages: msgs(text), stream, ...extra }, { headers, timeout });
 }
 
-// Tolerant SSE reader: {events (parsed data objects), done, bad (unparseable data lines)}.
+// Tolerant SSE reader: {events (parsed data objects), done, bad (unparseable
+// data lines), raw (every data payload in order)}.
 function readSSE(text) {
   const events = [];
   const bad = [];
+  const raw = [];
   let done = false;
   let afterDone = 0;
   for (const block of text.split(/\r?\n\r?\n/)) {
     const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).replace(/^ /, '')).join('\n');
     if (!data) continue;
+    raw.push(data);
     if (done) afterDone++;
     if (data === '[DONE]') { done = true; continue; }
     try { events.push(JSON.parse(data)); } catch { bad.push(data); }
   }
-  return { events, done, bad, afterDone };
+  return { events, done, bad, afterDone, raw };
+}
+
+// A stream broken after its first byte: exactly one well-formed error event,
+// the last data object, followed by nothing or by `data: [DONE]` only (the
+// spec says [DONE]; the brief accepts "[DONE]/end").  The body itself ended
+// cleanly (fetch's text() resolved: the chunked encoding was terminated).
+function assertErrorEnd(sse, text) {
+  const errs = sse.events.filter((e) => e.error);
+  assert.equal(errs.length, 1, `one error event: ...${text.slice(-400)}`);
+  assert.equal(typeof errs[0].error.message, 'string');
+  assert.ok(errs[0].error.message.length > 0);
+  assert.equal(typeof errs[0].error.type, 'string');
+  assert.equal(sse.events[sse.events.length - 1], errs[0], 'the error event is the last data object');
+  const i = sse.raw.findIndex((d) => d.startsWith('{') && d.includes('"error"'));
+  const tail = sse.raw.slice(i + 1);
+  assert.ok(tail.length === 0 || (tail.length === 1 && tail[0] === '[DONE]'),
+    `after the error event: nothing or [DONE], got ${JSON.stringify(tail)}`);
 }
 
 const contentOf = (events) => events.map((e) => e.choices?.[0]?.delta?.content ?? '').join('');
@@ -405,15 +425,10 @@ describe('timeouts', () => {
     });
     assert.equal(s.status, 200);
     assert.ok(s.ms < 3000, `idle timeout 500 ms ended the stream, took ${s.ms} ms`);
-    const { events, done, bad } = readSSE(s.text);
+    const { events, done, bad, raw } = readSSE(s.text);
     assert.deepEqual(bad, [], 'every data line is JSON');
     assert.ok(contentOf(events).length > 0, 'the chunks before the stall were relayed');
-    const errs = events.filter((e) => e.error);
-    assert.equal(errs.length, 1, `one error event: ${s.text.slice(-500)}`);
-    assert.equal(typeof errs[0].error.message, 'string');
-    assert.ok(errs[0].error.message.length > 0);
-    assert.equal(events[events.length - 1], errs[0], 'the error event is the last data object');
-    assert.ok(done, 'then data: [DONE]');
+    assertErrorEnd({ events, done, bad, raw }, s.text);
     assert.equal(await M.count(), 1, 'no retry after bytes reached the client');
   });
 
@@ -423,10 +438,9 @@ describe('timeouts', () => {
     });
     assert.equal(s.status, 200);
     assert.ok(s.ms >= 800 && s.ms < 2500, `deadline 1 s ended the stream, took ${s.ms} ms`);
-    const { events, done, bad } = readSSE(s.text);
-    assert.deepEqual(bad, []);
-    assert.ok(events.some((e) => e.error && typeof e.error.message === 'string'), 'error event');
-    assert.ok(done);
+    const sse = readSSE(s.text);
+    assert.deepEqual(sse.bad, []);
+    assertErrorEnd(sse, s.text);
   });
 });
 
@@ -440,14 +454,10 @@ describe('failures mid-stream and malformed answers', () => {
       timeout: 8000,
     });
     assert.equal(s.status, 200);
-    const { events, done, bad } = readSSE(s.text);
-    assert.deepEqual(bad, [], 'every data line is JSON');
-    assert.ok(contentOf(events).length > 0, 'content before the reset');
-    const err = events.find((e) => e.error);
-    assert.ok(err, `error event: ${s.text.slice(-400)}`);
-    assert.equal(typeof err.error.message, 'string');
-    assert.equal(typeof err.error.type, 'string');
-    assert.ok(done, 'ends with data: [DONE]');
+    const sse = readSSE(s.text);
+    assert.deepEqual(sse.bad, [], 'every data line is JSON');
+    assert.ok(contentOf(sse.events).length > 0, 'content before the reset');
+    assertErrorEnd(sse, s.text);
     assert.equal(await M.count(), 1, 'no retry once bytes were sent');
     const [ev] = await gw.eventFor(rid);
     assert.ok(ev, 'event recorded');
@@ -491,10 +501,9 @@ describe('failures mid-stream and malformed answers', () => {
     const s = await chat('m', { stream: true, headers: { 'x-mock-malformed': '1', 'x-mock-chunks': '8' }, timeout: 8000 });
     assert.ok(s.status === 200 || s.status === 502, `status ${s.status}`);
     if (s.status === 200) {
-      const { events, done, bad } = readSSE(s.text);
-      assert.deepEqual(bad, [], 'broken upstream JSON is not relayed');
-      assert.ok(events.some((e) => e.error), 'an error event tells the client');
-      assert.ok(done);
+      const sse = readSSE(s.text);
+      assert.deepEqual(sse.bad, [], 'broken upstream JSON is not relayed');
+      assertErrorEnd(sse, s.text);
     } else {
       openaiError(s.text);
     }
