@@ -392,6 +392,24 @@ describe('hold', () => {
     assert.equal(msg.stop_reason, 'end_turn');
   });
 
+  test('/v1/messages streaming client (Anthropic SDK): finalMessage is the answer', async () => {
+    const known = await knownIds();
+    const rid = uniq('hold-ms');
+    const c = new Anthropic({ baseURL: gw.url, apiKey: gw.keys.alpha, maxRetries: 0, timeout: 20000 });
+    const pending = c.messages.stream({
+      model: 'esch', max_tokens: 64, messages: [{ role: 'user', content: 'help' }],
+    }, { headers: { 'x-request-id': rid } }).finalMessage();
+    const id = await findOpen(rid, known);
+    const answer = 'Streamed Messages answer from a person.';
+    const r = await gw.cli(['escalations', 'resolve', id, '--answer', answer]);
+    assert.equal(r.code, 0, r.stderr);
+    const msg = await pending;
+    assert.equal(msg.role, 'assistant');
+    assert.equal(msg.content[0].type, 'text');
+    assert.equal(msg.content[0].text, answer);
+    assert.equal(msg.stop_reason, 'end_turn');
+  });
+
   test('rejected: 503 escalation_rejected with the reason', async () => {
     const known = await knownIds();
     const rid = uniq('hold-r');
