@@ -78,8 +78,8 @@ static int cmd_check(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
-    printf("%s: ok (%zu providers, %zu models, %zu agents, sha256 %s)\n", path, c->n_providers,
-           c->n_models, c->n_agents, c->hash);
+    printf("%s: ok (%zu providers, %zu models, %zu routes, %zu agents, sha256 %s)\n", path,
+           c->n_providers, c->n_models, c->n_routes, c->n_agents, c->hash);
     al_config_unref(c);
     return 0;
 }

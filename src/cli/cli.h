@@ -15,6 +15,7 @@
 #include "store/store.h"
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* keys create | list | revoke */
@@ -61,6 +62,27 @@ const char *al__cli_config_path(const char *flag_value);
 /* Open the store the configuration names, for blocking queries (the writer
  * is not started).  Prints the error; 0 or a negative code. */
 int al__cli_open_store(const al_config_t *c, al_store_t **out /* OUT */);
+/* Load the configuration (al__cli_config_path(config_flag)) and open its
+ * store.  Returns the exit code: 0 with *cfg and *st held (the caller
+ * closes the store and unrefs the config), 2 when the configuration does not
+ * load, 1 when the store does not open; on failure both are NULL and the
+ * problem has been printed. */
+int al__cli_open(const char *config_flag, al_config_t **cfg /* OUT */,
+                 al_store_t **st /* OUT */);
+/* --limit N (a whole number up to UINT32_MAX, 0 = all) into *out.  Prints
+ * the problem; 0 or 2 (the exit code). */
+int al__cli_parse_limit(const char *prog, const char *arg, uint32_t *out /* OUT */);
+/* --expires: NULL or "never" gives 0, else a positive duration ("30d")
+ * added to now.  Prints the problem; 0 or 2 (the exit code). */
+int al__cli_parse_expires(const char *prog, const char *arg, int64_t now,
+                          int64_t *expires_ms /* OUT */);
+/* --label: shorter than max bytes, no control characters.  Prints the
+ * problem; 0 or 2 (the exit code). */
+int al__cli_check_label(const char *prog, const char *label, size_t max);
+/* true when agent is declared in cfg; otherwise prints which agents are
+ * (path is the configuration file named in the message). */
+bool al__cli_agent_declared(const char *prog, const al_config_t *cfg, const char *agent,
+                            const char *path);
 /* "2024-05-01T12:00:00Z" (seconds) or "-" when ms <= 0. out >= 32. */
 void al__cli_fmt_time(int64_t ms, char *out, size_t outsz);
 /* "cli:" + by (else $USER, else "unknown") into out, control characters

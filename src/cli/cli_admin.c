@@ -99,22 +99,6 @@ static bool valid_role(const char *r)
     return false;
 }
 
-static int check_label(const char *prog, const char *label, size_t max)
-{
-    size_t n = strlen(label);
-    if (n >= max) {
-        fprintf(stderr, "%s: --label is longer than %zu bytes\n", prog, max - 1);
-        return 2;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f) {
-            fprintf(stderr, "%s: --label must not contain control characters\n", prog);
-            return 2;
-        }
-    }
-    return 0;
-}
-
 static int token_create(int argc, char **argv)
 {
     static const char prog[] = "airlock admin-token create";
@@ -160,25 +144,12 @@ static int token_create(int argc, char **argv)
         return 2;
     }
     int64_t now = al_wall_ms(), expires_ms = 0;
-    if (expires && strcmp(expires, "never") != 0) {
-        uint64_t d = 0;
-        if (al_parse_duration_ms(expires, &d) != AL_OK || d == 0 ||
-            d > (uint64_t)(INT64_MAX - now)) {
-            fprintf(stderr, "%s: --expires '%s': expected a positive duration like 30d, 12h, "
-                            "90m or 'never'\n", prog, expires);
-            return 2;
-        }
-        expires_ms = now + (int64_t)d;
-    }
-    if (check_label(prog, label, sizeof row.label)) return 2;
+    if (al__cli_parse_expires(prog, expires, now, &expires_ms)) return 2;
+    if (al__cli_check_label(prog, label, sizeof row.label)) return 2;
 
     const char *path = al__cli_config_path(config);
     if (al_cli_load_config(path, &cfg) != AL_OK) return 2;
-    if (agent && !al_config_agent(cfg, agent, strlen(agent))) {
-        fprintf(stderr, "%s: agent '%s' is not declared in %s", prog, agent, path);
-        for (size_t i = 0; i < cfg->n_agents; i++)
-            fprintf(stderr, "%s%s", i ? ", " : " (declared: ", cfg->agents[i].name);
-        fputs(cfg->n_agents ? ")\n" : "; add it under agents: first\n", stderr);
+    if (agent && !al__cli_agent_declared(prog, cfg, agent, path)) {
         rc = 2;
         goto out;
     }
@@ -332,11 +303,7 @@ static int token_list(int argc, char **argv)
         return 0;
     }
     if (rc) return usage_err();
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) return 2;
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        al_config_unref(cfg);
-        return 1;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     memset(&c, 0, sizeof c);
     c.json = json;
     c.now = al_wall_ms();
@@ -391,11 +358,7 @@ static int token_revoke(int argc, char **argv)
         return usage_err();
     }
     const char *id = pos[0];
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) return 2;
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        al_config_unref(cfg);
-        return 1;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     /* The store's revoke is idempotent: look first, so a second revoke says
      * so instead of recording another change. */
     tok_ctx_t c;

@@ -154,23 +154,11 @@ static int esc_list(int argc, char **argv)
                 prog, status);
         return 2;
     }
-    if (limit) {
-        uint64_t n = 0;
-        if (al_parse_u64(limit, strlen(limit), &n) != AL_OK || n > UINT32_MAX) {
-            fprintf(stderr, "%s: --limit '%s': expected a whole number (0 = all)\n", prog,
-                    limit);
-            return 2;
-        }
-        flt.limit = (uint32_t)n;
-    }
+    if (limit && al__cli_parse_limit(prog, limit, &flt.limit)) return 2;
     flt.status = strcmp(status, "all") == 0 ? NULL : status;
     flt.agent = agent && *agent ? agent : NULL;
 
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) return 2;
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        al_config_unref(cfg);
-        return 1;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     memset(&c, 0, sizeof c);
     c.json = json;
     al_buf_init(&c.line, LINE_MAX_BYTES);
@@ -281,11 +269,7 @@ static int esc_show(int argc, char **argv)
                 prog);
         return usage_err();
     }
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) return 2;
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        al_config_unref(cfg);
-        return 1;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     memset(&row, 0, sizeof row);
     rc = al_store_esc_get(st, pos[0], &row);
     if (rc == AL_ENOTFOUND) {
@@ -438,14 +422,7 @@ static int esc_resolve(int argc, char **argv)
     al__cli_actor(by, actor, sizeof actor);
 
     memset(&row, 0, sizeof row);
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) {
-        rc = 2;
-        goto out;
-    }
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        rc = 1;
-        goto out;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) goto out;
     rc = al_store_esc_get(st, id, &row);
     if (rc == AL_ENOTFOUND) {
         fprintf(stderr, "%s: no escalation '%s'\n", prog, id);

@@ -125,22 +125,10 @@ static int events_list(int argc, char **argv)
         }
         flt.since_ms = d >= (uint64_t)now ? 1 : now - (int64_t)d;
     }
-    if (limit) {
-        uint64_t n = 0;
-        if (al_parse_u64(limit, strlen(limit), &n) != AL_OK || n > UINT32_MAX) {
-            fprintf(stderr, "%s: --limit '%s': expected a whole number (0 = all)\n", prog,
-                    limit);
-            return 2;
-        }
-        flt.limit = (uint32_t)n;
-    }
+    if (limit && al__cli_parse_limit(prog, limit, &flt.limit)) return 2;
     flt.agent = agent && *agent ? agent : NULL;
 
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) return 2;
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        al_config_unref(cfg);
-        return 1;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     memset(&c, 0, sizeof c);
     c.json = json;
     al_buf_init(&c.line, 1 << 16);

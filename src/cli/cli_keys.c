@@ -153,6 +153,71 @@ int al__cli_open_store(const al_config_t *c, al_store_t **out)
     return rc;
 }
 
+int al__cli_open(const char *config_flag, al_config_t **cfg, al_store_t **st)
+{
+    *st = NULL;
+    if (al_cli_load_config(al__cli_config_path(config_flag), cfg) != AL_OK) return 2;
+    if (al__cli_open_store(*cfg, st) != AL_OK) {
+        al_config_unref(*cfg);
+        *cfg = NULL;
+        *st = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+int al__cli_parse_limit(const char *prog, const char *arg, uint32_t *out)
+{
+    uint64_t n = 0;
+    if (al_parse_u64(arg, strlen(arg), &n) != AL_OK || n > UINT32_MAX) {
+        fprintf(stderr, "%s: --limit '%s': expected a whole number (0 = all)\n", prog, arg);
+        return 2;
+    }
+    *out = (uint32_t)n;
+    return 0;
+}
+
+int al__cli_parse_expires(const char *prog, const char *arg, int64_t now, int64_t *expires_ms)
+{
+    uint64_t d = 0;
+    *expires_ms = 0;
+    if (!arg || strcmp(arg, "never") == 0) return 0;
+    if (al_parse_duration_ms(arg, &d) != AL_OK || d == 0 || d > (uint64_t)(INT64_MAX - now)) {
+        fprintf(stderr, "%s: --expires '%s': expected a positive duration like 30d, 12h, "
+                        "90m or 'never'\n", prog, arg);
+        return 2;
+    }
+    *expires_ms = now + (int64_t)d;
+    return 0;
+}
+
+int al__cli_check_label(const char *prog, const char *label, size_t max)
+{
+    size_t n = strlen(label);
+    if (n >= max) {
+        fprintf(stderr, "%s: --label is longer than %zu bytes\n", prog, max - 1);
+        return 2;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f) {
+            fprintf(stderr, "%s: --label must not contain control characters\n", prog);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+bool al__cli_agent_declared(const char *prog, const al_config_t *cfg, const char *agent,
+                            const char *path)
+{
+    if (al_config_agent(cfg, agent, strlen(agent))) return true;
+    fprintf(stderr, "%s: agent '%s' is not declared in %s", prog, agent, path);
+    for (size_t i = 0; i < cfg->n_agents; i++)
+        fprintf(stderr, "%s%s", i ? ", " : " (declared: ", cfg->agents[i].name);
+    fputs(cfg->n_agents ? ")\n" : "; add it under agents: first\n", stderr);
+    return false;
+}
+
 void al__cli_fmt_time(int64_t ms, char *out, size_t outsz)
 {
     char ts[32];
@@ -295,35 +360,12 @@ static int keys_create(int argc, char **argv)
         return usage_err();
     }
     int64_t now = al_wall_ms(), expires_ms = 0;
-    if (expires && strcmp(expires, "never") != 0) {
-        uint64_t d = 0;
-        if (al_parse_duration_ms(expires, &d) != AL_OK || d == 0 ||
-            d > (uint64_t)(INT64_MAX - now)) {
-            fprintf(stderr, "%s: --expires '%s': expected a positive duration like 30d, 12h, "
-                            "90m or 'never'\n", prog, expires);
-            return 2;
-        }
-        expires_ms = now + (int64_t)d;
-    }
-    size_t llen = strlen(label);
-    if (llen >= sizeof row.label) {
-        fprintf(stderr, "%s: --label is longer than %zu bytes\n", prog, sizeof row.label - 1);
-        return 2;
-    }
-    for (size_t i = 0; i < llen; i++) {
-        if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f) {
-            fprintf(stderr, "%s: --label must not contain control characters\n", prog);
-            return 2;
-        }
-    }
+    if (al__cli_parse_expires(prog, expires, now, &expires_ms)) return 2;
+    if (al__cli_check_label(prog, label, sizeof row.label)) return 2;
 
     const char *path = al__cli_config_path(config);
     if (al_cli_load_config(path, &cfg) != AL_OK) return 2;
-    if (!al_config_agent(cfg, agent, strlen(agent))) {
-        fprintf(stderr, "%s: agent '%s' is not declared in %s", prog, agent, path);
-        for (size_t i = 0; i < cfg->n_agents; i++)
-            fprintf(stderr, "%s%s", i ? ", " : " (declared: ", cfg->agents[i].name);
-        fputs(cfg->n_agents ? ")\n" : "; add it under agents: first\n", stderr);
+    if (!al__cli_agent_declared(prog, cfg, agent, path)) {
         rc = 2;
         goto out;
     }
@@ -337,7 +379,7 @@ static int keys_create(int argc, char **argv)
         al_key_generate(secret, row.id);
         al_key_hash(secret, strlen(secret), row.hash);
         snprintf(row.agent, sizeof row.agent, "%s", agent);
-        memcpy(row.label, label, llen + 1);
+        snprintf(row.label, sizeof row.label, "%s", label);
         row.created_ms = now;
         row.expires_ms = expires_ms;
         rc = al_store_key_insert(st, &row);
@@ -358,7 +400,7 @@ static int keys_create(int argc, char **argv)
     }
     al__cli_fmt_time(expires_ms, when, sizeof when);
     fprintf(stderr, "created key %s for agent %s%s%s%s, expires %s\n", row.id, agent,
-            llen ? " (label \"" : "", label, llen ? "\")" : "",
+            label[0] ? " (label \"" : "", label, label[0] ? "\")" : "",
             expires_ms ? when : "never");
     fprintf(stderr, "the key is shown only this once: store it now\n");
     rc = 0;
@@ -454,11 +496,7 @@ static int keys_list(int argc, char **argv)
         return 0;
     }
     if (rc) return usage_err();
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) return 2;
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        al_config_unref(cfg);
-        return 1;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     memset(&c, 0, sizeof c);
     c.agent = agent && *agent ? agent : NULL;
     c.json = json;
@@ -502,11 +540,7 @@ static int keys_revoke(int argc, char **argv)
         fprintf(stderr, "%s: which key? give its id (see airlock keys list)\n", prog);
         return usage_err();
     }
-    if (al_cli_load_config(al__cli_config_path(config), &cfg) != AL_OK) return 2;
-    if (al__cli_open_store(cfg, &st) != AL_OK) {
-        al_config_unref(cfg);
-        return 1;
-    }
+    if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     rc = al_store_key_revoke(st, pos[0]);
     if (rc == AL_OK) {
         fprintf(stderr, "revoked key %s\n", pos[0]);

@@ -14,6 +14,7 @@
  * printed. */
 #include "cli/cli.h"
 #include "util/common.h"
+#include "util/json.h"
 
 #include <curl/curl.h>
 #include <inttypes.h>
@@ -53,28 +54,6 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         return 0; /* makes curl stop with CURLE_WRITE_ERROR */
     }
     return len;
-}
-
-/* Deepest nesting of [ and { outside strings. */
-static size_t json_depth(const char *p, size_t len)
-{
-    size_t depth = 0, max = 0;
-    bool in_str = false, esc = false;
-    for (size_t i = 0; i < len; i++) {
-        char ch = p[i];
-        if (in_str) {
-            if (esc) esc = false;
-            else if (ch == '\\') esc = true;
-            else if (ch == '"') in_str = false;
-        } else if (ch == '"') {
-            in_str = true;
-        } else if (ch == '[' || ch == '{') {
-            if (++depth > max) max = depth;
-        } else if ((ch == ']' || ch == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return max;
 }
 
 static yajl_val get(yajl_val obj, const char *key)
@@ -136,7 +115,7 @@ static int print_summary(const char *prog, const char *where, const char *body, 
     static const char *const heads[] = {"ROUTE", "TARGET", "STATE",  "REQS",
                                         "FAILS", "CONSEC", "OPENED", "OPEN_UNTIL"};
     char err[256];
-    if (json_depth(body, len) > JSON_DEPTH_MAX) {
+    if (al_json_depth(body, len) > JSON_DEPTH_MAX) {
         fprintf(stderr, "%s: the answer from %s nests deeper than %d levels\n", prog, where,
                 JSON_DEPTH_MAX);
         return 1;
@@ -189,7 +168,7 @@ static int print_summary(const char *prog, const char *where, const char *body, 
 static void api_message(const char *body, size_t len, char *out, size_t n)
 {
     out[0] = '\0';
-    if (len == 0 || json_depth(body, len) > JSON_DEPTH_MAX) return;
+    if (len == 0 || al_json_depth(body, len) > JSON_DEPTH_MAX) return;
     yajl_val root = yajl_tree_parse(body, NULL, 0);
     const char *msg = YAJL_GET_STRING(get(get(root, "error"), "message"));
     if (msg) {

@@ -907,6 +907,22 @@ static int h_type(ctx_t *x, struct fy_node *v, int line, void *obj)
     return 0;
 }
 
+/* An http:// or https:// URL without spaces or control characters and, when
+ * max is not 0, at most max bytes: 0 with *scheme the scheme's length
+ * ("https://" is 8), else the failure reported at line. */
+static int http_url(ctx_t *x, int line, const char *p, size_t len, size_t max,
+                    size_t *scheme /* OUT */)
+{
+    if (has_prefix(p, len, "http://")) *scheme = 7;
+    else if (has_prefix(p, len, "https://")) *scheme = 8;
+    else return fail(x, line, "must start with http:// or https://");
+    if (max && len > max) return fail(x, line, "longer than %zu characters", max);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
+            return fail(x, line, "must not contain spaces or control characters");
+    return 0;
+}
+
 static int h_base_url(ctx_t *x, struct fy_node *v, int line, void *obj)
 {
     al_provider_t *pv = obj;
@@ -915,12 +931,7 @@ static int h_base_url(ctx_t *x, struct fy_node *v, int line, void *obj)
     int rc;
 
     if ((rc = get_str(x, v, line, &p, &len))) return rc;
-    if (has_prefix(p, len, "http://")) scheme = 7;
-    else if (has_prefix(p, len, "https://")) scheme = 8;
-    else return fail(x, line, "must start with http:// or https://");
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
-            return fail(x, line, "must not contain spaces or control characters");
+    if ((rc = http_url(x, line, p, len, 0, &scheme))) return rc;
     while (len > scheme && p[len - 1] == '/') len--;
     if (len == scheme || p[scheme] == '/') return fail(x, line, "needs a host after the scheme");
     set_str(&pv->base_url, p, len);
@@ -1609,13 +1620,7 @@ static int h_webhook_url(ctx_t *x, struct fy_node *v, int line, void *obj)
     int rc;
 
     if ((rc = get_str(x, v, line, &p, &len))) return rc;
-    if (has_prefix(p, len, "http://")) scheme = 7;
-    else if (has_prefix(p, len, "https://")) scheme = 8;
-    else return fail(x, line, "must start with http:// or https://");
-    if (len > CFG_URL_MAX) return fail(x, line, "longer than %d characters", CFG_URL_MAX);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f)
-            return fail(x, line, "must not contain spaces or control characters");
+    if ((rc = http_url(x, line, p, len, CFG_URL_MAX, &scheme))) return rc;
     if (len == scheme || memchr("/?#", p[scheme], 3))
         return fail(x, line, "needs a host after the scheme");
     set_str(&a->webhook_url, p, len);

@@ -22,6 +22,7 @@
 #include "server/http.h"
 #include "upstream/simulated.h"
 #include "util/log.h"
+#include "util/json.h"
 
 #include <math.h>
 #include <signal.h>
@@ -484,6 +485,37 @@ static void on_drain(al_http_req_t *r)
     uv_timer_start(&q->timer, on_tick, q->f.chunk_interval_ms, 0);
 }
 
+/* The faults that strike halfway through a stream, in this order: reset the
+ * connection, stall once for stall_mid_ms, or write `broken` (a cut-off
+ * event) and end the stream.  true when one struck: b is freed and the tick
+ * is over. */
+static bool mid_stream_fault(mreq_t *q, al_http_req_t *r, al_buf_t *b, const char *broken)
+{
+    if (q->f.reset_mid) {
+        al_buf_free(b);
+        q->req = NULL;
+        al_http_reset(r);
+        mreq_end(q);
+        return true;
+    }
+    if (q->f.stall_mid_ms && !q->mid_stalled) {
+        q->mid_stalled = true;
+        al_buf_free(b);
+        uv_timer_start(&q->timer, on_tick, q->f.stall_mid_ms, 0);
+        return true;
+    }
+    if (q->f.malformed) {
+        al_buf_puts(b, broken);
+        al_http_stream_write(r, b->p, b->len);
+        al_buf_free(b);
+        q->req = NULL;
+        al_http_stream_end(r);
+        mreq_end(q);
+        return true;
+    }
+    return false;
+}
+
 /* One tick of a Messages answer: the whole JSON, or the next SSE event. */
 static void msgs_tick(mreq_t *q, al_http_req_t *r)
 {
@@ -502,31 +534,11 @@ static void msgs_tick(mreq_t *q, al_http_req_t *r)
         q->m->streams_started++;
         al_http_stream_start(r, 200, "text/event-stream", NULL, 0);
     }
-    if (q->next == n / 2) {
-        if (q->f.reset_mid) {
-            al_buf_free(&b);
-            q->req = NULL;
-            al_http_reset(r);
-            mreq_end(q);
-            return;
-        }
-        if (q->f.stall_mid_ms && !q->mid_stalled) {
-            q->mid_stalled = true;
-            al_buf_free(&b);
-            uv_timer_start(&q->timer, on_tick, q->f.stall_mid_ms, 0);
-            return;
-        }
-        if (q->f.malformed) {
-            al_buf_puts(&b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
-                            "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"oops\"}\n\n");
-            al_http_stream_write(r, b.p, b.len);
-            al_buf_free(&b);
-            q->req = NULL;
-            al_http_stream_end(r);
-            mreq_end(q);
-            return;
-        }
-    }
+    if (q->next == n / 2 &&
+        mid_stream_fault(q, r, &b,
+                         "event: content_block_delta\ndata: {\"type\":\"content_block_delta\","
+                         "\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"oops\"}\n\n"))
+        return;
     msgs_event(&b, q, q->next);
     q->next++;
     int full = al_http_stream_write(r, b.p, b.len);
@@ -579,29 +591,9 @@ static void on_tick(uv_timer_t *t)
         q->m->streams_started++;
         al_http_stream_start(r, 200, "text/event-stream", NULL, 0);
     }
-    if (q->next == n / 2 && q->next > 0) {
-        if (q->f.reset_mid) {
-            al_buf_free(&b);
-            q->req = NULL;
-            al_http_reset(r);
-            mreq_end(q);
-            return;
-        }
-        if (q->f.stall_mid_ms && !q->mid_stalled) {
-            q->mid_stalled = true;
-            al_buf_free(&b);
-            uv_timer_start(&q->timer, on_tick, q->f.stall_mid_ms, 0);
-            return;
-        }
-        if (q->f.malformed) {
-            al_buf_puts(&b, "data: {\"choices\":[{\"delta\":{\"content\":\"oops\"}}\n\n");
-            al_http_stream_write(r, b.p, b.len);
-            al_buf_free(&b);
-            al_http_stream_end(r);
-            mreq_end(q);
-            return;
-        }
-    }
+    if (q->next == n / 2 && q->next > 0 &&
+        mid_stream_fault(q, r, &b, "data: {\"choices\":[{\"delta\":{\"content\":\"oops\"}}\n\n"))
+        return;
     if (q->next < n) {
         al_buf_puts(&b, "data: ");
         al_sim_chat_chunk_json(&q->reply, q->model, q->next, n, &b);
@@ -657,28 +649,6 @@ static void config_json(al_buf_t *b, const faults_t *f)
                   f->omit_usage ? "true" : "false", f->webhook_status, f->webhook_fails);
 }
 
-/* Nesting depth of the JSON text at most 64?  yajl builds any depth, but
- * yajl_tree_free recurses, so a hostile "[[[[...]]]]" would blow the stack. */
-static bool depth_ok(const char *p, size_t len)
-{
-    unsigned depth = 0;
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = p[i];
-        if (in_str) {
-            if (c == '\\') i++;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
-        } else if (c == '[' || c == '{') {
-            if (++depth > 64) return false;
-        } else if ((c == ']' || c == '}') && depth) {
-            depth--;
-        }
-    }
-    return true;
-}
-
 /* Parse a request body that must be one JSON value (NUL-free, at most `max`
  * bytes, nested at most 64 deep).  NULL with a reason in err otherwise. */
 static yajl_val parse_body(const al_http_req_t *r, size_t max, char *err, size_t errlen)
@@ -692,7 +662,9 @@ static yajl_val parse_body(const al_http_req_t *r, size_t max, char *err, size_t
         snprintf(err, errlen, "body is not JSON");
         return NULL;
     }
-    if (!depth_ok(body, r->body.len)) {
+    /* yajl builds any depth, but yajl_tree_free recurses: a hostile
+     * "[[[[...]]]]" would blow the stack. */
+    if (al_json_depth(body, r->body.len) > 64) {
         snprintf(err, errlen, "JSON nested deeper than 64");
         return NULL;
     }

@@ -190,6 +190,7 @@ int al__deliver_chunk(al_ctx_t *c, const char *json, size_t len)
     if (al_usage_chunk(json, len, &u, &usage_only) != AL_OK) return -2;
     if (u.known) c->usage = u;
     if (usage_only && !c->client_usage) return 0;
+    if (!usage_only) c->chunks_relayed++;
     if (c->face_anthropic) {
         msgs_init(c);
         int rc = al_msgs_stream_chunk(&c->mst, json, len);
@@ -540,6 +541,29 @@ static void schedule_retry(al_ctx_t *c, uint64_t wait_ms)
     uv_timer_start(&c->backoff, on_backoff, wait_ms, 0);
 }
 
+/* Record an attempt's outcome on its target's breaker and announce a
+ * transition.  Outcomes that are neither success nor failure give a probe
+ * slot back. */
+static void breaker_note(al_ctx_t *c, const al_route_target_t *tgt, al_attempt_outcome_t o,
+                         bool probe, double lat)
+{
+    int tr = 0;
+    if (o == AL_ATT_OK) tr = al_breaker_record(tgt->breaker, true, probe, lat, now_ms());
+    else if (al_attempt_breaker_failure(o))
+        tr = al_breaker_record(tgt->breaker, false, probe, lat, now_ms());
+    else al_breaker_release(tgt->breaker, probe);
+    al_alerts_t *al = c->w->gw->alerts;
+    if (!tr || !al) return;
+    al_alert_field_t f[] = {{"route", c->route ? c->route->name : "-"},
+                            {"target", tgt->model->alias},
+                            {"last_outcome", al_attempt_outcome_name(o)}};
+    if (tr == AL_BREAKER_OPENED)
+        al_alerts_post(al, "breaker.open", "airlock: circuit breaker opened", "danger", f, 3);
+    else
+        al_alerts_post(al, "breaker.closed", "airlock: circuit breaker closed again", "good", f,
+                       3);
+}
+
 static void advance(al_ctx_t *c)
 {
     c->tries = 0;
@@ -586,9 +610,9 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
     }
     if (c->stream_started) {
         bool ok = res == AL_UP_OK && !c->up_malformed && !c->up_errevent;
-        al__attempt_note(c, c->model, ok ? AL_ATT_OK : classify(c, res), c->up_status, lat);
-        if (ok) al_breaker_record(tgt->breaker, true, probe, lat, now_ms());
-        else al_breaker_record(tgt->breaker, false, probe, lat, now_ms());
+        al_attempt_outcome_t so = ok ? AL_ATT_OK : classify(c, res);
+        al__attempt_note(c, c->model, so, c->up_status, lat);
+        breaker_note(c, tgt, so, probe, lat);
         attempts_close(c);
         if (ok) {
             al__deliver_done(c);
@@ -621,23 +645,11 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
     }
     int status = c->up_status > 0 ? c->up_status : 0;
     al__attempt_note(c, c->model, o, status, lat);
+    breaker_note(c, tgt, o, probe, lat);
     if (o == AL_ATT_OK) {
-        al_breaker_record(tgt->breaker, true, probe, lat, now_ms());
         attempts_close(c);
         body_send(c, body, blen, &t, &m); /* last: c may be freed inside */
         return;
-    }
-    if (al_attempt_breaker_failure(o)) {
-        int tr = al_breaker_record(tgt->breaker, false, probe, lat, now_ms());
-        if (tr == AL_BREAKER_OPENED && c->w->gw->alerts) {
-            al_alert_field_t f[] = {{"route", c->route ? c->route->name : "-"},
-                                    {"target", c->model->alias},
-                                    {"last_outcome", al_attempt_outcome_name(o)}};
-            al_alerts_post(c->w->gw->alerts, "breaker.open", "airlock: circuit breaker opened",
-                           "danger", f, 3);
-        }
-    } else {
-        al_breaker_release(tgt->breaker, probe);
     }
     if (o == AL_ATT_HTTP_4XX) {
         attempts_close(c);

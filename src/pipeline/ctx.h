@@ -76,6 +76,7 @@ typedef struct al_ctx {
     al_msgs_stream_t mst;          /* OpenAI chunks -> Messages events */
     bool mst_init;
     al_usage_t usage;
+    uint32_t chunks_relayed;       /* content chunks sent to the client */
     bool want_pause;
     bool client_gone;
     char retry_after[48];          /* the provider's Retry-After value, or "" */

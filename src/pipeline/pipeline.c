@@ -92,8 +92,29 @@ static void on_timer_closed(uv_handle_t *h)
     al__ctx_unhold(h->data);
 }
 
+/* A stream cut before the provider's usage arrived: estimate what was
+ * spent, the prompt at 4 bytes a token and a token per relayed chunk (how
+ * OpenAI-style streams arrive), so the event and the cost never read as
+ * free. */
+static void estimate_partial_usage(al_ctx_t *c)
+{
+    if (!c->stream_started || c->chunks_relayed == 0) return;
+    int64_t out = (int64_t)c->chunks_relayed - 1; /* the first carries the role */
+    if (out < 1) out = 1;
+    if (!c->usage.known) {
+        c->usage.known = true;
+        c->usage.input = (int64_t)al_chatreq_estimate_tokens(&c->rq);
+        c->usage.cached = 0;
+        c->usage.output = out;
+    } else if (c->usage.output < out) {
+        c->usage.output = out; /* Anthropic's message_start told the input only */
+    }
+}
+
 static void ctx_settle(al_ctx_t *c)
 {
+    if (strcmp(c->ev.outcome, "ok") != 0 && (!c->usage.known || c->usage.output <= 0))
+        estimate_partial_usage(c);
     if (!c->usage.known) return;
     c->ev.input_tokens = c->usage.input;
     c->ev.output_tokens = c->usage.output;

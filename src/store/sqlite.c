@@ -825,6 +825,20 @@ static int qfail(al_store_t *s, const char *what)
     return AL_EIO;
 }
 
+/* Step a prepared INSERT on qdb: AL_OK (counted as a local commit),
+ * AL_EEXIST when a constraint refuses the row (a duplicate id), else AL_EIO
+ * after logging. */
+static int qinsert(al_store_t *s, sqlite3_stmt *st, const char *what)
+{
+    int src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        s->local_commits++;
+        return AL_OK;
+    }
+    if ((src & 0xff) == SQLITE_CONSTRAINT) return AL_EEXIST;
+    return qfail(s, what);
+}
+
 int al_store_key_insert(al_store_t *s, const al_key_row_t *row)
 {
     sqlite3_stmt *st = NULL;
@@ -846,19 +860,35 @@ int al_store_key_insert(al_store_t *s, const al_key_row_t *row)
     sqlite3_bind_int64(st, 6, row->expires_ms);
     sqlite3_bind_int64(st, 7, row->revoked_ms);
     sqlite3_bind_int64(st, 8, row->last_used_ms);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        s->local_commits++;
-        rc = AL_OK;
-    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
-        rc = AL_EEXIST;
-    } else {
-        rc = qfail(s, "key insert");
-    }
+    rc = qinsert(s, st, "key insert");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);
     return rc;
+}
+
+/* Step the prepared UPDATE *st (on qdb, under qmu) for the row `id`.  When it
+ * changed a row: AL_OK, counted as a local commit.  When it changed none,
+ * *st is replaced by `exists_sql` (SELECT 1 ... WHERE id = ?1) to tell the
+ * two cases apart: `unchanged` when the row is there, AL_ENOTFOUND when it is
+ * not.  AL_EIO after logging on a failure.  The caller finalizes *st. */
+static int qupdate(al_store_t *s, sqlite3_stmt **st, const char *exists_sql, const char *id,
+                   int unchanged, const char *what)
+{
+    if (sqlite3_step(*st) != SQLITE_DONE) return qfail(s, what);
+    if (sqlite3_changes(s->qdb) > 0) {
+        s->local_commits++;
+        return AL_OK;
+    }
+    sqlite3_finalize(*st);
+    *st = NULL;
+    int rc = qprep(s, exists_sql, st, what);
+    if (rc != AL_OK) return rc;
+    sqlite3_bind_text(*st, 1, id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(*st);
+    if (src == SQLITE_ROW) return unchanged;
+    if (src == SQLITE_DONE) return AL_ENOTFOUND;
+    return qfail(s, what);
 }
 
 /* Run `sql` (an UPDATE ... WHERE id = ?1, with ?2 = v) on qdb.  When it
@@ -875,24 +905,9 @@ static int update_by_id(al_store_t *s, const char *sql, const char *exists_sql,
     if (rc != AL_OK) goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, v);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = qfail(s, what);
-        goto out;
-    }
-    if (sqlite3_changes(s->qdb) > 0) {
-        s->local_commits++;
-        goto out;
-    }
     /* Nothing changed: either no such row, or nothing to do (already
      * revoked, or an older last-use time). */
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = qprep(s, exists_sql, &st, what);
-    if (rc != AL_OK) goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_DONE) rc = AL_ENOTFOUND;
-    else if (src != SQLITE_ROW) rc = qfail(s, what);
+    rc = qupdate(s, &st, exists_sql, id, AL_OK, what);
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);
@@ -1106,14 +1121,7 @@ int al_store_event_insert(al_store_t *s, const al_event_t *e)
     rc = qprep(s, insert_sql, &st, "event insert");
     if (rc != AL_OK) goto out;
     bind_event(st, &ev);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        s->local_commits++;
-    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
-        rc = AL_EEXIST;
-    } else {
-        rc = qfail(s, "event insert");
-    }
+    rc = qinsert(s, st, "event insert");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);
@@ -1217,14 +1225,7 @@ int al_store_esc_insert(al_store_t *s, const al_esc_row_t *row)
     } else {
         sqlite3_bind_null(st, 14);
     }
-    int src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        s->local_commits++;
-    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
-        rc = AL_EEXIST;
-    } else {
-        rc = qfail(s, "escalation insert");
-    }
+    rc = qinsert(s, st, "escalation insert");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);
@@ -1275,24 +1276,9 @@ int al_store_esc_close(al_store_t *s, const char *id, const char *status, const 
     else sqlite3_bind_null(st, 3);
     sqlite3_bind_text(st, 4, by, (int)byn, SQLITE_STATIC);
     sqlite3_bind_int64(st, 5, now_ms ? now_ms : al_wall_ms());
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = qfail(s, "escalation close");
-        goto out;
-    }
-    if (sqlite3_changes(s->qdb) > 0) {
-        s->local_commits++;
-        goto out;
-    }
-    /* Lost, or never there. */
-    sqlite3_finalize(st);
-    st = NULL;
-    rc = qprep(s, "SELECT 1 FROM escalations WHERE id = ?1", &st, "escalation close");
-    if (rc != AL_OK) goto out;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) rc = AL_ESTATE;
-    else if (src == SQLITE_DONE) rc = AL_ENOTFOUND;
-    else rc = qfail(s, "escalation close");
+    /* Nothing changed: lost (AL_ESTATE), or never there. */
+    rc = qupdate(s, &st, "SELECT 1 FROM escalations WHERE id = ?1", id, AL_ESTATE,
+                 "escalation close");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);
@@ -1416,14 +1402,7 @@ int al_store_admin_token_insert(al_store_t *s, const al_admin_token_row_t *row)
     sqlite3_bind_int64(st, 6, row->created_ms ? row->created_ms : al_wall_ms());
     sqlite3_bind_int64(st, 7, row->expires_ms);
     sqlite3_bind_int64(st, 8, row->revoked_ms);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_DONE) {
-        s->local_commits++;
-    } else if ((src & 0xff) == SQLITE_CONSTRAINT) {
-        rc = AL_EEXIST;
-    } else {
-        rc = qfail(s, "admin token insert");
-    }
+    rc = qinsert(s, st, "admin token insert");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);

@@ -19,6 +19,7 @@
  * index and the usage so far (so a broken stream still has partial usage).
  * Error strings never quote request content. */
 #include "translate/anthropic.h"
+#include "util/json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,18 +105,9 @@ static int parse_tree(const char *p, size_t n, yajl_val *out, bool *esc_key)
     return *out ? 0 : AL_EPARSE;
 }
 
-/* Member lookup, the last duplicate winning. */
-static yajl_val jget(yajl_val o, const char *key)
-{
-    if (!YAJL_IS_OBJECT(o)) return NULL;
-    for (size_t i = o->u.object.len; i-- > 0;)
-        if (strcmp(o->u.object.keys[i], key) == 0) return o->u.object.values[i];
-    return NULL;
-}
-
 static const char *jstr(yajl_val o, const char *key)
 {
-    yajl_val v = jget(o, key);
+    yajl_val v = al_json_get(o, key);
     return YAJL_IS_STRING(v) ? v->u.string : NULL;
 }
 
@@ -139,41 +131,6 @@ static int64_t sat_add(int64_t a, int64_t b)
 static void put_str(al_buf_t *b, const char *s)
 {
     al_buf_json_str(b, s, s ? strlen(s) : 0);
-}
-
-/* Serialize a tree (depth bounded by the pre-scan); numbers as written. */
-static void put_json(al_buf_t *b, yajl_val v)
-{
-    size_t i;
-    if (!v) {
-        al_buf_puts(b, "null");
-        return;
-    }
-    switch (v->type) {
-    case yajl_t_string: put_str(b, v->u.string); break;
-    case yajl_t_number: al_buf_puts(b, v->u.number.r); break;
-    case yajl_t_object:
-        al_buf_putc(b, '{');
-        for (i = 0; i < v->u.object.len; i++) {
-            if (i) al_buf_putc(b, ',');
-            put_str(b, v->u.object.keys[i]);
-            al_buf_putc(b, ':');
-            put_json(b, v->u.object.values[i]);
-        }
-        al_buf_putc(b, '}');
-        break;
-    case yajl_t_array:
-        al_buf_putc(b, '[');
-        for (i = 0; i < v->u.array.len; i++) {
-            if (i) al_buf_putc(b, ',');
-            put_json(b, v->u.array.values[i]);
-        }
-        al_buf_putc(b, ']');
-        break;
-    case yajl_t_true: al_buf_puts(b, "true"); break;
-    case yajl_t_false: al_buf_puts(b, "false"); break;
-    default: al_buf_puts(b, "null"); break;
-    }
 }
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -296,7 +253,7 @@ static void base64_source(al_buf_t *b, const char *mt, size_t mtlen, const char 
 
 static int image_block(rq_t *r, yajl_val part, size_t mi)
 {
-    yajl_val iu = jget(part, "image_url");
+    yajl_val iu = al_json_get(part, "image_url");
     const char *url = YAJL_IS_STRING(iu) ? iu->u.string : jstr(iu, "url");
     const char *mt, *data;
     size_t mtlen;
@@ -328,7 +285,7 @@ static int image_block(rq_t *r, yajl_val part, size_t mi)
 
 static int file_block(rq_t *r, yajl_val part, size_t mi)
 {
-    const char *fd = jstr(jget(part, "file"), "file_data");
+    const char *fd = jstr(al_json_get(part, "file"), "file_data");
     const char *mt, *data;
     size_t mtlen;
     if (!fd || data_url(fd, &mt, &mtlen, &data) != 0) {
@@ -443,7 +400,7 @@ static void put_arguments(al_buf_t *b, const char *args)
         return;
     }
     if (parse_tree(args, n, &v, NULL) == 0 && YAJL_IS_OBJECT(v)) {
-        put_json(b, v);
+        al_json_put(b, v);
     } else {
         al_buf_puts(b, "{\"_raw\":");
         put_str(b, args);
@@ -454,15 +411,15 @@ static void put_arguments(al_buf_t *b, const char *args)
 
 static int assistant_msg(rq_t *r, yajl_val m, size_t mi)
 {
-    int rc = text_parts(r, jget(m, "content"), mi, &r->mother, &r->n_mother, false);
-    yajl_val calls = jget(m, "tool_calls");
+    int rc = text_parts(r, al_json_get(m, "content"), mi, &r->mother, &r->n_mother, false);
+    yajl_val calls = al_json_get(m, "tool_calls");
     if (rc) return rc;
     if (absent(calls)) return 0;
     if (!YAJL_IS_ARRAY(calls)) goto bad;
     for (size_t i = 0; i < calls->u.array.len; i++) {
-        yajl_val tc = calls->u.array.values[i], fn = jget(tc, "function");
+        yajl_val tc = calls->u.array.values[i], fn = al_json_get(tc, "function");
         const char *id = jstr(tc, "id"), *type = jstr(tc, "type"), *name = jstr(fn, "name");
-        yajl_val args = jget(fn, "arguments");
+        yajl_val args = al_json_get(fn, "arguments");
         if (type && strcmp(type, "function") != 0) {
             seterr(r->err, r->errlen, "message %zu: tool call %zu is not a function call", mi, i);
             return AL_EINVAL;
@@ -494,7 +451,7 @@ static int tool_msg(rq_t *r, yajl_val m, size_t mi)
         return AL_EINVAL;
     }
     al_buf_init(&blocks, r->mtr.max);
-    rc = text_parts(r, jget(m, "content"), mi, &blocks, &nb, false);
+    rc = text_parts(r, al_json_get(m, "content"), mi, &blocks, &nb, false);
     if (rc) goto out;
     next_block(&r->mtr, &r->n_mtr);
     al_buf_puts(&r->mtr, "{\"type\":\"tool_result\",\"tool_use_id\":");
@@ -526,9 +483,9 @@ static int messages(rq_t *r, yajl_val msgs)
             return AL_EINVAL;
         }
         if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-            rc = text_parts(r, jget(m, "content"), i, NULL, NULL, true);
+            rc = text_parts(r, al_json_get(m, "content"), i, NULL, NULL, true);
         } else if (strcmp(role, "user") == 0) {
-            if ((rc = user_content(r, jget(m, "content"), i)) == 0) commit_message(r, ROLE_USER);
+            if ((rc = user_content(r, al_json_get(m, "content"), i)) == 0) commit_message(r, ROLE_USER);
         } else if (strcmp(role, "assistant") == 0) {
             if ((rc = assistant_msg(r, m, i)) == 0) commit_message(r, ROLE_ASSISTANT);
         } else if (strcmp(role, "tool") == 0) {
@@ -551,7 +508,7 @@ static int tools(yajl_val tl, al_buf_t *out, char *err, size_t errlen)
 {
     al_buf_puts(out, ",\"tools\":[");
     for (size_t i = 0; i < tl->u.array.len; i++) {
-        yajl_val t = tl->u.array.values[i], fn = jget(t, "function"), params;
+        yajl_val t = tl->u.array.values[i], fn = al_json_get(t, "function"), params;
         const char *type = jstr(t, "type"), *name = jstr(fn, "name"), *desc;
         if (type && strcmp(type, "function") != 0) {
             seterr(err, errlen, "tools[%zu]: only function tools are supported", i);
@@ -569,9 +526,9 @@ static int tools(yajl_val tl, al_buf_t *out, char *err, size_t errlen)
             put_str(out, desc);
         }
         al_buf_puts(out, ",\"input_schema\":");
-        params = jget(fn, "parameters");
+        params = al_json_get(fn, "parameters");
         if (YAJL_IS_OBJECT(params))
-            put_json(out, params);
+            al_json_put(out, params);
         else
             al_buf_puts(out, "{\"type\":\"object\",\"properties\":{}}");
         al_buf_putc(out, '}');
@@ -589,7 +546,7 @@ static int tool_choice(yajl_val tc, yajl_val par, al_buf_t *out, char *err, size
         if (!no_parallel) return 0;
     } else if (!s) {
         const char *type = jstr(tc, "type");
-        name = jstr(jget(tc, "function"), "name");
+        name = jstr(al_json_get(tc, "function"), "name");
         if (!type || strcmp(type, "function") != 0 || !name || !*name) {
             seterr(err, errlen, "tool_choice: unsupported value");
             return AL_EINVAL;
@@ -644,8 +601,8 @@ bad:
 /* max_completion_tokens, then max_tokens, then the default; >= 1. */
 static int max_tokens(yajl_val root, uint32_t dflt, int64_t *out, char *err, size_t errlen)
 {
-    yajl_val v = jget(root, "max_completion_tokens");
-    if (absent(v)) v = jget(root, "max_tokens");
+    yajl_val v = al_json_get(root, "max_completion_tokens");
+    if (absent(v)) v = al_json_get(root, "max_tokens");
     if (absent(v)) {
         *out = dflt ? dflt : 4096;
         return 0;
@@ -695,7 +652,7 @@ int al_anth_request(const char *body, size_t len, const char *upstream_model,
         rc = AL_EINVAL;
         goto out;
     }
-    v = jget(root, "n");
+    v = al_json_get(root, "n");
     if (!absent(v) && !(YAJL_IS_INTEGER(v) && v->u.number.i == 1)) {
         seterr(err, errlen, "n must be 1");
         rc = AL_EINVAL;
@@ -708,7 +665,7 @@ int al_anth_request(const char *body, size_t len, const char *upstream_model,
         goto out;
     }
     if ((rc = max_tokens(root, default_max_tokens, &maxt, err, errlen)) != 0) goto out;
-    if ((rc = messages(&r, jget(root, "messages"))) != 0) goto out;
+    if ((rc = messages(&r, al_json_get(root, "messages"))) != 0) goto out;
 
     al_buf_puts(out, "{\"model\":");
     put_str(out, model);
@@ -721,7 +678,7 @@ int al_anth_request(const char *body, size_t len, const char *upstream_model,
     al_buf_append(out, r.msgs.p, r.msgs.len);
     al_buf_putc(out, ']');
 
-    v = jget(root, "tools");
+    v = al_json_get(root, "tools");
     if (!absent(v) && !YAJL_IS_ARRAY(v)) {
         seterr(err, errlen, "tools must be an array");
         rc = AL_EINVAL;
@@ -730,13 +687,13 @@ int al_anth_request(const char *body, size_t len, const char *upstream_model,
     if (YAJL_IS_ARRAY(v) && v->u.array.len > 0) {
         if ((rc = tools(v, out, err, errlen)) != 0) goto out;
         /* tool_choice without tools is meaningless to the Messages API: dropped */
-        rc = tool_choice(jget(root, "tool_choice"), jget(root, "parallel_tool_calls"), out, err,
+        rc = tool_choice(al_json_get(root, "tool_choice"), al_json_get(root, "parallel_tool_calls"), out, err,
                          errlen);
         if (rc) goto out;
     }
-    if ((rc = stop_sequences(jget(root, "stop"), out, err, errlen)) != 0) goto out;
+    if ((rc = stop_sequences(al_json_get(root, "stop"), out, err, errlen)) != 0) goto out;
 
-    v = jget(root, "temperature");
+    v = al_json_get(root, "temperature");
     has_temp = !absent(v);
     if (has_temp) {
         if (!YAJL_IS_NUMBER(v)) {
@@ -748,7 +705,7 @@ int al_anth_request(const char *body, size_t len, const char *upstream_model,
         al_buf_puts(out, ",\"temperature\":");
         al_buf_puts(out, YAJL_IS_DOUBLE(v) && v->u.number.d > 1.0 ? "1" : v->u.number.r);
     }
-    v = jget(root, "top_p");
+    v = al_json_get(root, "top_p");
     if (!absent(v)) {
         if (!YAJL_IS_NUMBER(v)) {
             seterr(err, errlen, "top_p must be a number");
@@ -770,7 +727,7 @@ int al_anth_request(const char *body, size_t len, const char *upstream_model,
         al_buf_json_str(out, user, utf8_cut(user, 256));
         al_buf_putc(out, '}');
     }
-    if (YAJL_IS_TRUE(jget(root, "stream"))) al_buf_puts(out, ",\"stream\":true");
+    if (YAJL_IS_TRUE(al_json_get(root, "stream"))) al_buf_puts(out, ",\"stream\":true");
     al_buf_putc(out, '}');
 
     rc = r.msgs.err ? r.msgs.err : r.sys.err ? r.sys.err : out->err;
@@ -841,11 +798,11 @@ static void put_usage(al_buf_t *b, int64_t prompt, int64_t completion, int64_t c
 /* Anthropic usage object -> al_usage_t (+ cache_creation). */
 static void read_usage(yajl_val u, al_usage_t *out, int64_t *cache_creation)
 {
-    int64_t in = jcount(jget(u, "input_tokens")), cr = jcount(jget(u, "cache_read_input_tokens")),
-            cc = jcount(jget(u, "cache_creation_input_tokens"));
+    int64_t in = jcount(al_json_get(u, "input_tokens")), cr = jcount(al_json_get(u, "cache_read_input_tokens")),
+            cc = jcount(al_json_get(u, "cache_creation_input_tokens"));
     out->known = true;
     out->input = sat_add(sat_add(in, cr), cc);
-    out->output = jcount(jget(u, "output_tokens"));
+    out->output = jcount(al_json_get(u, "output_tokens"));
     out->cached = cr;
     *cache_creation = cc;
 }
@@ -872,7 +829,7 @@ int al_anth_response(const char *body, size_t len, const char *id_hint, al_buf_t
     if (!YAJL_IS_OBJECT(root)) goto out;
     type = jstr(root, "type");
     if (type && strcmp(type, "message") != 0) goto out;
-    content = jget(root, "content");
+    content = al_json_get(root, "content");
     if (!YAJL_IS_ARRAY(content)) goto out;
     for (size_t i = 0; i < content->u.array.len; i++) {
         yajl_val blk = content->u.array.values[i];
@@ -885,7 +842,7 @@ int al_anth_response(const char *body, size_t len, const char *id_hint, al_buf_t
             any_text = true;
         } else if (strcmp(bt, "tool_use") == 0) {
             const char *tid = jstr(blk, "id"), *name = jstr(blk, "name");
-            yajl_val input = jget(blk, "input");
+            yajl_val input = al_json_get(blk, "input");
             al_buf_t args;
             if (!tid || !name) goto out;
             if (n_calls++) al_buf_putc(&calls, ',');
@@ -896,7 +853,7 @@ int al_anth_response(const char *body, size_t len, const char *id_hint, al_buf_t
             al_buf_puts(&calls, ",\"arguments\":");
             al_buf_init(&args, out->max);
             if (input)
-                put_json(&args, input);
+                al_json_put(&args, input);
             else
                 al_buf_puts(&args, "{}");
             al_buf_json_str(&calls, args.p, args.len);
@@ -928,7 +885,7 @@ int al_anth_response(const char *body, size_t len, const char *id_hint, al_buf_t
     al_buf_puts(out, ",\"annotations\":[]},\"logprobs\":null,\"finish_reason\":");
     put_str(out, finish_reason(jstr(root, "stop_reason")));
     al_buf_puts(out, "}]");
-    u = jget(root, "usage");
+    u = al_json_get(root, "usage");
     if (YAJL_IS_OBJECT(u)) {
         read_usage(u, &us, &cc);
         al_buf_puts(out, ",\"usage\":");
@@ -988,7 +945,7 @@ int al_anth_error(int status, const char *body, size_t len, al_buf_t *out)
     char fallback[64];
 
     if (body && len && len <= ((size_t)1 << 20) && parse_tree(body, len, &root, NULL) == 0) {
-        e = jget(root, "error");
+        e = al_json_get(root, "error");
         if (YAJL_IS_OBJECT(e)) {
             type = jstr(e, "type");
             msg = jstr(e, "message");
@@ -1092,10 +1049,10 @@ static void stream_usage(al_anth_stream_t *st, yajl_val u)
     int64_t in = st->usage.input - cr - cc;
     yajl_val v;
     if (!YAJL_IS_OBJECT(u)) return;
-    if (!absent(v = jget(u, "input_tokens"))) in = jcount(v);
-    if (!absent(v = jget(u, "cache_read_input_tokens"))) cr = jcount(v);
-    if (!absent(v = jget(u, "cache_creation_input_tokens"))) cc = jcount(v);
-    if (!absent(v = jget(u, "output_tokens"))) st->usage.output = jcount(v);
+    if (!absent(v = al_json_get(u, "input_tokens"))) in = jcount(v);
+    if (!absent(v = al_json_get(u, "cache_read_input_tokens"))) cr = jcount(v);
+    if (!absent(v = al_json_get(u, "cache_creation_input_tokens"))) cc = jcount(v);
+    if (!absent(v = al_json_get(u, "output_tokens"))) st->usage.output = jcount(v);
     if (in < 0) in = 0;
     st->usage.known = true;
     st->usage.cached = cr;
@@ -1105,7 +1062,7 @@ static void stream_usage(al_anth_stream_t *st, yajl_val u)
 
 static int on_message_start(al_anth_stream_t *st, yajl_val root)
 {
-    yajl_val msg = jget(root, "message");
+    yajl_val msg = al_json_get(root, "message");
     const char *model;
     al_buf_t d;
     int rc;
@@ -1117,7 +1074,7 @@ static int on_message_start(al_anth_stream_t *st, yajl_val root)
         memcpy(st->model, model, n);
         st->model[n] = '\0';
     }
-    stream_usage(st, jget(msg, "usage"));
+    stream_usage(st, al_json_get(msg, "usage"));
     st->role_sent = true;
     al_buf_init(&d, 256);
     al_buf_puts(&d, "\"role\":\"assistant\",\"content\":\"\",\"refusal\":null");
@@ -1128,7 +1085,7 @@ static int on_message_start(al_anth_stream_t *st, yajl_val root)
 
 static int block_index(yajl_val root, int32_t *idx)
 {
-    yajl_val v = jget(root, "index");
+    yajl_val v = al_json_get(root, "index");
     if (!YAJL_IS_INTEGER(v) || v->u.number.i < 0 || v->u.number.i > INT32_MAX) return AL_EPARSE;
     *idx = (int32_t)v->u.number.i;
     return 0;
@@ -1163,7 +1120,7 @@ static int args_delta(al_anth_stream_t *st, const char *args, size_t len)
 
 static int on_block_start(al_anth_stream_t *st, yajl_val root)
 {
-    yajl_val cb = jget(root, "content_block"), input;
+    yajl_val cb = al_json_get(root, "content_block"), input;
     const char *t = jstr(cb, "type");
     int32_t idx;
     al_buf_t d;
@@ -1184,7 +1141,7 @@ static int on_block_start(al_anth_stream_t *st, yajl_val root)
     if (!id || !name || st->n_tools == INT32_MAX) return AL_EPARSE;
     st->block_type = BLK_TOOL;
     st->tool_index = st->n_tools++;
-    input = jget(cb, "input");
+    input = al_json_get(cb, "input");
     /* The Messages API streams the input as input_json_delta after an empty
      * object; an input given whole here is sent at once instead. */
     st->input_given = YAJL_IS_OBJECT(input) && input->u.object.len > 0;
@@ -1198,7 +1155,7 @@ static int on_block_start(al_anth_stream_t *st, yajl_val root)
     if (st->input_given) {
         al_buf_t args;
         al_buf_init(&args, MAX_INPUT * 6);
-        put_json(&args, input);
+        al_json_put(&args, input);
         al_buf_json_str(&d, args.p, args.len);
         if (args.err && !d.err) d.err = args.err;
         al_buf_free(&args);
@@ -1213,7 +1170,7 @@ static int on_block_start(al_anth_stream_t *st, yajl_val root)
 
 static int on_block_delta(al_anth_stream_t *st, yajl_val root)
 {
-    yajl_val delta = jget(root, "delta");
+    yajl_val delta = al_json_get(root, "delta");
     const char *dt = jstr(delta, "type");
     int32_t idx;
     if (st->block_type == BLK_NONE || block_index(root, &idx) || idx != st->block_index || !dt)
@@ -1260,10 +1217,10 @@ static int send_finish(al_anth_stream_t *st, const char *reason)
 
 static int on_message_delta(al_anth_stream_t *st, yajl_val root)
 {
-    yajl_val delta = jget(root, "delta"), sr;
+    yajl_val delta = al_json_get(root, "delta"), sr;
     if (!st->role_sent || (!absent(delta) && !YAJL_IS_OBJECT(delta))) return AL_EPARSE;
-    stream_usage(st, jget(root, "usage"));
-    sr = jget(delta, "stop_reason");
+    stream_usage(st, al_json_get(root, "usage"));
+    sr = al_json_get(delta, "stop_reason");
     if (YAJL_IS_STRING(sr)) return send_finish(st, finish_reason(sr->u.string));
     return 0;
 }

@@ -18,6 +18,7 @@
  * chat.completion.chunk into the Messages SSE events; tool-call argument
  * fragments pass through unbuffered as input_json_delta partials. */
 #include "translate/messages.h"
+#include "util/json.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,17 +110,6 @@ static int parse_tree(const char *p, size_t n, yajl_val *out, char *err, size_t 
     return 0;
 }
 
-/* Member k of object o, the last one when repeated; NULL if absent. */
-static yajl_val oget(yajl_val o, const char *k)
-{
-    yajl_val r = NULL;
-    if (!YAJL_IS_OBJECT(o)) return NULL;
-    for (size_t i = 0; i < o->u.object.len; i++)
-        if (o->u.object.keys[i] && strcmp(o->u.object.keys[i], k) == 0)
-            r = o->u.object.values[i];
-    return r;
-}
-
 /* Absent or JSON null. */
 static bool nullish(yajl_val v)
 {
@@ -129,40 +119,6 @@ static bool nullish(yajl_val v)
 static void put_str(al_buf_t *b, const char *s)
 {
     al_buf_json_str(b, s, s ? strlen(s) : 0);
-}
-
-/* Re-serialize a tree (depth bounded by prescan).  Numbers keep their text. */
-static void put_json(al_buf_t *b, yajl_val v)
-{
-    if (!v) {
-        al_buf_puts(b, "null");
-        return;
-    }
-    switch (v->type) {
-    case yajl_t_string: put_str(b, v->u.string); break;
-    case yajl_t_number: al_buf_puts(b, v->u.number.r); break;
-    case yajl_t_true: al_buf_puts(b, "true"); break;
-    case yajl_t_false: al_buf_puts(b, "false"); break;
-    case yajl_t_object:
-        al_buf_putc(b, '{');
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            if (i) al_buf_putc(b, ',');
-            put_str(b, v->u.object.keys[i]);
-            al_buf_putc(b, ':');
-            put_json(b, v->u.object.values[i]);
-        }
-        al_buf_putc(b, '}');
-        break;
-    case yajl_t_array:
-        al_buf_putc(b, '[');
-        for (size_t i = 0; i < v->u.array.len; i++) {
-            if (i) al_buf_putc(b, ',');
-            put_json(b, v->u.array.values[i]);
-        }
-        al_buf_putc(b, ']');
-        break;
-    default: al_buf_puts(b, "null"); break;
-    }
 }
 
 /* "prefix" + 24 random hex characters. */
@@ -209,10 +165,10 @@ static void tree_usage(yajl_val uo, al_usage_t *u)
 {
     int64_t in, outp, cached = 0;
     if (!YAJL_IS_OBJECT(uo)) return;
-    if (!get_count(oget(uo, "prompt_tokens"), &in) ||
-        !get_count(oget(uo, "completion_tokens"), &outp))
+    if (!get_count(al_json_get(uo, "prompt_tokens"), &in) ||
+        !get_count(al_json_get(uo, "completion_tokens"), &outp))
         return;
-    (void)get_count(oget(oget(uo, "prompt_tokens_details"), "cached_tokens"), &cached);
+    (void)get_count(al_json_get(al_json_get(uo, "prompt_tokens_details"), "cached_tokens"), &cached);
     if (cached > in) cached = in;
     u->known = true;
     u->input = in;
@@ -237,7 +193,7 @@ static void next_msg(req_ctx_t *c)
 /* Text of a "text" block; NULL with err set when it is not one. */
 static const char *block_text(req_ctx_t *c, yajl_val blk, const char *path)
 {
-    yajl_val t = oget(blk, "text");
+    yajl_val t = al_json_get(blk, "text");
     if (!t) {
         set_err(c->err, c->errlen, "%s.text: Field required", path);
         return NULL;
@@ -257,7 +213,7 @@ static const char *block_type(req_ctx_t *c, yajl_val blk, const char *path)
         set_err(c->err, c->errlen, "%s: Input should be a valid dictionary", path);
         return NULL;
     }
-    t = oget(blk, "type");
+    t = al_json_get(blk, "type");
     if (!t) {
         set_err(c->err, c->errlen, "%s.type: Field required", path);
         return NULL;
@@ -284,7 +240,7 @@ static bool is_b64(const char *s)
 static int put_image(req_ctx_t *c, yajl_val blk, const char *path, al_buf_t *out)
 {
     static const char *const media[] = {"image/jpeg", "image/png", "image/gif", "image/webp"};
-    yajl_val src = oget(blk, "source"), st, mt, data, url;
+    yajl_val src = al_json_get(blk, "source"), st, mt, data, url;
     bool ok = false;
 
     if (!src) {
@@ -295,14 +251,14 @@ static int put_image(req_ctx_t *c, yajl_val blk, const char *path, al_buf_t *out
         set_err(c->err, c->errlen, "%s.source: Input should be a valid dictionary", path);
         return AL_EPARSE;
     }
-    st = oget(src, "type");
+    st = al_json_get(src, "type");
     if (!YAJL_IS_STRING(st)) {
         set_err(c->err, c->errlen, "%s.source.type: Field required", path);
         return AL_EPARSE;
     }
     if (strcmp(st->u.string, "base64") == 0) {
-        mt = oget(src, "media_type");
-        data = oget(src, "data");
+        mt = al_json_get(src, "media_type");
+        data = al_json_get(src, "data");
         if (!YAJL_IS_STRING(mt)) {
             set_err(c->err, c->errlen, "%s.source.media_type: Field required", path);
             return AL_EPARSE;
@@ -333,7 +289,7 @@ static int put_image(req_ctx_t *c, yajl_val blk, const char *path, al_buf_t *out
         return 0;
     }
     if (strcmp(st->u.string, "url") == 0) {
-        url = oget(src, "url");
+        url = al_json_get(src, "url");
         if (!YAJL_IS_STRING(url)) {
             set_err(c->err, c->errlen, "%s.source.url: Field required", path);
             return AL_EPARSE;
@@ -352,7 +308,7 @@ static int put_image(req_ctx_t *c, yajl_val blk, const char *path, al_buf_t *out
 /* A tool_result block -> one role "tool" message. */
 static int put_tool_result(req_ctx_t *c, yajl_val blk, const char *path)
 {
-    yajl_val id = oget(blk, "tool_use_id"), ct = oget(blk, "content"), ie = oget(blk, "is_error");
+    yajl_val id = al_json_get(blk, "tool_use_id"), ct = al_json_get(blk, "content"), ie = al_json_get(blk, "is_error");
     al_buf_t text;
     char sub[192];
     int rc = 0;
@@ -483,11 +439,11 @@ static int put_user(req_ctx_t *c, yajl_val ct, size_t mi)
     al_buf_putc(c->out, '[');
     for (size_t j = 0; j < ct->u.array.len; j++) {
         yajl_val blk = ct->u.array.values[j];
-        const char *ty = oget(blk, "type")->u.string;
+        const char *ty = al_json_get(blk, "type")->u.string;
         if (strcmp(ty, "text") == 0) {
             if (n_part++) al_buf_putc(c->out, ',');
             al_buf_puts(c->out, "{\"type\":\"text\",\"text\":");
-            put_str(c->out, oget(blk, "text")->u.string);
+            put_str(c->out, al_json_get(blk, "text")->u.string);
             al_buf_putc(c->out, '}');
         } else if (strcmp(ty, "image") == 0) {
             if (n_part++) al_buf_putc(c->out, ',');
@@ -503,7 +459,7 @@ static int put_user(req_ctx_t *c, yajl_val ct, size_t mi)
 /* Validate a tool_use block; when out is non-NULL write its tool call. */
 static int put_tool_use(req_ctx_t *c, yajl_val blk, const char *path, al_buf_t *out)
 {
-    yajl_val id = oget(blk, "id"), name = oget(blk, "name"), in = oget(blk, "input");
+    yajl_val id = al_json_get(blk, "id"), name = al_json_get(blk, "name"), in = al_json_get(blk, "input");
     al_buf_t args;
     int rc;
 
@@ -523,7 +479,7 @@ static int put_tool_use(req_ctx_t *c, yajl_val blk, const char *path, al_buf_t *
     }
     if (!out) return 0;
     al_buf_init(&args, MSGS_SCRATCH_MAX);
-    if (YAJL_IS_OBJECT(in)) put_json(&args, in);
+    if (YAJL_IS_OBJECT(in)) al_json_put(&args, in);
     else al_buf_puts(&args, "{}");
     rc = args.err;
     if (rc == 0) {
@@ -602,7 +558,7 @@ static int put_assistant(req_ctx_t *c, yajl_val ct, size_t mi)
         al_buf_puts(c->out, ",\"tool_calls\":[");
         for (size_t j = 0; j < ct->u.array.len; j++) {
             yajl_val blk = ct->u.array.values[j];
-            if (strcmp(oget(blk, "type")->u.string, "tool_use") != 0) continue;
+            if (strcmp(al_json_get(blk, "type")->u.string, "tool_use") != 0) continue;
             if (k++) al_buf_putc(c->out, ',');
             snprintf(path, sizeof path, "messages.%zu.content.%zu", mi, j);
             rc = put_tool_use(c, blk, path, c->out);
@@ -682,8 +638,8 @@ static int put_messages(req_ctx_t *c, yajl_val msgs)
             set_err(c->err, c->errlen, "%s: Input should be a valid dictionary", path);
             return AL_EPARSE;
         }
-        role = oget(m, "role");
-        ct = oget(m, "content");
+        role = al_json_get(m, "role");
+        ct = al_json_get(m, "content");
         if (!role) {
             set_err(c->err, c->errlen, "%s.role: Field required", path);
             return AL_EPARSE;
@@ -717,14 +673,14 @@ static int put_tools(req_ctx_t *c, yajl_val tools)
             set_err(c->err, c->errlen, "%s: Input should be a valid dictionary", path);
             return AL_EPARSE;
         }
-        ty = oget(t, "type");
+        ty = al_json_get(t, "type");
         if (!nullish(ty) && (!YAJL_IS_STRING(ty) || strcmp(ty->u.string, "custom") != 0)) {
             set_err(c->err, c->errlen, "%s.type: unsupported tool type", path);
             return AL_EPARSE;
         }
-        name = oget(t, "name");
-        desc = oget(t, "description");
-        schema = oget(t, "input_schema");
+        name = al_json_get(t, "name");
+        desc = al_json_get(t, "description");
+        schema = al_json_get(t, "input_schema");
         if (!YAJL_IS_STRING(name)) {
             set_err(c->err, c->errlen,
                     name ? "%s.name: Input should be a valid string" : "%s.name: Field required", path);
@@ -749,7 +705,7 @@ static int put_tools(req_ctx_t *c, yajl_val tools)
             put_str(c->out, desc->u.string);
         }
         al_buf_puts(c->out, ",\"parameters\":");
-        put_json(c->out, schema);
+        al_json_put(c->out, schema);
         al_buf_puts(c->out, "}}");
     }
     return 0;
@@ -767,7 +723,7 @@ static int put_tool_choice(req_ctx_t *c, yajl_val tc, bool have_tools)
         set_err(c->err, c->errlen, "tool_choice: Input should be a valid dictionary");
         return AL_EPARSE;
     }
-    ty = oget(tc, "type");
+    ty = al_json_get(tc, "type");
     if (!YAJL_IS_STRING(ty)) {
         set_err(c->err, c->errlen, "tool_choice.type: Field required");
         return AL_EPARSE;
@@ -778,13 +734,13 @@ static int put_tool_choice(req_ctx_t *c, yajl_val tc, bool have_tools)
         set_err(c->err, c->errlen, "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'");
         return AL_EPARSE;
     }
-    name = oget(tc, "name");
+    name = al_json_get(tc, "name");
     if (strcmp(t, "tool") == 0 && !YAJL_IS_STRING(name)) {
         set_err(c->err, c->errlen,
                 name ? "tool_choice.name: Input should be a valid string" : "tool_choice.name: Field required");
         return AL_EPARSE;
     }
-    dp = oget(tc, "disable_parallel_tool_use");
+    dp = al_json_get(tc, "disable_parallel_tool_use");
     if (!nullish(dp) && !YAJL_IS_TRUE(dp) && !YAJL_IS_FALSE(dp)) {
         set_err(c->err, c->errlen, "tool_choice.disable_parallel_tool_use: Input should be a valid boolean");
         return AL_EPARSE;
@@ -809,7 +765,7 @@ static int put_tool_choice(req_ctx_t *c, yajl_val tc, bool have_tools)
 /* temperature / top_p: a number passed through as written. */
 static int put_number(req_ctx_t *c, yajl_val root, const char *key)
 {
-    yajl_val v = oget(root, key);
+    yajl_val v = al_json_get(root, key);
     if (nullish(v)) return 0;
     if (!YAJL_IS_NUMBER(v)) {
         set_err(c->err, c->errlen, "%s: Input should be a valid number", key);
@@ -829,7 +785,7 @@ static int request_body(req_ctx_t *c, yajl_val root)
         set_err(c->err, c->errlen, "body: Input should be a valid dictionary");
         return AL_EPARSE;
     }
-    model = oget(root, "model");
+    model = al_json_get(root, "model");
     if (!model) {
         set_err(c->err, c->errlen, "model: Field required");
         return AL_EPARSE;
@@ -838,7 +794,7 @@ static int request_body(req_ctx_t *c, yajl_val root)
         set_err(c->err, c->errlen, "model: Input should be a valid string");
         return AL_EPARSE;
     }
-    mt = oget(root, "max_tokens");
+    mt = al_json_get(root, "max_tokens");
     if (!mt) {
         set_err(c->err, c->errlen, "max_tokens: Field required");
         return AL_EPARSE;
@@ -851,7 +807,7 @@ static int request_body(req_ctx_t *c, yajl_val root)
         set_err(c->err, c->errlen, "max_tokens: Input should be greater than or equal to 1");
         return AL_EPARSE;
     }
-    msgs = oget(root, "messages");
+    msgs = al_json_get(root, "messages");
     if (!msgs) {
         set_err(c->err, c->errlen, "messages: Field required");
         return AL_EPARSE;
@@ -868,13 +824,13 @@ static int request_body(req_ctx_t *c, yajl_val root)
     al_buf_puts(c->out, "{\"model\":");
     put_str(c->out, model->u.string);
     al_buf_puts(c->out, ",\"messages\":[");
-    rc = put_system(c, oget(root, "system"));
+    rc = put_system(c, al_json_get(root, "system"));
     if (rc) return rc;
     rc = put_messages(c, msgs);
     if (rc) return rc;
     al_buf_printf(c->out, "],\"max_tokens\":%lld", (long long)mt->u.number.i);
 
-    v = oget(root, "stop_sequences");
+    v = al_json_get(root, "stop_sequences");
     if (!nullish(v)) {
         if (!YAJL_IS_ARRAY(v)) {
             set_err(c->err, c->errlen, "stop_sequences: Input should be a valid list");
@@ -888,17 +844,17 @@ static int request_body(req_ctx_t *c, yajl_val root)
         }
         if (v->u.array.len) {
             al_buf_puts(c->out, ",\"stop\":");
-            put_json(c->out, v);
+            al_json_put(c->out, v);
         }
     }
     if ((rc = put_number(c, root, "temperature")) != 0) return rc;
     if ((rc = put_number(c, root, "top_p")) != 0) return rc;
-    v = oget(root, "top_k");   /* validated, then dropped: OpenAI has no top_k */
+    v = al_json_get(root, "top_k");   /* validated, then dropped: OpenAI has no top_k */
     if (!nullish(v) && !YAJL_IS_INTEGER(v)) {
         set_err(c->err, c->errlen, "top_k: Input should be a valid integer");
         return AL_EPARSE;
     }
-    v = oget(root, "stream");
+    v = al_json_get(root, "stream");
     if (!nullish(v)) {
         if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
             set_err(c->err, c->errlen, "stream: Input should be a valid boolean");
@@ -909,14 +865,14 @@ static int request_body(req_ctx_t *c, yajl_val root)
         else
             al_buf_puts(c->out, ",\"stream\":false");
     }
-    v = oget(root, "metadata");
+    v = al_json_get(root, "metadata");
     if (!nullish(v)) {
         yajl_val uid;
         if (!YAJL_IS_OBJECT(v)) {
             set_err(c->err, c->errlen, "metadata: Input should be a valid dictionary");
             return AL_EPARSE;
         }
-        uid = oget(v, "user_id");
+        uid = al_json_get(v, "user_id");
         if (!nullish(uid) && !YAJL_IS_STRING(uid)) {
             set_err(c->err, c->errlen, "metadata.user_id: Input should be a valid string");
             return AL_EPARSE;
@@ -926,7 +882,7 @@ static int request_body(req_ctx_t *c, yajl_val root)
             put_str(c->out, uid->u.string);
         }
     }
-    v = oget(root, "tools");
+    v = al_json_get(root, "tools");
     if (!nullish(v) && !YAJL_IS_ARRAY(v)) {
         set_err(c->err, c->errlen, "tools: Input should be a valid list");
         return AL_EPARSE;
@@ -938,9 +894,9 @@ static int request_body(req_ctx_t *c, yajl_val root)
         if (rc) return rc;
         al_buf_putc(c->out, ']');
     }
-    rc = put_tool_choice(c, oget(root, "tool_choice"), have_tools);
+    rc = put_tool_choice(c, al_json_get(root, "tool_choice"), have_tools);
     if (rc) return rc;
-    v = oget(root, "thinking");   /* dropped, but must be an object */
+    v = al_json_get(root, "thinking");   /* dropped, but must be an object */
     if (!nullish(v) && !YAJL_IS_OBJECT(v)) {
         set_err(c->err, c->errlen, "thinking: Input should be a valid dictionary");
         return AL_EPARSE;
@@ -1001,7 +957,7 @@ static void put_arguments(al_buf_t *b, yajl_val args)
     yajl_val t = NULL;
     if (YAJL_IS_STRING(args) && parse_tree(args->u.string, strlen(args->u.string), &t, NULL, 0) == 0 &&
         YAJL_IS_OBJECT(t))
-        put_json(b, t);
+        al_json_put(b, t);
     else
         al_buf_puts(b, "{}");
     if (t) yajl_tree_free(t);
@@ -1018,7 +974,7 @@ static void put_content_text(al_buf_t *b, yajl_val ct, size_t *n)
         al_buf_putc(b, '}');
     } else if (YAJL_IS_ARRAY(ct)) {
         for (size_t i = 0; i < ct->u.array.len; i++) {
-            yajl_val t = oget(ct->u.array.values[i], "text");
+            yajl_val t = al_json_get(ct->u.array.values[i], "text");
             if (YAJL_IS_STRING(t)) put_content_text(b, t, n);
         }
     }
@@ -1034,22 +990,22 @@ int al_msgs_response(const char *body, size_t len, const char *model, al_buf_t *
 
     rc = parse_tree(body, len, &root, NULL, 0);
     if (rc) goto out;
-    ch = oget(root, "choices");
+    ch = al_json_get(root, "choices");
     if (!YAJL_IS_ARRAY(ch) || ch->u.array.len == 0 || !YAJL_IS_OBJECT(ch->u.array.values[0])) {
         rc = AL_EPARSE;
         goto out;
     }
-    msg = oget(ch->u.array.values[0], "message");
+    msg = al_json_get(ch->u.array.values[0], "message");
     if (!YAJL_IS_OBJECT(msg)) {
         rc = AL_EPARSE;
         goto out;
     }
-    fr = oget(ch->u.array.values[0], "finish_reason");
-    tcs = oget(msg, "tool_calls");
-    tree_usage(oget(root, "usage"), &u);
-    msg_id(oget(root, "id"), id, sizeof id);
+    fr = al_json_get(ch->u.array.values[0], "finish_reason");
+    tcs = al_json_get(msg, "tool_calls");
+    tree_usage(al_json_get(root, "usage"), &u);
+    msg_id(al_json_get(root, "id"), id, sizeof id);
     if (!model) {
-        yajl_val m = oget(root, "model");
+        yajl_val m = al_json_get(root, "model");
         model = YAJL_IS_STRING(m) ? m->u.string : "";
     }
 
@@ -1058,15 +1014,15 @@ int al_msgs_response(const char *body, size_t len, const char *model, al_buf_t *
     al_buf_puts(out, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     put_str(out, model);
     al_buf_puts(out, ",\"content\":[");
-    put_content_text(out, oget(msg, "content"), &n);
-    if (n == 0) put_content_text(out, oget(msg, "refusal"), &n);
+    put_content_text(out, al_json_get(msg, "content"), &n);
+    if (n == 0) put_content_text(out, al_json_get(msg, "refusal"), &n);
     if (YAJL_IS_ARRAY(tcs)) {
         for (size_t i = 0; i < tcs->u.array.len; i++) {
-            yajl_val tc = tcs->u.array.values[i], fn = oget(tc, "function"), tid, name;
+            yajl_val tc = tcs->u.array.values[i], fn = al_json_get(tc, "function"), tid, name;
             char gen[40];
             if (!YAJL_IS_OBJECT(fn)) continue;
-            tid = oget(tc, "id");
-            name = oget(fn, "name");
+            tid = al_json_get(tc, "id");
+            name = al_json_get(fn, "name");
             if (n++) al_buf_putc(out, ',');
             al_buf_puts(out, "{\"type\":\"tool_use\",\"id\":");
             if (YAJL_IS_STRING(tid) && tid->u.string[0]) {
@@ -1078,7 +1034,7 @@ int al_msgs_response(const char *body, size_t len, const char *model, al_buf_t *
             al_buf_puts(out, ",\"name\":");
             put_str(out, YAJL_IS_STRING(name) ? name->u.string : "");
             al_buf_puts(out, ",\"input\":");
-            put_arguments(out, oget(fn, "arguments"));
+            put_arguments(out, al_json_get(fn, "arguments"));
             al_buf_putc(out, '}');
         }
     }
@@ -1153,14 +1109,14 @@ int al_msgs_error_from_openai(int status, const char *body, size_t len, al_buf_t
 {
     yajl_val root = NULL, e, m = NULL, eid = NULL;
     if (body && parse_tree(body, len, &root, NULL, 0) == 0) {
-        e = oget(root, "error");
+        e = al_json_get(root, "error");
         if (YAJL_IS_OBJECT(e)) {
-            m = oget(e, "message");
-            eid = oget(e, "escalation_id");
+            m = al_json_get(e, "message");
+            eid = al_json_get(e, "escalation_id");
         } else if (YAJL_IS_STRING(e)) {
             m = e;
         } else {
-            m = oget(root, "message");
+            m = al_json_get(root, "message");
         }
     }
     put_error(out, error_type(status), YAJL_IS_STRING(m) ? m->u.string : NULL,
@@ -1252,7 +1208,7 @@ static int text_delta(al_msgs_stream_t *st, const char *s)
  * whose block was already closed cannot be placed any more and are dropped. */
 static int tool_delta(al_msgs_stream_t *st, yajl_val tc)
 {
-    yajl_val iv = oget(tc, "index"), fn = oget(tc, "function"), args;
+    yajl_val iv = al_json_get(tc, "index"), fn = al_json_get(tc, "function"), args;
     int64_t idx;
     al_buf_t b;
     int rc;
@@ -1263,7 +1219,7 @@ static int tool_delta(al_msgs_stream_t *st, yajl_val tc)
     else
         idx = st->tool_index >= 0 ? st->tool_index : 0;   /* no index: the current call */
     if (!(st->block_kind == KIND_TOOL && idx == st->tool_index)) {
-        yajl_val id = oget(tc, "id"), name = oget(fn, "name");
+        yajl_val id = al_json_get(tc, "id"), name = al_json_get(fn, "name");
         char gen[40];
         if (idx <= st->tool_index) return 0;
         rc = close_block(st);
@@ -1288,7 +1244,7 @@ static int tool_delta(al_msgs_stream_t *st, yajl_val tc)
         rc = send_event(st, "content_block_start", &b);
         if (rc) return rc;
     }
-    args = oget(fn, "arguments");
+    args = al_json_get(fn, "arguments");
     if (!YAJL_IS_STRING(args) || !args->u.string[0]) return 0;
     al_buf_init(&b, MSGS_SCRATCH_MAX);
     al_buf_printf(&b,
@@ -1302,18 +1258,18 @@ static int tool_delta(al_msgs_stream_t *st, yajl_val tc)
 
 static int stream_choice(al_msgs_stream_t *st, yajl_val choice)
 {
-    yajl_val idx = oget(choice, "index"), delta = oget(choice, "delta"), fr, v;
+    yajl_val idx = al_json_get(choice, "index"), delta = al_json_get(choice, "delta"), fr, v;
     int rc;
 
     if (!YAJL_IS_OBJECT(choice)) return 0;
     if (YAJL_IS_NUMBER(idx) && !(YAJL_IS_INTEGER(idx) && idx->u.number.i == 0))
         return 0;   /* only the first choice is translated */
     if (YAJL_IS_OBJECT(delta)) {
-        v = oget(delta, "content");
+        v = al_json_get(delta, "content");
         if (YAJL_IS_STRING(v) && (rc = text_delta(st, v->u.string)) != 0) return rc;
-        v = oget(delta, "refusal");
+        v = al_json_get(delta, "refusal");
         if (YAJL_IS_STRING(v) && (rc = text_delta(st, v->u.string)) != 0) return rc;
-        v = oget(delta, "tool_calls");
+        v = al_json_get(delta, "tool_calls");
         if (YAJL_IS_ARRAY(v)) {
             for (size_t i = 0; i < v->u.array.len; i++) {
                 rc = tool_delta(st, v->u.array.values[i]);
@@ -1321,7 +1277,7 @@ static int stream_choice(al_msgs_stream_t *st, yajl_val choice)
             }
         }
     }
-    fr = oget(choice, "finish_reason");
+    fr = al_json_get(choice, "finish_reason");
     if (YAJL_IS_STRING(fr))
         snprintf(st->stop_reason, sizeof st->stop_reason, "%s", map_finish(fr->u.string));
     return 0;
@@ -1342,19 +1298,19 @@ int al_msgs_stream_chunk(al_msgs_stream_t *st, const char *json, size_t len)
         goto out;
     }
     if (st->finished) goto out;
-    ch = oget(root, "choices");
-    v = oget(root, "error");
+    ch = al_json_get(root, "choices");
+    v = al_json_get(root, "error");
     if (!nullish(v) && !ch) {
         /* an error inside the stream (data: {"error":{...}}) ends it */
-        yajl_val m = YAJL_IS_OBJECT(v) ? oget(v, "message") : v;
+        yajl_val m = YAJL_IS_OBJECT(v) ? al_json_get(v, "message") : v;
         rc = al_msgs_stream_error(st, "api_error", YAJL_IS_STRING(m) ? m->u.string : NULL);
         goto out;
     }
     if (!st->started) {
-        yajl_val id = oget(root, "id");
+        yajl_val id = al_json_get(root, "id");
         if (YAJL_IS_STRING(id) && id->u.string[0]) msg_id(id, st->id, sizeof st->id);
     }
-    tree_usage(oget(root, "usage"), &st->usage);
+    tree_usage(al_json_get(root, "usage"), &st->usage);
     rc = stream_start(st);
     if (rc) goto out;
     if (YAJL_IS_ARRAY(ch)) {

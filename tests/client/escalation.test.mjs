@@ -410,7 +410,7 @@ describe('hold', () => {
     assert.equal(msg.stop_reason, 'end_turn');
   });
 
-  test('rejected: 503 escalation_rejected with the reason', async () => {
+  test('rejected: 403 escalation_rejected with the reason', async () => {
     const known = await knownIds();
     const rid = uniq('hold-r');
     const pending = gw.post('/v1/chat/completions', chatBody('esch'), { headers: { 'x-request-id': rid } });
@@ -418,7 +418,7 @@ describe('hold', () => {
     const rr = await gw.admin('POST', `/admin/v1/escalations/${id}/resolve`, { token: tok.admin, body: { reject: 'not something we do' } });
     assert.equal(rr.status, 200, rr.text);
     const r = await pending;
-    assert.equal(r.status, 503, r.text);
+    assert.equal(r.status, 403, r.text);
     const e = openaiError(r.text);
     assert.ok([e.code, e.type].includes('escalation_rejected'), r.text);
     assert.match(e.message, /not something we do/);
