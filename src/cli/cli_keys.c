@@ -1,6 +1,7 @@
 /* cli_keys.c - `airlock keys create | list | revoke`, and the helpers the
  * CLI commands share: argument parsing, loading the configuration without
- * requiring provider secrets, opening the store, times and aligned tables.
+ * requiring provider secrets, opening the store, checking --limit,
+ * --expires, --label and --agent, times and aligned tables.
  *
  * `keys create` refuses agents the configuration does not declare (no shadow
  * agents), stores only the SHA-256 of the new secret and prints the secret
