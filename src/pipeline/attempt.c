@@ -226,19 +226,29 @@ static int on_sse_event(void *ud, const char *event, size_t elen, const char *da
         int rc = al_anth_stream_event(&c->ast, event, elen, data, dlen, &eb);
         if (c->ast.usage.known) c->usage = c->ast.usage;
         if (rc == AL_EIO) {
-            /* The provider's own error event: keep its body for the client. */
+            /* The provider's own error event: keep its body for the client,
+             * with the status its type stands for (the stream's is 200). */
             c->up_errevent = true;
             al_buf_reset(&c->last_err);
             if (!eb.err) al_buf_append(&c->last_err, eb.p, eb.len);
+            c->up_status = 502;
+            if (!eb.err && memmem(eb.p, eb.len, "\"rate_limit_exceeded\"", 21)) c->up_status = 429;
+            else if (!eb.err && memmem(eb.p, eb.len, "\"overloaded\"", 12)) c->up_status = 503;
             al_buf_free(&eb);
             return -1;
         }
         al_buf_free(&eb);
-        if (rc == AL_ANTH_STREAM_DONE) return al__deliver_done(c) < 0 ? -1 : 0;
+        if (rc == AL_ANTH_STREAM_DONE) {
+            c->up_ended = true;
+            return al__deliver_done(c) < 0 ? -1 : 0;
+        }
         if (rc == AL_EPARSE) return -2;
         return rc < 0 ? -1 : 0;
     }
-    if (dlen == 6 && memcmp(data, "[DONE]", 6) == 0) return al__deliver_done(c) < 0 ? -1 : 0;
+    if (dlen == 6 && memcmp(data, "[DONE]", 6) == 0) {
+        c->up_ended = true;
+        return al__deliver_done(c) < 0 ? -1 : 0;
+    }
     return al__deliver_chunk(c, data, dlen);
 }
 
@@ -249,7 +259,10 @@ static void on_up_head(void *ud, int status, const char *ctype, const char *retr
     al_ctx_t *c = ud;
     c->up_status = status;
     if (retry_after) snprintf(c->retry_after, sizeof c->retry_after, "%s", retry_after);
-    c->up_sse = status == 200 && ctype && strncmp(ctype, "text/event-stream", 17) == 0;
+    /* An event stream the client did not ask for is read as a body, which
+     * then fails to parse: a malformed answer, so the next target is tried. */
+    c->up_sse = status == 200 && c->ev.stream && ctype &&
+                strncmp(ctype, "text/event-stream", 17) == 0;
     if (c->up_sse) {
         if (c->sse_init) al_sse_free(&c->sse);
         al_sse_init(&c->sse, MAX_SSE_EVENT, on_sse_event, c);
@@ -318,7 +331,7 @@ static al_attempt_outcome_t classify(al_ctx_t *c, al_up_result_t res)
 {
     if (c->up_errevent) {
         snprintf(c->last_msg, sizeof c->last_msg, "the provider's stream reported an error");
-        return AL_ATT_HTTP_5XX;
+        return c->up_status == 429 ? AL_ATT_HTTP_429 : AL_ATT_HTTP_5XX;
     }
     if (c->up_malformed) {
         snprintf(c->last_msg, sizeof c->last_msg, "upstream sent a malformed stream chunk");
@@ -337,6 +350,10 @@ static al_attempt_outcome_t classify(al_ctx_t *c, al_up_result_t res)
         return AL_ATT_MALFORMED;
     }
     int st = c->up_status;
+    if (st < 100) {
+        snprintf(c->last_msg, sizeof c->last_msg, "upstream sent no HTTP response head");
+        return AL_ATT_MALFORMED;
+    }
     if (st >= 200 && st < 300) return AL_ATT_OK;
     if (st == 401 || st == 403) {
         al_warn("provider '%s' answered HTTP %d: check its api_key_env", c->model->provider->name,
@@ -609,8 +626,11 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
         return;
     }
     if (c->stream_started) {
-        bool ok = res == AL_UP_OK && !c->up_malformed && !c->up_errevent;
-        al_attempt_outcome_t so = ok ? AL_ATT_OK : classify(c, res);
+        bool ok = res == AL_UP_OK && !c->up_malformed && !c->up_errevent && c->up_ended;
+        al_attempt_outcome_t so = ok ? AL_ATT_OK : res == AL_UP_OK && !c->up_malformed &&
+                                                           !c->up_errevent
+                                                       ? AL_ATT_RESET /* cut short */
+                                                       : classify(c, res);
         al__attempt_note(c, c->model, so, c->up_status, lat);
         breaker_note(c, tgt, so, probe, lat);
         attempts_close(c);
@@ -621,12 +641,14 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
         } else {
             const char *why = c->up_malformed   ? "upstream sent a malformed chunk"
                               : c->up_errevent ? "the provider reported an error mid-stream"
+                              : res == AL_UP_OK ? "upstream ended the stream early"
                                                : "upstream stream failed";
             stream_error(c, "upstream_error", why);
             c->ev.status = 200;
             AL_EVENT_SET(&c->ev, outcome, "error", 5);
             const char *et = c->up_malformed ? "bad_upstream_response"
                              : c->up_errevent ? "upstream_error"
+                             : res == AL_UP_OK ? "reset"
                                               : al_up_result_name(res);
             AL_EVENT_SET(&c->ev, error_type, et, strlen(et));
         }
@@ -666,7 +688,7 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
     if (c->route && (cls & c->route->retry.on) && c->tries < attempts_per_target(c)) {
         const al_retry_cfg_t *rc = &c->route->retry;
         int64_t ra = -1;
-        if (c->retry_after[0] && (status == 429 || status == 503))
+        if (c->retry_after[0] && (status == 429 || status == 503 || status == 529))
             ra = al_route_retry_after_ms(c->retry_after, false, al_wall_ms());
         if (ra > (int64_t)rc->retry_after_cap_ms) {
             advance(c); /* it asks for longer than we wait: next target now */
@@ -834,7 +856,9 @@ static void start_attempt(al_ctx_t *c, const al_route_target_t *tgt, bool probe)
     c->up_sse = false;
     c->up_malformed = false;
     c->up_errevent = false;
+    c->up_ended = false;
     c->upstream_done = false;
+    memset(&c->ast, 0, sizeof c->ast);
     c->retry_after[0] = '\0';
     c->usage = (al_usage_t){0};
     al_buf_reset(&c->resp);

@@ -67,6 +67,7 @@ typedef struct al_ctx {
     bool up_anthropic;             /* current target is an anthropic provider */
     bool up_errevent;              /* the provider's stream sent an error event */
     bool saw_done;                 /* the stream's end marker was relayed */
+    bool up_ended;                 /* the provider sent its end marker ([DONE], message_stop) */
     bool stream_started;
     bool upstream_done;
     al_buf_t resp;

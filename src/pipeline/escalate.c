@@ -132,10 +132,17 @@ static void hold_unlink(al_ctx_t *c)
     al_gateway_hold_remove(c->w->gw, c->ev.escalation_id);
 }
 
+static void queue_job(al_ctx_t *c, job_kind_t kind, const char *id);
+
+/* The client left (or the gateway is stopping) while a person was asked:
+ * nobody waits for the answer any more, so the escalation closes as
+ * `timeout` rather than wait for a person to answer into the void. */
 void al__hold_cancel(al_ctx_t *c)
 {
-    if (c->held) hold_unlink(c);
     if (c->backoff_init) uv_timer_stop(&c->backoff);
+    if (!c->held) return;
+    hold_unlink(c);
+    queue_job(c, J_TIMEOUT, c->ev.escalation_id);
 }
 
 void al_pipeline_deliver_notes(al_worker_t *w)
@@ -227,7 +234,12 @@ static void after_insert(al_ctx_t *c, job_t *j)
                  "GET /v1/escalations/%s",
                  c->ev.escalation_id, c->ev.escalation_id);
         if (c->face_anthropic) {
-            al_msgs_error(503, msg, &b);
+            al_buf_puts(&b, "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+                            "\"message\":");
+            al_buf_json_str(&b, msg, strlen(msg));
+            al_buf_puts(&b, ",\"escalation_id\":");
+            al_buf_json_str(&b, c->ev.escalation_id, strlen(c->ev.escalation_id));
+            al_buf_puts(&b, "}}");
         } else {
             al_buf_puts(&b, "{\"error\":{\"message\":");
             al_buf_json_str(&b, msg, strlen(msg));
@@ -282,19 +294,26 @@ static void job_after(uv_work_t *wk, int status)
                 al_buf_free(&b);
             }
         }
-    } else if (j->kind == J_INSERT && j->rc == AL_OK && c->w->gw->alerts) {
-        al_alert_field_t f[] = {{"escalation", c->esc->id}, {"agent", c->esc->agent},
-                                {"reason", c->esc->reason}};
-        al_alerts_post(c->w->gw->alerts, "escalation.opened", "airlock: a request needs a person",
-                       "warning", f, AL_ARRAY_LEN(f));
+    } else if (j->kind == J_INSERT && j->rc == AL_OK) {
+        /* The client left while the escalation was being stored: it never
+         * learned the id, so nobody can use an answer; close it. */
+        queue_job(c, J_TIMEOUT, j->id);
     }
     if (j->have_row) al_esc_row_free(&j->row);
     free(j);
+    c->w->jobs--;
     al__ctx_unhold(c);
 }
 
+#define MAX_JOBS_PER_WORKER 256 /* store calls waiting for the thread pool */
+
 static void queue_job(al_ctx_t *c, job_kind_t kind, const char *id)
 {
+    if (c->w->jobs >= MAX_JOBS_PER_WORKER) {
+        al__fail(c, 503, "overloaded", "store_busy", "error",
+                 "the gateway is busy; retry shortly");
+        return;
+    }
     job_t *j = al_calloc(1, sizeof *j);
     j->c = c;
     j->store = c->w->gw->store;
@@ -302,10 +321,11 @@ static void queue_job(al_ctx_t *c, job_kind_t kind, const char *id)
     j->work.data = j;
     snprintf(j->id, sizeof j->id, "%s", id);
     c->holds++;
+    c->w->jobs++;
     if (uv_queue_work(&c->w->loop, &j->work, job_work, job_after) != 0) {
-        j->rc = AL_EIO;
         free(j);
         c->holds--;
+        c->w->jobs--;
         al__fail(c, 503, "overloaded", "retry", "error", "the gateway is busy; retry shortly");
     }
 }

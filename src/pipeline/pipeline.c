@@ -26,6 +26,9 @@ void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
 {
     const char *hdrs[7];
     size_t n = 0;
+    if (c->ev.n_attempts)
+        snprintf(c->attempts_hdr, sizeof c->attempts_hdr, "x-airlock-attempts: %u",
+                 c->ev.n_attempts);
     hdrs[n++] = c->reqid_hdr;
     if (c->route_hdr[0]) hdrs[n++] = c->route_hdr;
     if (c->target_hdr[0]) hdrs[n++] = c->target_hdr;

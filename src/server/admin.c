@@ -15,6 +15,7 @@
 #include "pipeline/ctx.h"
 #include "policy/keys.h"
 #include "store/escjson.h"
+#include "util/json.h"
 #include "util/log.h"
 
 #include <stdio.h>
@@ -22,7 +23,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
-#define ADMIN_BODY_MAX (64 * 1024)
+#define ADMIN_BODY_MAX (8 << 20) /* an answer of 1 MiB, JSON-escaped */
 #define ANSWER_MAX (1 << 20)
 
 typedef enum { A_STATUS, A_ESC_LIST, A_ESC_GET, A_ESC_RESOLVE } op_t;
@@ -38,6 +39,8 @@ typedef struct admin_job {
     char status_filter[16];
     char agent_filter[64];
     uint32_t limit;
+    char *body;                  /* resolve: the request body (NUL-terminated copy) */
+    size_t body_len;
     char *answer;                /* resolve: the text */
     bool reject;
     /* results */
@@ -68,6 +71,42 @@ static bool role_in(const char *role, const char *const *allowed)
     for (; *allowed; allowed++)
         if (strcmp(role, *allowed) == 0) return true;
     return false;
+}
+
+/* Parse {"answer": "..."} or {"reject": "..."}. */
+static bool parse_resolve(admin_job_t *j, char *err, size_t errlen)
+{
+    if (!j->body || j->body_len == 0 || j->body_len > ADMIN_BODY_MAX ||
+        al_json_depth(j->body, j->body_len) > 16) {
+        snprintf(err, errlen, "send a JSON object with \"answer\" or \"reject\"");
+        return false;
+    }
+    char perr[128];
+    yajl_val root = yajl_tree_parse(j->body, perr, sizeof perr);
+    bool ok = false;
+    if (!root || !YAJL_IS_OBJECT(root)) {
+        snprintf(err, errlen, "the body must be a JSON object");
+        goto out;
+    }
+    const char *pa[] = {"answer", NULL}, *pr[] = {"reject", NULL};
+    yajl_val a = yajl_tree_get(root, pa, yajl_t_any);
+    yajl_val r = yajl_tree_get(root, pr, yajl_t_any);
+    if ((a != NULL) == (r != NULL)) {
+        snprintf(err, errlen, "give exactly one of \"answer\" and \"reject\"");
+        goto out;
+    }
+    yajl_val v = a ? a : r;
+    const char *sv = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
+    if (!sv || strlen(sv) > ANSWER_MAX) {
+        snprintf(err, errlen, "\"%s\" must be a string of at most 1 MiB", a ? "answer" : "reject");
+        goto out;
+    }
+    j->answer = al_strdup(sv);
+    j->reject = r != NULL;
+    ok = true;
+out:
+    if (root) yajl_tree_free(root);
+    return ok;
 }
 
 /* --- the work, on a pool thread ------------------------------------------ */
@@ -127,7 +166,7 @@ static void do_status(admin_job_t *j)
 {
     al_gateway_t *gw = j->gw;
     unsigned inflight = 0;
-    for (unsigned i = 0; i < gw->n_workers; i++) inflight += gw->workers[i].inflight;
+    for (unsigned i = 0; i < gw->n_workers; i++) inflight += atomic_load(&gw->workers[i].inflight);
     uint64_t open = 0;
     al_esc_filter_t f = {.status = "open"};
     al_store_esc_each(gw->store, &f, count_cb, &open);
@@ -224,8 +263,12 @@ static void job_work(uv_work_t *wk)
     }
     case A_ESC_GET: {
         al_esc_row_t r;
-        if (al_store_esc_get(j->gw->store, j->id, &r) != AL_OK ||
-            (strcmp(tok.role, "owner") == 0 && strcmp(tok.agent, r.agent) != 0)) {
+        if (al_store_esc_get(j->gw->store, j->id, &r) != AL_OK) {
+            job_error(j, 404, "not_found", "escalation_not_found", "no such escalation");
+            return;
+        }
+        if (strcmp(tok.role, "owner") == 0 && strcmp(tok.agent, r.agent) != 0) {
+            al_esc_row_free(&r);
             job_error(j, 404, "not_found", "escalation_not_found", "no such escalation");
             return;
         }
@@ -239,6 +282,13 @@ static void job_work(uv_work_t *wk)
             job_error(j, 403, "permission_denied", "role_not_allowed",
                       "this admin token's role may not resolve escalations");
             return;
+        }
+        {
+            char err[128];
+            if (!parse_resolve(j, err, sizeof err)) {
+                job_error(j, 400, "invalid_request_error", "invalid_body", err);
+                return;
+            }
         }
         do_resolve(j, &tok);
         break;
@@ -265,6 +315,7 @@ static void job_after(uv_work_t *wk, int status)
     }
     al_buf_free(&j->out);
     free(j->answer);
+    free(j->body);
     free(j);
 }
 
@@ -287,45 +338,6 @@ static void query_param(const al_http_req_t *req, const char *name, char *out, s
         if (!amp) return;
         q = amp + 1;
     }
-}
-
-/* Parse {"answer": "..."} or {"reject": "..."}. */
-static bool parse_resolve(admin_job_t *j, const al_http_req_t *req, char *err, size_t errlen)
-{
-    if (req->body.len == 0 || req->body.len > ADMIN_BODY_MAX) {
-        snprintf(err, errlen, "send a JSON object with \"answer\" or \"reject\"");
-        return false;
-    }
-    char *copy = al_malloc(req->body.len + 1);
-    memcpy(copy, req->body.p, req->body.len);
-    copy[req->body.len] = '\0';
-    char perr[128];
-    yajl_val root = yajl_tree_parse(copy, perr, sizeof perr);
-    free(copy);
-    bool ok = false;
-    if (!root || !YAJL_IS_OBJECT(root)) {
-        snprintf(err, errlen, "the body must be a JSON object");
-        goto out;
-    }
-    const char *pa[] = {"answer", NULL}, *pr[] = {"reject", NULL};
-    yajl_val a = yajl_tree_get(root, pa, yajl_t_any);
-    yajl_val r = yajl_tree_get(root, pr, yajl_t_any);
-    if ((a != NULL) == (r != NULL)) {
-        snprintf(err, errlen, "give exactly one of \"answer\" and \"reject\"");
-        goto out;
-    }
-    yajl_val v = a ? a : r;
-    const char *sv = YAJL_IS_STRING(v) ? YAJL_GET_STRING(v) : NULL;
-    if (!sv || strlen(sv) > ANSWER_MAX) {
-        snprintf(err, errlen, "\"%s\" must be a string of at most 1 MiB", a ? "answer" : "reject");
-        goto out;
-    }
-    j->answer = al_strdup(sv);
-    j->reject = r != NULL;
-    ok = true;
-out:
-    if (root) yajl_tree_free(root);
-    return ok;
 }
 
 void al_admin_handle(al_gateway_t *gw, al_http_req_t *req)
@@ -381,20 +393,12 @@ void al_admin_handle(al_gateway_t *gw, al_http_req_t *req)
         if (lim[0] && (al_parse_u64(lim, strlen(lim), &v) != AL_OK || v > 100000)) v = 100;
         j->limit = (uint32_t)v;
     }
-    if (op == A_ESC_RESOLVE) {
-        char err[128];
-        if (!j->have_token) {
-            /* Authenticate before judging the body. */
-        } else if (!parse_resolve(j, req, err, sizeof err)) {
-            al_buf_t b;
-            al_buf_init(&b, 1024);
-            al_http_error_json(&b, "invalid_request_error", "invalid_body", err);
-            respond(req, request_id, 400, b.p, b.len);
-            al_buf_free(&b);
-            al_buf_free(&j->out);
-            free(j);
-            return;
-        }
+    if (op == A_ESC_RESOLVE && req->body.len <= ADMIN_BODY_MAX) {
+        /* Parsed by the job, after the token is checked. */
+        j->body = al_malloc(req->body.len + 1);
+        memcpy(j->body, req->body.p, req->body.len);
+        j->body[req->body.len] = '\0';
+        j->body_len = req->body.len;
     }
     j->work.data = j;
     req->ud = j;
@@ -402,7 +406,7 @@ void al_admin_handle(al_gateway_t *gw, al_http_req_t *req)
     if (uv_queue_work(gw->loop, &j->work, job_work, job_after) != 0) {
         req->on_abort = NULL;
         al_buf_free(&j->out);
-        free(j->answer);
+        free(j->body);
         free(j);
         goto busy;
     }

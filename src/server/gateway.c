@@ -106,7 +106,8 @@ static void on_drain_check(uv_timer_t *t)
     al_worker_t *w = t->data;
     if (w->inflight == 0 || al_now_ns() >= w->stop_deadline_ns) {
         if (w->inflight)
-            al_warn("worker %u: shutdown grace over, aborting %u request(s)", w->idx, w->inflight);
+            al_warn("worker %u: shutdown grace over, aborting %u request(s)", w->idx,
+                    atomic_load(&w->inflight));
         worker_finish(w);
     }
 }
@@ -182,6 +183,8 @@ void al_gateway_hold_add(al_gateway_t *gw, const char *id, unsigned worker)
     snprintf(gw->holds[gw->n_holds].id, sizeof gw->holds[0].id, "%s", id);
     gw->holds[gw->n_holds++].worker = worker;
     pthread_mutex_unlock(&gw->hold_lock);
+    /* A person may have answered between the insert and now: look again. */
+    atomic_store(&gw->holds_dirty, true);
 }
 
 void al_gateway_hold_remove(al_gateway_t *gw, const char *id)
@@ -274,7 +277,8 @@ static void *watcher_main(void *arg)
             expire_escalations(gw);
         }
         int64_t ev;
-        if (al_store_esc_version(gw->store, &ev) == AL_OK && ev != gw->esc_version) {
+        bool dirty = atomic_exchange(&gw->holds_dirty, false);
+        if (al_store_esc_version(gw->store, &ev) == AL_OK && (ev != gw->esc_version || dirty)) {
             gw->esc_version = ev;
             notify_holds(gw);
         }
@@ -543,7 +547,7 @@ int al_gateway_run(const char *config_path)
         gw->admin.handler = admin_handle;
         gw->admin.ud = gw;
         gw->admin.max_connections = 256;
-        gw->admin.limits = (al_http_limits_t){16384, 65536, 10000, 10000, 60000};
+        gw->admin.limits = (al_http_limits_t){16384, 8u << 20, 10000, 10000, 60000};
         if (al_http_server_listen(&gw->admin, gw->loop, cfg->server.admin_host,
                                   cfg->server.admin_port, false, err, sizeof err) != AL_OK) {
             al_error("admin: %s", err);

@@ -52,7 +52,8 @@ typedef struct al_worker {
     bool stopping;
     bool aborting;                      /* grace over: open requests are being cut */
     uint64_t stop_deadline_ns;
-    unsigned inflight;                  /* pipeline contexts alive */
+    atomic_uint inflight;               /* pipeline contexts alive (read by the admin API) */
+    unsigned jobs;                      /* thread-pool jobs queued by this worker */
     unsigned price_warned;              /* crude log limiter */
     struct al_ctx *held;                /* requests waiting for a person */
     pthread_mutex_t inbox_lock;
@@ -84,6 +85,7 @@ struct al_gateway {
     struct al_hold_ent *holds;          /* escalation id -> worker, for the watcher */
     size_t n_holds, cap_holds;
     int64_t esc_version;                /* last seen by the watcher */
+    atomic_bool holds_dirty;            /* a hold was added: the watcher looks again */
     int64_t last_expiry_ms;
 };
 

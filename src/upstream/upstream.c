@@ -119,6 +119,7 @@ static void on_idle_timeout(uv_timer_t *t);
 static void head_arrived(al_xfer_t *x)
 {
     x->last_rx_ms = uv_now(x->u->loop);
+    uv_timer_stop(&x->fb_timer);
     if (x->idle_ms) uv_timer_start(&x->fb_timer, on_idle_timeout, x->idle_ms, 0);
 }
 
@@ -127,7 +128,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
     al_xfer_t *x = ud;
     size_t len = size * n;
     if (x->cancelled) return 0;
-    uv_timer_stop(&x->fb_timer);
+    /* The first-byte timer runs until the head is complete: a provider that
+     * sends a status line and stalls is still bounded by it. */
     if (len > 12 && al_mem_ieq(p, 12, "retry-after:", 12)) {
         size_t i = 12, j = len;
         while (i < j && (p[i] == ' ' || p[i] == '\t')) i++;
