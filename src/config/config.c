@@ -1528,7 +1528,7 @@ enum { EF_MODE, EF_HOLD, EF_EXPIRE, EF_N };
 static const field_t escalation_fields[EF_N] = {
     [EF_MODE] = F_FN("mode", h_esc_mode),
     [EF_HOLD] = F_DUR("hold_timeout", al_escalation_cfg_t, hold_timeout_ms, 1000, 3600000),
-    [EF_EXPIRE] = F_DUR("expire", al_escalation_cfg_t, expire_ms, 60000, 2592000000u),
+    [EF_EXPIRE] = F_DUR("expire", al_escalation_cfg_t, expire_ms, 1000, 2592000000u),
 };
 
 /* Keys absent from the mapping keep what *e held (the defaults, or for a
