@@ -836,7 +836,7 @@ static void test_durations(void **state)
     expect_error(RBASE "    targets: [m1]\n    breaker:\n      cooldown: 0\n",
                  "cfg.yaml:13: routes.r.breaker.cooldown", "out of range (1ms..1h)");
     expect_error("escalation:\n  expire: 31d\n", "cfg.yaml:2: escalation.expire",
-                 "31d is out of range (1m..30d)");
+                 "31d is out of range (1s..30d)");
     expect_error("providers:\n  p:\n    type: openai\n    base_url: http://x\n"
                  "    stream_idle_timeout: 2h\n",
                  "cfg.yaml:5: providers.p.stream_idle_timeout", "out of range (0..1h)");
