@@ -11,6 +11,7 @@
 
 #include "translate/messages.h"
 #include <yajl/yajl_tree.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
