@@ -9,7 +9,12 @@
  * status with a failure rate (Anthropic-shaped bodies on /v1/messages),
  * Retry-After, a stall before the first byte or mid-stream, a TCP reset
  * mid-stream, malformed JSON, usage omitted, chunk count, spacing and
- * length, and the cache_read_input_tokens a Messages answer reports.  The
+ * length, the cache_read_input_tokens a Messages answer reports, a stream
+ * that ends cleanly without its end marker (no-done), a Messages stream
+ * that opens with an `event: error` (error-event), a stream for a request
+ * that did not ask for one (sse-always), and a status line sent alone
+ * before a stall (head-stall-ms; the rest of the head follows with chunked
+ * framing, written raw with al_http_write_raw).  The
  * messages answer reuses the simulator's text: it renders the chat
  * completion once and takes the content (or tool arguments) out of it, then
  * splits it over text_delta / input_json_delta events.  It counts what it
@@ -37,6 +42,10 @@ typedef struct faults {
     double fail_rate;
     uint32_t retry_after;
     bool reset_mid, malformed, omit_usage;
+    bool no_done;                 /* stream ends without [DONE] / message_stop */
+    bool sse_always;              /* stream even when not asked to */
+    int error_event;              /* messages stream opens with event: error: 1 overloaded, 2 rate_limit */
+    uint32_t head_stall_ms;       /* status line alone, then this stall */
     uint32_t chunks, chunk_interval_ms, output_tokens;
     uint32_t cache_read;          /* messages: usage.cache_read_input_tokens */
     int webhook_status;           /* /_mock/webhook answers this (0 = 200) */
@@ -78,6 +87,7 @@ typedef struct mreq {
     bool fail;
     unsigned next;
     bool mid_stalled;
+    int head_stage;               /* head-stall-ms: 1 status line sent, 2 whole head sent */
     char model[129];
     char *body;
     size_t body_len;
@@ -139,6 +149,7 @@ static bool fault_set(faults_t *f, const char *name, const char *val)
     NUM("output-tokens", output_tokens)
     NUM("cache-read", cache_read)
     NUM("webhook-fails", webhook_fails)
+    NUM("head-stall-ms", head_stall_ms)
 #undef NUM
     if (!strcmp(name, "status")) {
         if (!val || !parse_u32(val, strlen(val), &u) || u < 100 || u > 599) return false;
@@ -154,12 +165,22 @@ static bool fault_set(faults_t *f, const char *name, const char *val)
     if (!strcmp(name, "reset-mid")) return set_bool(&f->reset_mid, val);
     if (!strcmp(name, "malformed")) return set_bool(&f->malformed, val);
     if (!strcmp(name, "omit-usage")) return set_bool(&f->omit_usage, val);
+    if (!strcmp(name, "no-done")) return set_bool(&f->no_done, val);
+    if (!strcmp(name, "sse-always")) return set_bool(&f->sse_always, val);
+    if (!strcmp(name, "error-event")) {
+        if (!val || truthy(val) || !strcmp(val, "overloaded")) f->error_event = 1;
+        else if (!strcmp(val, "rate_limit") || !strcmp(val, "rate-limit")) f->error_event = 2;
+        else if (falsy(val)) f->error_event = 0;
+        else return false;
+        return true;
+    }
     return false;
 }
 
 static bool fault_is_bool(const char *name)
 {
-    return !strcmp(name, "reset-mid") || !strcmp(name, "malformed") || !strcmp(name, "omit-usage");
+    return !strcmp(name, "reset-mid") || !strcmp(name, "malformed") || !strcmp(name, "omit-usage") ||
+           !strcmp(name, "no-done") || !strcmp(name, "sse-always");
 }
 
 /* --- responses ---------------------------------------------------------- */
@@ -516,6 +537,58 @@ static bool mid_stream_fault(mreq_t *q, al_http_req_t *r, al_buf_t *b, const cha
     return false;
 }
 
+/* head-stall-ms: the first tick sends the status line alone and waits that
+ * long; the next one sends the rest of a chunked head, after which the
+ * answer goes out as chunks (start_stream is a no-op, finish_json writes a
+ * chunk and ends).  true when this tick is over. */
+static bool head_stall(mreq_t *q, al_http_req_t *r, bool stream)
+{
+    if (!q->f.head_stall_ms || q->head_stage == 2) return false;
+    al_buf_t b;
+    int rc;
+    if (q->head_stage == 0) {
+        static const char line[] = "HTTP/1.1 200 OK\r\n";
+        q->head_stage = 1;
+        rc = al_http_write_raw(r, line, sizeof line - 1);
+        if (rc == AL_OK) uv_timer_start(&q->timer, on_tick, q->f.head_stall_ms, 0);
+    } else {
+        al_buf_init(&b, 1024);
+        al_buf_printf(&b, "Content-Type: %s\r\nTransfer-Encoding: chunked\r\n%s\r\n",
+                      stream ? "text/event-stream" : "application/json",
+                      r->keep_alive ? "" : "Connection: close\r\n");
+        q->head_stage = 2;
+        r->streaming = true;
+        rc = b.err ? b.err : al_http_write_raw(r, b.p, b.len);
+        al_buf_free(&b);
+        if (rc == AL_OK) return false;
+    }
+    if (rc != AL_OK) {
+        q->req = NULL;
+        al_http_reset(r);
+        mreq_end(q);
+    }
+    return true;
+}
+
+static void start_stream(mreq_t *q, al_http_req_t *r)
+{
+    q->m->streams_started++;
+    if (q->head_stage != 2) al_http_stream_start(r, 200, "text/event-stream", NULL, 0);
+}
+
+/* A whole 200 JSON answer (as one chunk after a stalled head); ends q. */
+static void finish_json(mreq_t *q, al_http_req_t *r, al_buf_t *b)
+{
+    q->req = NULL;
+    if (q->head_stage == 2) {
+        al_http_stream_write(r, b->p ? b->p : "", b->len);
+        al_http_stream_end(r);
+    } else {
+        respond_json(r, 200, b);
+    }
+    mreq_end(q);
+}
+
 /* One tick of a Messages answer: the whole JSON, or the next SSE event. */
 static void msgs_tick(mreq_t *q, al_http_req_t *r)
 {
@@ -524,15 +597,26 @@ static void msgs_tick(mreq_t *q, al_http_req_t *r)
     if (!q->rq.stream) {
         if (q->f.malformed) al_buf_puts(&b, "{\"id\":\"msg_broken\",\"type\":\"message\",\"content\":[{");
         else msgs_json(&b, q);
-        respond_json(r, 200, &b);
+        finish_json(q, r, &b);
         al_buf_free(&b);
-        mreq_end(q);
         return;
     }
     unsigned n = q->pieces + 6;
     if (q->next == 0) {
-        q->m->streams_started++;
-        al_http_stream_start(r, 200, "text/event-stream", NULL, 0);
+        start_stream(q, r);
+        if (q->f.error_event) {
+            /* what Anthropic sends when it gives up after the 200 */
+            sse_event(&b, "error");
+            al_buf_printf(&b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":\"%s\"}}\n\n",
+                          q->f.error_event == 2 ? "rate_limit_error" : "overloaded_error",
+                          q->f.error_event == 2 ? "Rate limited" : "Overloaded");
+            al_http_stream_write(r, b.p, b.len);
+            al_buf_free(&b);
+            q->req = NULL;
+            al_http_stream_end(r);
+            mreq_end(q);
+            return;
+        }
     }
     if (q->next == n / 2 &&
         mid_stream_fault(q, r, &b,
@@ -545,7 +629,8 @@ static void msgs_tick(mreq_t *q, al_http_req_t *r)
     al_buf_free(&b);
     if (full < 0) return; /* on_abort follows */
     if (al_http_pending(r) > q->m->max_write_backlog) q->m->max_write_backlog = al_http_pending(r);
-    if (q->next == n) {
+    /* no-done: message_stop (the last event) never comes */
+    if (q->next == n || (q->f.no_done && q->next == n - 1)) {
         q->req = NULL;
         al_http_stream_end(r);
         mreq_end(q);
@@ -565,6 +650,7 @@ static void on_tick(uv_timer_t *t)
         mreq_end(q);
         return;
     }
+    if (head_stall(q, r, q->rq.stream && !q->embeddings)) return;
     if (q->messages) {
         msgs_tick(q, r);
         return;
@@ -572,25 +658,20 @@ static void on_tick(uv_timer_t *t)
     al_buf_init(&b, 64 << 20);
     if (q->embeddings) {
         al_sim_embeddings_json(&q->rq, q->body, q->body_len, q->model, 0, &b);
-        respond_json(r, 200, &b);
+        finish_json(q, r, &b);
         al_buf_free(&b);
-        mreq_end(q);
         return;
     }
     if (!q->rq.stream) {
         if (q->f.malformed) al_buf_puts(&b, "{\"id\":\"chatcmpl-broken\",\"choices\":[{\"index\":0,");
         else al_sim_chat_json(&q->reply, q->model, !q->f.omit_usage, &b);
-        respond_json(r, 200, &b);
+        finish_json(q, r, &b);
         al_buf_free(&b);
-        mreq_end(q);
         return;
     }
     unsigned n = q->f.chunks ? q->f.chunks : 1;
     int full = 0;
-    if (q->next == 0) {
-        q->m->streams_started++;
-        al_http_stream_start(r, 200, "text/event-stream", NULL, 0);
-    }
+    if (q->next == 0) start_stream(q, r);
     if (q->next == n / 2 && q->next > 0 &&
         mid_stream_fault(q, r, &b, "data: {\"choices\":[{\"delta\":{\"content\":\"oops\"}}\n\n"))
         return;
@@ -611,7 +692,7 @@ static void on_tick(uv_timer_t *t)
         al_sim_usage_chunk_json(&q->reply, q->model, &b);
         al_buf_puts(&b, "\n\n");
     }
-    al_buf_puts(&b, "data: [DONE]\n\n");
+    if (!q->f.no_done) al_buf_puts(&b, "data: [DONE]\n\n");
     al_http_stream_write(r, b.p, b.len);
     al_buf_free(&b);
     q->req = NULL;
@@ -633,7 +714,8 @@ static void header_faults(al_http_req_t *r, faults_t *f)
 static const char *const fault_names[] = {
     "latency-ms", "jitter-ms", "stall-ms", "stall-mid-ms", "retry-after", "chunks",
     "chunk-interval-ms", "output-tokens", "cache-read", "status", "fail-rate", "reset-mid",
-    "malformed", "omit-usage", "webhook-status", "webhook-fails",
+    "malformed", "omit-usage", "webhook-status", "webhook-fails", "no-done", "error-event",
+    "sse-always", "head-stall-ms",
 };
 
 static void config_json(al_buf_t *b, const faults_t *f)
@@ -642,11 +724,15 @@ static void config_json(al_buf_t *b, const faults_t *f)
                   "{\"latency-ms\":%u,\"jitter-ms\":%u,\"stall-ms\":%u,\"stall-mid-ms\":%u,"
                   "\"retry-after\":%u,\"chunks\":%u,\"chunk-interval-ms\":%u,\"output-tokens\":%u,"
                   "\"cache-read\":%u,\"status\":%d,\"fail-rate\":%g,\"reset-mid\":%s,"
-                  "\"malformed\":%s,\"omit-usage\":%s,\"webhook-status\":%d,\"webhook-fails\":%u}",
+                  "\"malformed\":%s,\"omit-usage\":%s,\"webhook-status\":%d,\"webhook-fails\":%u,"
+                  "\"no-done\":%s,\"error-event\":\"%s\",\"sse-always\":%s,\"head-stall-ms\":%u}",
                   f->latency_ms, f->jitter_ms, f->stall_ms, f->stall_mid_ms, f->retry_after,
                   f->chunks, f->chunk_interval_ms, f->output_tokens, f->cache_read, f->status,
                   f->fail_rate, f->reset_mid ? "true" : "false", f->malformed ? "true" : "false",
-                  f->omit_usage ? "true" : "false", f->webhook_status, f->webhook_fails);
+                  f->omit_usage ? "true" : "false", f->webhook_status, f->webhook_fails,
+                  f->no_done ? "true" : "false",
+                  f->error_event == 2 ? "rate_limit" : f->error_event ? "overloaded" : "false",
+                  f->sse_always ? "true" : "false", f->head_stall_ms);
 }
 
 /* Parse a request body that must be one JSON value (NUL-free, at most `max`
@@ -892,6 +978,7 @@ static void handle(al_http_req_t *r)
                           .chunks = q->f.chunks ? q->f.chunks : 8};
     q->f.chunks = sp.chunks;
     if (!emb) al_sim_plan(&q->rq, &sp, &q->reply);
+    if (!emb && q->f.sse_always) q->rq.stream = true;   /* answered as a stream regardless */
     if (msgs) {
         /* tool input JSON comes in at least 2 pieces, as Anthropic sends it */
         q->pieces = q->reply.tool_call && sp.chunks < 2 ? 2 : AL_MIN(sp.chunks, 1u << 20);
@@ -979,7 +1066,8 @@ int al_mock_main(int argc, char **argv)
                   "[--status N] [--fail-rate F] [--retry-after S] [--stall-ms N] "
                   "[--stall-mid-ms N] [--reset-mid] [--malformed] [--omit-usage] [--chunks N] "
                   "[--chunk-interval-ms N] [--output-tokens N] [--cache-read N] "
-                  "[--webhook-status N] [--webhook-fails N]\n"
+                  "[--webhook-status N] [--webhook-fails N] [--no-done] [--error-event [KIND]] "
+                  "[--sse-always] [--head-stall-ms N]\n"
                   "Serves /v1/chat/completions, /v1/embeddings, /v1/models and /v1/messages.\n"
                   "The same faults per request: x-mock-NAME headers; at run time: POST "
                   "/_mock/config {\"NAME\":value,...} ({} restores the flags).\n"
@@ -990,7 +1078,10 @@ int al_mock_main(int argc, char **argv)
         if (strncmp(a, "--", 2) == 0) {
             const char *name = a + 2;
             const char *val = NULL;
-            if (!fault_is_bool(name)) {
+            if (!strcmp(name, "error-event")) {
+                /* optional value: overloaded (default) or rate_limit */
+                if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) val = argv[++i];
+            } else if (!fault_is_bool(name)) {
                 if (i + 1 >= argc) goto bad;
                 val = argv[++i];
             }
@@ -1001,7 +1092,8 @@ int al_mock_main(int argc, char **argv)
                         "flags: --listen HOST:PORT --latency-ms N --jitter-ms N --status N "
                         "--fail-rate F --retry-after S --stall-ms N --stall-mid-ms N --reset-mid "
                         "--malformed --omit-usage --chunks N --chunk-interval-ms N "
-                        "--output-tokens N --cache-read N --webhook-status N --webhook-fails N\n", a);
+                        "--output-tokens N --cache-read N --webhook-status N --webhook-fails N "
+                        "--no-done --error-event [overloaded|rate_limit] --sse-always --head-stall-ms N\n", a);
         return 2;
     }
     if (!port) {

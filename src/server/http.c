@@ -705,6 +705,16 @@ int al_http_stream_end(al_http_req_t *r)
     return AL_OK;
 }
 
+int al_http_write_raw(al_http_req_t *r, const char *p, size_t len)
+{
+    if (!r->responded) {
+        r->responded = true;
+        r->t_first_byte_ns = al_now_ns();
+    }
+    r->bytes_out += len;
+    return conn_write(r->conn, p, len);
+}
+
 void al_http_reset(al_http_req_t *r)
 {
     conn_teardown(r->conn, true);

@@ -155,6 +155,13 @@ int al_http_stream_end(al_http_req_t *r);
 /* Bytes queued on the socket and not yet written. */
 size_t al_http_pending(const al_http_req_t *r);
 
+/* Queue bytes on the connection as they are, outside any framing, and mark
+ * the response begun; for fault injection (a head written in pieces).  The
+ * caller owns the framing: after a head of its own ending in
+ * "Transfer-Encoding: chunked" it may go on with al_http_stream_write() and
+ * al_http_stream_end() (HTTP/1.1 requests only).  0 or a negative code. */
+int al_http_write_raw(al_http_req_t *r, const char *p, size_t len);
+
 /* Reset the connection (TCP RST) and end the request; for fault injection. */
 void al_http_reset(al_http_req_t *r);
 
