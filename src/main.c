@@ -3,6 +3,7 @@
  *   keys    create/list/revoke keys    events  list recorded requests
  *   escalations  list/show/resolve     admin-token  create/list/revoke
  *   status  the running gateway's state (admin API)
+ *   agents  list/show/permissions      kill, unkill  kill switches
  *   mock    an OpenAI-compatible upstream with fault injection */
 #include "cli/cli.h"
 #include "config/config.h"
@@ -38,6 +39,14 @@ static void usage(FILE *f)
           "              revoke --config FILE ID\n"
           "  status --config FILE [--token T] [--json]   the running gateway's state\n"
           "                                      (token default $AIRLOCK_ADMIN_TOKEN)\n"
+          "  agents list        --config FILE [--json]   inventory with live figures\n"
+          "         show        --config FILE NAME [--json]\n"
+          "         permissions --config FILE NAME [--json]\n"
+          "  kill   --config FILE (--agent A | --team T | --provider P | --model M | --all)\n"
+          "         --reason TEXT [--drain] [--by NAME] [--force]\n"
+          "  kill list --config FILE [--json]\n"
+          "  unkill --config FILE (--agent A | --team T | --provider P | --model M | --all)\n"
+          "         [--by NAME]\n"
           "  mock   --listen HOST:PORT [fault flags]   simulated OpenAI-compatible upstream\n"
           "  version\n"
           "\n"
@@ -117,6 +126,9 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "escalations")) rc = al_cli_escalations(sub_argc, sub_argv);
     else if (!strcmp(cmd, "admin-token")) rc = al_cli_admin_token(sub_argc, sub_argv);
     else if (!strcmp(cmd, "status")) rc = al_cli_status(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "agents")) rc = al_cli_agents(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "kill")) rc = al_cli_kill(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "unkill")) rc = al_cli_unkill(sub_argc, sub_argv);
     else if (!strcmp(cmd, "mock")) rc = al_mock_main(sub_argc, sub_argv);
     else {
         fprintf(stderr, "airlock: unknown command '%s'\n", cmd);

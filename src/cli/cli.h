@@ -1,5 +1,5 @@
-/* cli.h - the `airlock keys`, `events`, `escalations`, `admin-token` and
- * `status` subcommands.
+/* cli.h - the `airlock keys`, `events`, `escalations`, `admin-token`,
+ * `status`, `agents`, `kill` and `unkill` subcommands.
  *
  * main.c calls each with the arguments after the subcommand name (for
  * `airlock keys create --config F` argv is {"create", "--config", "F"}) and
@@ -31,6 +31,18 @@ int al_cli_admin_token(int argc, char **argv);
 /* status: the running gateway's state through GET /admin/v1/status on the
  * admin listener (blocking libcurl easy call; needs curl_global_init). */
 int al_cli_status(int argc, char **argv);
+/* agents list | show NAME | permissions NAME: the inventory with live
+ * figures (policy/inventory.h), as text or --json (what the admin API
+ * answers).  Exits 1 for an agent the configuration does not declare. */
+int al_cli_agents(int argc, char **argv);
+/* kill (--agent A | --team T | --provider P | --model M | --all) --reason TEXT
+ * [--drain] [--by NAME] [--force], and `kill list [--json]`: names the
+ * configuration does not declare are refused (2) unless --force.  Records a
+ * kill.set event. */
+int al_cli_kill(int argc, char **argv);
+/* unkill (same scope flags) [--by NAME]: exits 1 when the switch was not on.
+ * Records a kill.cleared event. */
+int al_cli_unkill(int argc, char **argv);
 
 /* Load the configuration at path for a CLI command: provider secrets named
  * by api_key_env are looked up in the environment but a missing one reads as

@@ -391,6 +391,17 @@ static int keys_create(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    {
+        char actor[96];
+        al__cli_actor(NULL, actor, sizeof actor);
+        if (al__cli_change_event(st, "key.created", actor, "keys create", agent, NULL, row.id) !=
+            AL_OK) {
+            al_store_key_revoke(st, row.id);
+            fprintf(stderr, "%s: cannot record the change; key %s revoked\n", prog, row.id);
+            rc = 1;
+            goto out;
+        }
+    }
     if (fprintf(stdout, "%s\n", secret) < 0 || fflush(stdout) != 0 || ferror(stdout)) {
         int e = errno;
         al_store_key_revoke(st, row.id);
@@ -544,6 +555,12 @@ static int keys_revoke(int argc, char **argv)
     if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     rc = al_store_key_revoke(st, pos[0]);
     if (rc == AL_OK) {
+        char actor[96];
+        al__cli_actor(NULL, actor, sizeof actor);
+        if (al__cli_change_event(st, "key.revoked", actor, "keys revoke", NULL, NULL, pos[0]) !=
+            AL_OK)
+            fprintf(stderr, "%s: key %s revoked, but the change could not be recorded\n", prog,
+                    pos[0]);
         fprintf(stderr, "revoked key %s\n", pos[0]);
     } else if (rc == AL_ENOTFOUND) {
         fprintf(stderr, "%s: no such key '%s'\n", prog, pos[0]);

@@ -8,15 +8,20 @@
  * a string) and an explicit !!str tag forces a string.  Aliases (*name) are
  * followed; merge keys (<<) and other tags are refused.  Every node visit is
  * counted against a budget so aliases cannot blow up the walk.  Sections are
- * processed escalation -> providers -> models -> routes -> agents whatever
- * their order in the file, so references always point backwards (a route's
- * targets are models, an agent's list names models and routes, a route's
- * own escalation starts from the top-level one); names are then found
- * through small open-addressing hash tables kept beside the public struct.
- * Durations are "250ms", "30s", "5m", "2h", "1d" or plain integers in
- * milliseconds.  The first problem stops the load and becomes one line,
- * "FILE:LINE: key.path: reason", with a "did you mean" hint when a close
- * name exists. */
+ * processed escalation -> providers -> models -> routes -> teams -> agents
+ * whatever their order in the file, so references always point backwards (a
+ * route's targets are models, an agent's list names models and routes and
+ * its `team` a teams entry, a route's own escalation starts from the
+ * top-level one); names are then found through small open-addressing hash
+ * tables kept beside the public struct.  Durations are "250ms", "30s", "5m",
+ * "2h", "1d" or plain integers in milliseconds.  The `tokens` section names
+ * the variable whose value is hashed (SHA-256) into the token signing key;
+ * without one the key is random.  Loaded through an environment hook (the
+ * CLI's, which reads missing variables as "") a missing or short signing
+ * key is not an error either: the key is then random too, since key and
+ * event commands never sign tokens.  The first problem stops the load and
+ * becomes one line, "FILE:LINE: key.path: reason", with a "did you mean"
+ * hint when a close name exists. */
 #include "config/config.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -41,6 +46,9 @@
 #define CFG_SHOW_MAX 64              /* bytes of a value quoted in a message */
 #define CFG_TARGETS_MAX 16           /* per route */
 #define CFG_URL_MAX 2048             /* alerts.webhook_url */
+#define CFG_ONCALL_MAX 256           /* agents.*.oncall */
+#define CFG_CLASS_MAX 64             /* agents.*.data_classification */
+#define CFG_TOKEN_KEY_MIN 32         /* bytes of tokens.signing_key_env's value */
 
 /* ---- private state -------------------------------------------------- */
 
@@ -53,7 +61,7 @@ typedef struct name_index {
  * converts back, then the lookup tables nobody else needs to see. */
 typedef struct cfg_impl {
     al_config_t pub;
-    name_index_t providers, models, agents, routes;
+    name_index_t providers, models, agents, routes, teams;
 } cfg_impl_t;
 
 typedef struct ctx {
@@ -68,6 +76,7 @@ typedef struct ctx {
     uint32_t *rstamp;                /* the same per route */
     int *model_lines;                /* per model: line of its key, for clash messages */
     size_t n_model_lines;
+    bool has_teams;                  /* a top-level `teams` key is present */
     unsigned long visits;
     size_t plen;
     char path[CFG_PATH_MAX];
@@ -593,10 +602,11 @@ static bool index_add(name_index_t *ix, const void *base, size_t stride, size_t 
 #define MODEL_ARGS(c) (c)->models, sizeof(al_model_t), offsetof(al_model_t, alias)
 #define AGENT_ARGS(c) (c)->agents, sizeof(al_agent_t), offsetof(al_agent_t, name)
 #define ROUTE_ARGS(c) (c)->routes, sizeof(al_route_t), offsetof(al_route_t, name)
+#define TEAM_ARGS(c) (c)->teams, sizeof(al_team_t), offsetof(al_team_t, name)
 
 /* ---- the field tables ----------------------------------------------- */
 
-enum { K_U32, K_UINT, K_SIZE, K_DOUBLE, K_DUR, K_MAP, K_FN };
+enum { K_U32, K_U64, K_UINT, K_SIZE, K_DOUBLE, K_DUR, K_MAP, K_FN };
 
 typedef struct field field_t;
 typedef int (*field_fn)(ctx_t *x, struct fy_node *v, int line, void *obj);
@@ -632,10 +642,12 @@ static int apply_field(ctx_t *x, const field_t *f, struct fy_node *v, int line, 
 
     switch (f->kind) {
     case K_U32:
+    case K_U64:
     case K_UINT:
     case K_SIZE:
         if ((rc = get_u64(x, v, line, f->min, f->max, &u))) return rc;
         if (f->kind == K_U32) *(uint32_t *)(void *)at = (uint32_t)u;
+        else if (f->kind == K_U64) *(uint64_t *)(void *)at = u;
         else if (f->kind == K_UINT) *(unsigned *)(void *)at = (unsigned)u;
         else *(size_t *)(void *)at = (size_t)u;
         return 0;
@@ -957,6 +969,15 @@ static int h_anthropic_version(ctx_t *x, struct fy_node *v, int line, void *obj)
     return 0;
 }
 
+static bool is_env_name(const char *p, size_t len)
+{
+    bool ok = len > 0 && len < 256 && !(p[0] >= '0' && p[0] <= '9');
+    for (size_t i = 0; ok && i < len; i++)
+        ok = p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+             (p[i] >= '0' && p[i] <= '9');
+    return ok;
+}
+
 static int h_api_key_env(ctx_t *x, struct fy_node *v, int line, void *obj)
 {
     al_provider_t *pv = obj;
@@ -965,11 +986,7 @@ static int h_api_key_env(ctx_t *x, struct fy_node *v, int line, void *obj)
     int rc;
 
     if ((rc = get_str(x, v, line, &p, &len))) return rc;
-    bool ok = len > 0 && len < 256 && !(p[0] >= '0' && p[0] <= '9');
-    for (size_t i = 0; ok && i < len; i++)
-        ok = p[i] == '_' || (p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
-             (p[i] >= '0' && p[i] <= '9');
-    if (!ok)
+    if (!is_env_name(p, len))
         return fail(x, line, "'%.*s' is not an environment variable name",
                     (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
     set_str(&pv->api_key_env, p, len);
@@ -1633,9 +1650,10 @@ static const field_t alerts_fields[] = {
     F_U32("queue", al_alerts_cfg_t, queue, 1, 1000000),
 };
 
-static int h_owner(ctx_t *x, struct fy_node *v, int line, void *obj)
+/* A string that is not blank, has no control characters and, when max is
+ * not 0, at most max bytes, copied into *dst. */
+static int text_field(ctx_t *x, struct fy_node *v, int line, size_t max, char **dst)
 {
-    al_agent_t *a = obj;
     const char *p;
     size_t len, i;
     int rc;
@@ -1644,8 +1662,14 @@ static int h_owner(ctx_t *x, struct fy_node *v, int line, void *obj)
     for (i = 0; i < len && (p[i] == ' ' || p[i] == '\t'); i++) {}
     if (i == len) return fail(x, line, "must not be empty");
     if ((rc = check_printable(x, line, p, len))) return rc;
-    set_str(&a->owner, p, len);
+    if (max && len > max) return fail(x, line, "longer than %zu bytes", max);
+    set_str(dst, p, len);
     return 0;
+}
+
+static int h_owner(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 0, &((al_agent_t *)obj)->owner);
 }
 
 static int h_description(ctx_t *x, struct fy_node *v, int line, void *obj)
@@ -1714,11 +1738,231 @@ static int h_agent_models(ctx_t *x, struct fy_node *v, int line, void *obj)
     return 0;
 }
 
+/* A team: with a top-level `teams` section one of its entries, else any
+ * text of name length. */
+static int h_team(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_agent_t *a = obj;
+    al_config_t *c = cfgof(x);
+    int rc;
+
+    if ((rc = text_field(x, v, line, AL_NAME_MAX - 1, &a->team))) return rc;
+    a->team_cfg = NULL;
+    if (!x->has_teams) return 0;
+    long i = index_find(&x->im->teams, TEAM_ARGS(c), a->team, strlen(a->team));
+    if (i < 0) {
+        suggest_t s;
+        char hint[96];
+        suggest_init(&s, a->team, strlen(a->team));
+        for (size_t j = 0; j < c->n_teams; j++) suggest_try(&s, c->teams[j].name);
+        return fail(x, line, "unknown team '%s'%s", a->team,
+                    s.best ? suggest_hint(&s, hint, sizeof hint)
+                    : c->n_teams ? " (not an entry of the top-level teams section)"
+                                 : " (the teams section defines none)");
+    }
+    a->team_cfg = &c->teams[i];
+    return 0;
+}
+
+static int h_oncall(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, CFG_ONCALL_MAX, &((al_agent_t *)obj)->oncall);
+}
+
+static int h_data_class(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, CFG_CLASS_MAX, &((al_agent_t *)obj)->data_classification);
+}
+
+static int h_environment(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    static const char *const words[] = {"dev", "staging", "prod"};
+    static const al_environment_t envs[] = {AL_ENV_DEV, AL_ENV_STAGING, AL_ENV_PROD};
+    size_t i;
+    int rc;
+
+    if ((rc = get_word(x, v, line, "environment", words, 3, "dev, staging or prod", &i)))
+        return rc;
+    ((al_agent_t *)obj)->environment = envs[i];
+    return 0;
+}
+
+/* "YYYY-MM-DD", a real calendar date from the year 2000 on, to the unix time
+ * in milliseconds of its midnight UTC; false when it is not one. */
+static bool parse_date(const char *p, size_t len, int64_t *ms)
+{
+    static const uint16_t before_month[12] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273,
+                                              304, 334};
+    static const uint8_t month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    static const uint8_t digit_at[8] = {0, 1, 2, 3, 5, 6, 8, 9};
+
+    if (len != 10 || p[4] != '-' || p[7] != '-') return false;
+    for (size_t i = 0; i < sizeof digit_at; i++)
+        if (p[digit_at[i]] < '0' || p[digit_at[i]] > '9') return false;
+    int64_t y = (p[0] - '0') * 1000 + (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+    int m = (p[5] - '0') * 10 + (p[6] - '0');
+    int d = (p[8] - '0') * 10 + (p[9] - '0');
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 2000 || m < 1 || m > 12 || d < 1) return false;
+    if (d > month_days[m - 1] + (m == 2 && leap)) return false;
+    /* Days since 1970-01-01: 365 a year plus the leap days in between. */
+    int64_t leap_days = ((y - 1) / 4 - (y - 1) / 100 + (y - 1) / 400) -
+                        (1969 / 4 - 1969 / 100 + 1969 / 400);
+    int64_t days = (y - 1970) * 365 + leap_days + before_month[m - 1] + (m > 2 && leap) + (d - 1);
+    *ms = days * 86400000;
+    return true;
+}
+
+static int h_review_last(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_agent_t *a = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (!parse_date(p, len, &a->review_last_ms))
+        return fail(x, line, "'%.*s' is not a date YYYY-MM-DD (a real day from 2000 on, "
+                    "e.g. 2026-10-01)", (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    return 0;
+}
+
+#define LIMIT_MAX 1000000000u       /* rpm, tpm, concurrent, session requests */
+#define USD_MAX 1000000000u         /* budgets and session cost caps */
+static const field_t limits_fields[] = {
+    F_U32("rpm", al_limits_cfg_t, rpm, 0, LIMIT_MAX),
+    F_U32("tpm", al_limits_cfg_t, tpm, 0, LIMIT_MAX),
+    F_U32("concurrent", al_limits_cfg_t, concurrent, 0, LIMIT_MAX),
+};
+
+static const field_t budget_fields[] = {
+    {.key = "daily_usd", .kind = K_DOUBLE, .off = offsetof(al_budget_cfg_t, daily_usd),
+     .max = USD_MAX},
+    {.key = "monthly_usd", .kind = K_DOUBLE, .off = offsetof(al_budget_cfg_t, monthly_usd),
+     .max = USD_MAX},
+};
+
+static const field_t session_fields[] = {
+    F_U32("max_requests", al_session_cfg_t, max_requests, 0, LIMIT_MAX),
+    {.key = "max_tokens", .kind = K_U64, .off = offsetof(al_session_cfg_t, max_tokens),
+     .max = 1000000000000ull},
+    {.key = "max_cost_usd", .kind = K_DOUBLE, .off = offsetof(al_session_cfg_t, max_cost_usd),
+     .max = USD_MAX},
+    F_DUR("max_duration", al_session_cfg_t, max_duration_ms, 0, 2592000000u),
+    F_U32("loop_threshold", al_session_cfg_t, loop_threshold, 0, 1000000),
+};
+
+static const field_t sla_fields[] = {
+    F_U32("p95_latency_ms", al_sla_cfg_t, p95_latency_ms, 1, 3600000),
+    {.key = "availability_pct", .kind = K_DOUBLE, .off = offsetof(al_sla_cfg_t, availability_pct),
+     .max = 100},
+    {.key = "max_error_rate", .kind = K_DOUBLE, .off = offsetof(al_sla_cfg_t, max_error_rate),
+     .max = 1},
+};
+
+/* review.* lands in the agent itself (offset 0). */
+static const field_t review_fields[] = {
+    F_FN("last", h_review_last),
+    F_U32("every_days", al_agent_t, review_every_days, 1, 3650),
+};
+
+#define F_SUB(k, type, member, fields) \
+    { .key = k, .kind = K_MAP, .off = offsetof(type, member), .sub = fields, \
+      .nsub = AL_ARRAY_LEN(fields) }
+
 static const field_t agent_fields[] = {
     F_REQ("owner", h_owner),
     F_FN("description", h_description),
     F_FN("models", h_agent_models),
+    F_FN("team", h_team),
+    F_FN("oncall", h_oncall),
+    F_SUB("sla", al_agent_t, sla, sla_fields),
+    {.key = "review", .kind = K_MAP, .off = 0, .sub = review_fields,
+     .nsub = AL_ARRAY_LEN(review_fields)},
+    F_FN("environment", h_environment),
+    F_FN("data_classification", h_data_class),
+    F_SUB("limits", al_agent_t, limits, limits_fields),
+    F_SUB("key_limits", al_agent_t, key_limits, limits_fields),
+    F_SUB("budget", al_agent_t, budget, budget_fields),
+    F_SUB("session", al_agent_t, session, session_fields),
 };
+
+/* Absent keys: no SLA, no budget, no session caps but loop detection at 5,
+ * no limits, environment unset. */
+static void agent_defaults(al_agent_t *a)
+{
+    a->sla.p95_latency_ms = 0;
+    a->sla.availability_pct = -1;
+    a->sla.max_error_rate = -1;
+    a->environment = AL_ENV_UNSET;
+    a->budget.daily_usd = -1;
+    a->budget.monthly_usd = -1;
+    a->session.max_cost_usd = -1;
+    a->session.loop_threshold = 5;
+}
+
+/* ---- teams and tokens ----------------------------------------------- */
+
+static int h_team_owner(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 0, &((al_team_t *)obj)->owner);
+}
+
+static const field_t team_fields[] = {
+    F_FN("owner", h_team_owner),
+    F_SUB("budget", al_team_t, budget, budget_fields),
+};
+
+static int h_signing_key_env(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_config_t *c = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (!is_env_name(p, len))
+        return fail(x, line, "'%.*s' is not an environment variable name",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    set_str(&c->token_key_env, p, len);
+    return 0;
+}
+
+enum { TK_ENV, TK_TTL, TK_N };
+static const field_t tokens_fields[TK_N] = {
+    [TK_ENV] = F_FN("signing_key_env", h_signing_key_env),
+    [TK_TTL] = F_DUR("max_ttl", al_config_t, token_max_ttl_ms, 1000, 604800000),
+};
+
+/* The signing key: SHA-256 of the named variable's value.  Without a
+ * variable, or through an environment hook (the CLI) when the value is
+ * missing or short, token_key_len stays 0 and parse_root makes a random key.
+ * The value is never echoed. */
+static int parse_tokens(ctx_t *x, struct fy_node *v, int line)
+{
+    al_config_t *c = cfgof(x);
+    int lines[TK_N] = {0}, rc;
+    unsigned int mdlen = 0;
+
+    if ((rc = parse_map(x, v, line, tokens_fields, TK_N, c, lines))) return rc;
+    if (!c->token_key_env) return 0;
+    const char *val = x->env ? x->env(c->token_key_env) : getenv(c->token_key_env);
+    size_t vl = val ? strlen(val) : 0;
+    if (vl >= CFG_TOKEN_KEY_MIN) {
+        if (!EVP_Digest(val, vl, c->token_key, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+            return fail(x, line, "cannot hash the token signing key (OpenSSL)");
+        c->token_key_len = 32;
+        return 0;
+    }
+    if (x->env) return 0;
+    if (!val)
+        return fail_at(x, lines[TK_ENV], "signing_key_env",
+                       "environment variable %s is not set (it holds the token signing key, "
+                       "at least %d bytes)", c->token_key_env, CFG_TOKEN_KEY_MIN);
+    return fail_at(x, lines[TK_ENV], "signing_key_env",
+                   "environment variable %s is shorter than %d bytes (the token signing key; "
+                   "make one with: openssl rand -hex 32)", c->token_key_env, CFG_TOKEN_KEY_MIN);
+}
 
 /* ---- sections of named entries -------------------------------------- */
 
@@ -1832,19 +2076,35 @@ static int agent_entry(ctx_t *x, struct fy_node *v, int line, void *e, const cha
     a->name = al_strndup(k, kl);
     if (!index_add(&x->im->agents, AGENT_ARGS(c), (size_t)(a - c->agents)))
         return fail(x, line, "agent is defined twice");
+    agent_defaults(a);
     return parse_map(x, v, line, agent_fields, AL_ARRAY_LEN(agent_fields), a, NULL);
+}
+
+static int team_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char *k, size_t kl)
+{
+    al_team_t *t = e;
+    al_config_t *c = cfgof(x);
+
+    t->name = al_strndup(k, kl);
+    if (!index_add(&x->im->teams, TEAM_ARGS(c), (size_t)(t - c->teams)))
+        return fail(x, line, "team is defined twice");
+    t->budget.daily_usd = -1;
+    t->budget.monthly_usd = -1;
+    return parse_map(x, v, line, team_fields, AL_ARRAY_LEN(team_fields), t, NULL);
 }
 
 /* ---- the document --------------------------------------------------- */
 
 enum {
     S_SERVER, S_STORE, S_LOG, S_PROVIDERS, S_MODELS, S_ROUTES, S_AGENTS, S_ESCALATION, S_ALERTS,
-    S_N
+    S_TEAMS, S_TOKENS, S_N
 };
 static const char *const section_names[S_N] = {
     "server", "store", "log", "providers", "models", "routes", "agents", "escalation", "alerts",
+    "teams", "tokens",
 };
-#define SECTION_LIST "server, store, log, providers, models, routes, agents, escalation, alerts"
+#define SECTION_LIST \
+    "server, store, log, providers, models, routes, agents, escalation, alerts, teams, tokens"
 
 
 static size_t map_count(struct fy_node *n)
@@ -1894,6 +2154,7 @@ static int parse_root(ctx_t *x, struct fy_node *root)
     index_init(&x->im->models, map_count(sec[S_MODELS]));
     index_init(&x->im->agents, map_count(sec[S_AGENTS]));
     index_init(&x->im->routes, map_count(sec[S_ROUTES]));
+    index_init(&x->im->teams, map_count(sec[S_TEAMS]));
     x->n_model_lines = map_count(sec[S_MODELS]);
     x->model_lines = al_calloc(x->n_model_lines, sizeof *x->model_lines);
 
@@ -1932,6 +2193,15 @@ static int parse_root(ctx_t *x, struct fy_node *root)
             return rc;
         path_pop(x, mark);
     }
+    if (lines[S_TOKENS]) {
+        mark = path_push(x, "tokens", 6);
+        if ((rc = parse_tokens(x, sec[S_TOKENS], lines[S_TOKENS]))) return rc;
+        path_pop(x, mark);
+    }
+    if (c->token_key_len == 0) {
+        al_random(c->token_key, 32);
+        c->token_key_len = 32;
+    }
     mark = path_push(x, "providers", 9);
     if ((rc = parse_named(x, sec[S_PROVIDERS], lines[S_PROVIDERS], "provider", false,
                           (void **)&c->providers, &c->n_providers, sizeof(al_provider_t),
@@ -1946,6 +2216,18 @@ static int parse_root(ctx_t *x, struct fy_node *root)
     mark = path_push(x, "routes", 6);
     if ((rc = parse_named(x, sec[S_ROUTES], lines[S_ROUTES], "route", true, (void **)&c->routes,
                           &c->n_routes, sizeof(al_route_t), route_entry)))
+        return rc;
+    path_pop(x, mark);
+    for (size_t i = 0; i < c->n_models; i++) {
+        if (!c->models[i].has_price) continue;
+        c->max_price_input = AL_MAX(c->max_price_input, c->models[i].price_input);
+        c->max_price_output = AL_MAX(c->max_price_output, c->models[i].price_output);
+    }
+    /* Before agents: an agent's `team` names one of these. */
+    x->has_teams = lines[S_TEAMS] != 0;
+    mark = path_push(x, "teams", 5);
+    if ((rc = parse_named(x, sec[S_TEAMS], lines[S_TEAMS], "team", false, (void **)&c->teams,
+                          &c->n_teams, sizeof(al_team_t), team_entry)))
         return rc;
     path_pop(x, mark);
     x->stamp = al_calloc(c->n_models, sizeof *x->stamp);
@@ -1990,6 +2272,7 @@ static void set_defaults(al_config_t *c)
     c->alerts.webhook_url = NULL;
     c->alerts.timeout_ms = 5000;
     c->alerts.queue = 1024;
+    c->token_max_ttl_ms = 3600000;
 }
 
 static void free_config(cfg_impl_t *im)
@@ -2027,6 +2310,9 @@ static void free_config(cfg_impl_t *im)
         free(c->agents[i].name);
         free(c->agents[i].owner);
         free(c->agents[i].description);
+        free(c->agents[i].team);
+        free(c->agents[i].oncall);
+        free(c->agents[i].data_classification);
         free(c->agents[i].models);
         free(c->agents[i].routes);
     }
@@ -2037,10 +2323,18 @@ static void free_config(cfg_impl_t *im)
     }
     free(c->routes);
     free(c->alerts.webhook_url);
+    for (size_t i = 0; i < c->n_teams; i++) {
+        free(c->teams[i].name);
+        free(c->teams[i].owner);
+    }
+    free(c->teams);
+    free(c->token_key_env);
+    explicit_bzero(c->token_key, sizeof c->token_key);
     free(im->providers.slot);
     free(im->models.slot);
     free(im->agents.slot);
     free(im->routes.slot);
+    free(im->teams.slot);
     free(im);
 }
 
@@ -2294,6 +2588,13 @@ const al_route_t *al_config_route(const al_config_t *c, const char *name, size_t
     const cfg_impl_t *im = (const cfg_impl_t *)(const void *)c;
     long i = c ? index_find(&im->routes, ROUTE_ARGS(c), name, len) : -1;
     return i < 0 ? NULL : &c->routes[i];
+}
+
+const al_team_t *al_config_team(const al_config_t *c, const char *name, size_t len)
+{
+    const cfg_impl_t *im = (const cfg_impl_t *)(const void *)c;
+    long i = c ? index_find(&im->teams, TEAM_ARGS(c), name, len) : -1;
+    return i < 0 ? NULL : &c->teams[i];
 }
 
 bool al_agent_allows_route(const al_agent_t *a, const al_route_t *r)

@@ -151,10 +151,67 @@ typedef struct al_alerts_cfg {
     uint32_t queue;             /* pending alerts kept; default 1024 */
 } al_alerts_cfg_t;
 
+/* --- policy (issue 4) ---------------------------------------------------- */
+
+typedef struct al_limits_cfg {
+    uint32_t rpm;               /* requests per minute; 0 = no limit */
+    uint32_t tpm;               /* tokens per minute (estimated at admission,
+                                   corrected when usage is known); 0 = no limit */
+    uint32_t concurrent;        /* requests in flight; 0 = no limit */
+} al_limits_cfg_t;
+
+typedef struct al_budget_cfg {
+    double daily_usd;           /* < 0 = no daily budget (YAML key daily_usd) */
+    double monthly_usd;         /* < 0 = no monthly budget (monthly_usd) */
+} al_budget_cfg_t;
+
+typedef struct al_session_cfg {
+    uint32_t max_requests;      /* per session; 0 = no cap */
+    uint64_t max_tokens;        /* input + output; 0 = no cap */
+    double max_cost_usd;        /* < 0 = no cap */
+    uint32_t max_duration_ms;   /* from the session's first request; 0 = no cap */
+    uint32_t loop_threshold;    /* the same body more than this many times in a
+                                   session is a loop; 0 = off; default 5 */
+} al_session_cfg_t;
+
+typedef struct al_sla_cfg {
+    uint32_t p95_latency_ms;    /* 0 = not set */
+    double availability_pct;    /* < 0 = not set; 0..100 */
+    double max_error_rate;      /* < 0 = not set; 0..1 */
+} al_sla_cfg_t;
+
+typedef enum al_environment {
+    AL_ENV_UNSET = 0,
+    AL_ENV_DEV = 1,
+    AL_ENV_STAGING = 2,
+    AL_ENV_PROD = 3,
+} al_environment_t;
+
+typedef struct al_team {
+    char *name;
+    char *owner;                /* may be NULL */
+    al_budget_cfg_t budget;     /* team-wide, over all its agents */
+} al_team_t;
+
 typedef struct al_agent {
     char *name;
     char *owner;                /* required */
     char *description;          /* may be NULL */
+    /* inventory (all optional) */
+    char *team;                 /* NULL = none; must name a `teams` entry when
+                                   that section exists, else any name */
+    const al_team_t *team_cfg;  /* resolved, NULL when no teams section entry */
+    char *oncall;
+    al_sla_cfg_t sla;
+    int64_t review_last_ms;     /* review.last (YYYY-MM-DD, UTC midnight); 0 = never */
+    uint32_t review_every_days; /* review.every_days; 0 = not set */
+    al_environment_t environment;
+    char *data_classification;  /* free text, e.g. public|internal|confidential|restricted */
+    /* policy */
+    al_limits_cfg_t limits;     /* the agent as a whole */
+    al_limits_cfg_t key_limits; /* each key of the agent */
+    al_budget_cfg_t budget;
+    al_session_cfg_t session;
     const al_model_t **models;  /* allow-list, borrowed */
     size_t n_models;
     const al_route_t **routes;  /* routes named in the same `models` list */
@@ -202,6 +259,18 @@ typedef struct al_config {
     size_t n_routes;
     al_escalation_cfg_t escalation;   /* top-level `escalation:` */
     al_alerts_cfg_t alerts;           /* top-level `alerts:` */
+    al_team_t *teams;
+    size_t n_teams;
+    /* scoped tokens (`tokens:`) */
+    char *token_key_env;              /* tokens.signing_key_env; NULL = a random key
+                                         per process start (tokens die with it) */
+    uint8_t token_key[64];            /* resolved: SHA-256 of the variable's value,
+                                         or random; never logged */
+    size_t token_key_len;             /* 32 */
+    uint32_t token_max_ttl_ms;        /* tokens.max_ttl; default 1h */
+    double max_price_input;           /* highest input price of any priced model
+                                         (USD per million), for unknown prices */
+    double max_price_output;
 } al_config_t;
 
 /* Environment lookup used for api_key_env; NULL means getenv(). */
@@ -228,6 +297,7 @@ const al_agent_t *al_config_agent(const al_config_t *c, const char *name, size_t
 const al_provider_t *al_config_provider(const al_config_t *c, const char *name, size_t len);
 bool al_agent_allows(const al_agent_t *a, const al_model_t *m);
 const al_route_t *al_config_route(const al_config_t *c, const char *name, size_t len);
+const al_team_t *al_config_team(const al_config_t *c, const char *name, size_t len);
 bool al_agent_allows_route(const al_agent_t *a, const al_route_t *r);
 /* The escalation settings that apply to a route (its own, else the top level). */
 const al_escalation_cfg_t *al_route_escalation(const al_config_t *c, const al_route_t *r);

@@ -84,6 +84,14 @@ static const struct {
     [AL_C_DEGRADED] = {"airlock_degraded_total", "Requests served by a route's degraded target."},
     [AL_C_ESCALATIONS] = {"airlock_escalations_total", "Escalations opened."},
     [AL_C_DEADLINES] = {"airlock_deadline_exceeded_total", "Requests ended by their deadline."},
+    [AL_C_RATE_LIMITED] = {"airlock_rate_limited_total", "Requests refused by a rate limit."},
+    [AL_C_BUDGET_REFUSED] = {"airlock_budget_refused_total",
+                             "Requests refused because a budget could not cover them."},
+    [AL_C_SESSION_REFUSED] = {"airlock_session_refused_total",
+                              "Requests refused by a session limit or as a loop."},
+    [AL_C_KILLED] = {"airlock_killed_total", "Requests refused or cut by a kill switch."},
+    [AL_C_BUDGET_ALERTS] = {"airlock_budget_alerts_total",
+                            "Budget thresholds (50, 80, 100 %) crossed."},
 };
 _Static_assert(sizeof counter_info / sizeof counter_info[0] == AL_C__COUNT,
                "one name per al_counter_t");

@@ -40,6 +40,11 @@ typedef enum al_counter {
     AL_C_DEGRADED,               /* requests served by a degraded target */
     AL_C_ESCALATIONS,            /* escalations opened */
     AL_C_DEADLINES,              /* requests ended by their deadline */
+    AL_C_RATE_LIMITED,           /* 429 rate_limit_exceeded */
+    AL_C_BUDGET_REFUSED,         /* 429 insufficient_quota */
+    AL_C_SESSION_REFUSED,        /* 429 loop_detected / session_limit_exceeded */
+    AL_C_KILLED,                 /* requests refused or cut by a kill switch */
+    AL_C_BUDGET_ALERTS,          /* budget thresholds crossed (50/80/100 %) */
     AL_C__COUNT
 } al_counter_t;
 

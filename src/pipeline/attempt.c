@@ -112,10 +112,11 @@ static unsigned attempts_per_target(const al_ctx_t *c)
 static void stream_begin(al_ctx_t *c)
 {
     if (c->stream_started || !c->req) return;
-    const char *hdrs[7];
+    const char *hdrs[14];
     size_t n = 0;
     hdrs[n++] = c->reqid_hdr;
     hdrs[n++] = "Cache-Control: no-cache";
+    n += al__rl_headers(c, hdrs + n, 6);
     if (c->route_hdr[0]) hdrs[n++] = c->route_hdr;
     if (c->target_hdr[0]) hdrs[n++] = c->target_hdr;
     snprintf(c->attempts_hdr, sizeof c->attempts_hdr, "x-airlock-attempts: %u", c->ev.n_attempts);
@@ -493,6 +494,11 @@ static void exhausted(al_ctx_t *c)
                  "window of any target",
                  (unsigned long long)(al_chatreq_estimate_tokens(&c->rq) +
                                       (c->rq.max_tokens > 0 ? (uint64_t)c->rq.max_tokens : 0)));
+        return;
+    }
+    if (o == AL_ATT_SKIP_KILLED) {
+        al__fail(c, 403, "agent_disabled", "agent_disabled", "rejected",
+                 "every target of this request is disabled by a kill switch");
         return;
     }
     if (o == AL_ATT_SKIP_BREAKER) {
@@ -927,6 +933,12 @@ static void next_attempt(al_ctx_t *c)
             advance(c);
             continue;
         }
+        if (c->tries == 0 && al__target_killed(c, tgt->model)) {
+            al__attempt_note(c, tgt->model, AL_ATT_SKIP_KILLED, 0, -1);
+            if (c->ev.n_attempts == 0) c->last_out = AL_ATT_SKIP_KILLED;
+            advance(c);
+            continue;
+        }
         bool probe = false;
         if (!al_breaker_allow(tgt->breaker, t, &probe)) {
             if (c->tries == 0) {
@@ -1008,4 +1020,28 @@ void al__cancel_upstream(al_ctx_t *c)
         al_breaker_release(c->tgt->breaker, c->probe);
         c->probe = false;
     }
+}
+
+void al__kill_request(al_ctx_t *c, const char *reason)
+{
+    char msg[320];
+    snprintf(msg, sizeof msg, "stopped by a kill switch: %s", reason);
+    c->killed = true;
+    if (c->xfer || c->simx) {
+        double lat = (double)(al_now_ns() - c->t_att0) / 1e6;
+        al__attempt_note(c, c->model, AL_ATT_CANCELLED, c->up_status > 0 ? c->up_status : 0, lat);
+        if (c->up_anthropic && c->ast.usage.known && !c->usage.known) c->usage = c->ast.usage;
+    }
+    al__cancel_upstream(c);
+    if (c->backoff_init) uv_timer_stop(&c->backoff);
+    attempts_close(c);
+    if (c->stream_started) {
+        stream_error(c, "agent_disabled", msg);
+        c->ev.status = 200;
+        AL_EVENT_SET(&c->ev, outcome, "error", 5);
+        AL_EVENT_SET(&c->ev, error_type, "agent_disabled", 14);
+        if (c->req) al_http_stream_end(c->req); /* last: c may be freed */
+        return;
+    }
+    al__fail(c, 403, "agent_disabled", "agent_disabled", "error", "%s", msg);
 }

@@ -11,6 +11,7 @@
 
 #include "pipeline/chatreq.h"
 #include "pipeline/usage.h"
+#include "policy/token.h"
 #include "reliab/route.h"
 #include "server/gateway.h"
 #include "store/store.h"
@@ -90,6 +91,19 @@ typedef struct al_ctx {
     bool finished;
     bool freed;
 
+    /* policy */
+    al_token_claims_t *tok;        /* the scoped token used, NULL for an agent key */
+    char key_scope[48];            /* limiter scope of the key or token */
+    uint64_t est_tokens;           /* admission estimate (prompt + output) */
+    al_rl_ticket_t rl;
+    al_rl_result_t rlres;
+    char rl_hdr[6][64];            /* x-ratelimit-* lines, "" when unset */
+    al_session_ticket_t sess;
+    al_budget_hold_t bh;
+    struct al_ctx *act_next, *act_prev; /* the worker's requests in flight */
+    bool killed;                   /* ended by a kill switch */
+    uint32_t retry_after_s;        /* Retry-After for a refusal, 0 = the default */
+
     /* escalation */
     al_esc_row_t *esc;             /* the escalation being opened / held */
     bool held;                     /* waiting for a person */
@@ -115,6 +129,8 @@ void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
 void al__route_begin(al_ctx_t *c);  /* plan and start the first attempt */
 void al__cancel_upstream(al_ctx_t *c);
 void al__on_req_drain(al_http_req_t *req);
+/* A kill switch ends the request: an error event on a stream, else 403. */
+void al__kill_request(al_ctx_t *c, const char *reason);
 /* Append one element to the event's attempts array. */
 /* Relay pieces, also used to answer for a person: one OpenAI chunk (0, -1
  * client gone, -2 malformed), the stream's end, a whole 2xx body in c->resp
@@ -124,6 +140,12 @@ int al__deliver_done(al_ctx_t *c);
 bool al__deliver_body(al_ctx_t *c);
 void al__attempt_note(al_ctx_t *c, const al_model_t *m, al_attempt_outcome_t o, int status,
                       double latency_ms);
+
+/* policy.c */
+bool al__policy_admit(al_ctx_t *c);   /* after model resolution; false = answered */
+void al__policy_settle(al_ctx_t *c);  /* once, when the request ends */
+bool al__target_killed(al_ctx_t *c, const al_model_t *m);
+size_t al__rl_headers(al_ctx_t *c, const char **hdrs, size_t max);
 
 /* escalate.c */
 void al__escalate(al_ctx_t *c, const char *reason);

@@ -24,7 +24,7 @@
 void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
                       const char *extra_hdr, const char *extra_hdr2)
 {
-    const char *hdrs[7];
+    const char *hdrs[14];
     size_t n = 0;
     if (c->ev.n_attempts)
         snprintf(c->attempts_hdr, sizeof c->attempts_hdr, "x-airlock-attempts: %u",
@@ -36,6 +36,7 @@ void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
     if (c->ev.degraded) hdrs[n++] = "x-airlock-degraded: true";
     if (extra_hdr && extra_hdr[0]) hdrs[n++] = extra_hdr;
     if (extra_hdr2 && extra_hdr2[0]) hdrs[n++] = extra_hdr2;
+    n += al__rl_headers(c, hdrs + n, AL_ARRAY_LEN(hdrs) - n);
     al_http_respond(c->req, status, "application/json", hdrs, n, body, len);
 }
 
@@ -56,7 +57,10 @@ void al__fail(al_ctx_t *c, int status, const char *type, const char *code, const
         al__ctx_finish(c);
         return;
     }
-    const char *extra = (status == 503 || status == 429) ? "Retry-After: 1" : NULL;
+    char ra[40] = "";
+    if (status == 503 || status == 429)
+        snprintf(ra, sizeof ra, "Retry-After: %u", c->retry_after_s ? c->retry_after_s : 1);
+    const char *extra = ra;
     al_buf_t b;
     al_buf_init(&b, 4096);
     if (c->face_anthropic) al_msgs_error(status, msg, &b);
@@ -75,6 +79,7 @@ static void ctx_free(al_ctx_t *c)
     al_buf_free(&c->resp);
     al_buf_free(&c->last_err);
     free(c->xbody);
+    free(c->tok);
     if (c->esc) {
         al_esc_row_free(c->esc);
         free(c->esc);
@@ -146,6 +151,11 @@ void al__ctx_finish(al_ctx_t *c)
         c->probe = false;
     }
     ctx_settle(c);
+    al__policy_settle(c);
+    if (c->act_prev) c->act_prev->act_next = c->act_next;
+    else if (w->active == c) w->active = c->act_next;
+    if (c->act_next) c->act_next->act_prev = c->act_prev;
+    c->act_next = c->act_prev = NULL;
     c->ev.latency_ms = (double)(al_now_ns() - c->t0) / 1e6;
     al_store_submit(w->gw->store, &c->ev);
     al_metrics_observe(w->gw->metrics, w->idx, &c->ev);
@@ -248,11 +258,45 @@ bool al_pipeline_headers(al_http_req_t *req)
     al_worker_t *w = req->server->ud;
     size_t klen;
     const char *key = presented_key(req, &klen);
-    if (!key || !w->keys) return false;
+    if (!key) return false;
+    if (klen > 4 && memcmp(key, AL_TOKEN_PREFIX, 4) == 0 && w->cfg) {
+        al_token_claims_t *t = al_malloc(sizeof *t);
+        bool ok = al_token_verify(w->cfg->token_key, w->cfg->token_key_len, key, klen,
+                                  al_wall_ms() / 1000, t) == AL_OK;
+        free(t);
+        return ok;
+    }
+    if (!w->keys) return false;
     uint8_t hash[32];
     al_key_hash(key, klen, hash);
     const al_keytab_entry_t *e = al_keytab_find(w->keys, hash);
     return e && (!e->expires_ms || e->expires_ms > al_wall_ms());
+}
+
+/* A scoped token (alt_...): verified by its signature, no store lookup. */
+static bool authenticate_token(al_ctx_t *c, const char *key, size_t klen)
+{
+    al_token_claims_t *t = al_calloc(1, sizeof *t);
+    int rc = al_token_verify(c->cfg->token_key, c->cfg->token_key_len, key, klen,
+                             al_wall_ms() / 1000, t);
+    if (rc != AL_OK) {
+        free(t);
+        al__fail(c, 401, "authentication_error",
+                 rc == AL_ETIMEDOUT ? "expired_token" : "invalid_api_key", "rejected",
+                 rc == AL_ETIMEDOUT ? "the token has expired" : "invalid API key");
+        return false;
+    }
+    c->tok = t;
+    AL_EVENT_SET(&c->ev, token_id, t->jti, strlen(t->jti));
+    AL_EVENT_SET(&c->ev, agent, t->agent, strlen(t->agent));
+    snprintf(c->key_scope, sizeof c->key_scope, "token:%s", t->jti);
+    c->agent = al_config_agent(c->cfg, t->agent, strlen(t->agent));
+    if (!c->agent) {
+        al__fail(c, 401, "authentication_error", "unknown_agent", "rejected",
+                 "the token belongs to an agent that is not declared in the configuration");
+        return false;
+    }
+    return true;
 }
 
 static bool authenticate(al_ctx_t *c)
@@ -262,34 +306,47 @@ static bool authenticate(al_ctx_t *c)
     const char *key = presented_key(req, &klen);
     if (!key || klen == 0) {
         al__fail(c, 401, "authentication_error", "missing_api_key", "rejected",
-             "missing API key: send Authorization: Bearer <airlock agent key>");
+                 "missing API key: send Authorization: Bearer <airlock agent key>");
         return false;
     }
-    uint8_t hash[32];
-    al_key_hash(key, klen, hash);
-    const al_keytab_entry_t *e = c->w->keys ? al_keytab_find(c->w->keys, hash) : NULL;
-    if (!e) {
-        al__fail(c, 401, "authentication_error", "invalid_api_key", "rejected",
-             "invalid API key");
-        return false;
+    if (klen > 4 && memcmp(key, AL_TOKEN_PREFIX, 4) == 0) {
+        if (!authenticate_token(c, key, klen)) return false;
+    } else {
+        uint8_t hash[32];
+        al_key_hash(key, klen, hash);
+        const al_keytab_entry_t *e = c->w->keys ? al_keytab_find(c->w->keys, hash) : NULL;
+        if (!e) {
+            al__fail(c, 401, "authentication_error", "invalid_api_key", "rejected",
+                     "invalid API key");
+            return false;
+        }
+        AL_EVENT_SET(&c->ev, key_id, e->id, strlen(e->id));
+        AL_EVENT_SET(&c->ev, agent, e->agent, strlen(e->agent));
+        snprintf(c->key_scope, sizeof c->key_scope, "key:%s", e->id);
+        int64_t now = al_wall_ms();
+        if (e->expires_ms && e->expires_ms <= now) {
+            al__fail(c, 401, "authentication_error", "expired_api_key", "rejected",
+                     "API key has expired");
+            return false;
+        }
+        al_keytab_touch(e, now); /* "last used", written to the store by the watcher */
+        c->agent = al_config_agent(c->cfg, e->agent, strlen(e->agent));
+        if (!c->agent) {
+            al__fail(c, 401, "authentication_error", "unknown_agent", "rejected",
+                     "API key belongs to an agent that is not declared in the configuration");
+            return false;
+        }
     }
-    AL_EVENT_SET(&c->ev, key_id, e->id, strlen(e->id));
-    AL_EVENT_SET(&c->ev, agent, e->agent, strlen(e->agent));
-    int64_t now = al_wall_ms();
-    if (e->expires_ms && e->expires_ms <= now) {
-        al__fail(c, 401, "authentication_error", "expired_api_key", "rejected", "API key has expired");
-        return false;
-    }
-    al_keytab_touch(e, now); /* "last used", written to the store by the watcher */
-    c->agent = al_config_agent(c->cfg, e->agent, strlen(e->agent));
-    if (!c->agent) {
-        al__fail(c, 401, "authentication_error", "unknown_agent", "rejected",
-             "API key belongs to an agent that is not declared in the configuration");
+    al_kill_match_t km;
+    if (c->w->kills && al_killtab_agent(c->w->kills, c->agent->name, c->agent->team, &km)) {
+        al_metrics_inc(c->w->gw->metrics, c->w->idx, AL_C_KILLED, 1);
+        al__fail(c, 403, "agent_disabled", "agent_disabled", "rejected",
+                 "agent '%s' is disabled by a kill switch (%s%s%s): %s", c->agent->name,
+                 km.scope, km.target[0] ? " " : "", km.target, km.reason);
         return false;
     }
     return true;
 }
-
 
 /* Parse the body (translating a Messages request first) into c->rq. */
 static bool parse_body(al_ctx_t *c)
@@ -393,6 +450,14 @@ static void handle_api(al_ctx_t *c)
                  "agent '%s' may not use route '%s'", c->agent->name, c->route->name);
         return;
     }
+    if (c->tok) {
+        const char *nm = c->route ? c->route->name : m->alias;
+        if (!al_token_allows(c->tok, nm, strlen(nm))) {
+            al__fail(c, 403, "permission_denied", "model_not_allowed", "rejected",
+                     "this token may not use '%s'", nm);
+            return;
+        }
+    }
     if (c->route) {
         AL_EVENT_SET(&c->ev, route, c->route->name, strlen(c->route->name));
         snprintf(c->route_hdr, sizeof c->route_hdr, "x-airlock-route: %s", c->route->name);
@@ -401,6 +466,7 @@ static void handle_api(al_ctx_t *c)
         c->single.weight = 1;
         c->single.breaker = NULL;
     }
+    if (!al__policy_admit(c)) return;
     set_deadline(c);
     al_buf_init(&c->resp, c->cfg->server.max_response_bytes);
     req->on_drain = al__on_req_drain;
@@ -474,6 +540,9 @@ void al_pipeline_handle(al_http_req_t *req)
     c->cfg = al_config_ref(w->cfg);
     c->kind = kind;
     c->face_anthropic = kind == K_MESSAGES;
+    c->act_next = w->active;
+    if (w->active) w->active->act_prev = c;
+    w->active = c;
     w->inflight++;
     al_metrics_inflight(gw->metrics, w->idx, +1);
     req->ud = c;
@@ -531,4 +600,26 @@ void al_pipeline_reject(al_http_server_t *s, int status, const char *type,
     ev.latency_ms = (double)(al_now_ns() - t_start_ns) / 1e6;
     al_store_submit(gw->store, &ev);
     al_metrics_observe(gw->metrics, w->idx, &ev);
+}
+
+/* New kill switches reached this worker: end what they stop (not drained). */
+void al_pipeline_apply_kills(al_worker_t *w)
+{
+    al_ctx_t *c = w->active;
+    while (c) {
+        al_ctx_t *next = c->act_next; /* c may be finished (and unlinked) below */
+        al_kill_match_t km;
+        bool hit = c->agent && c->req && !c->finished && !c->held && w->kills &&
+                   (al_killtab_agent(w->kills, c->agent->name, c->agent->team, &km) ||
+                    (c->model && al_killtab_target(w->kills, c->model->provider->name,
+                                                   c->model->alias, &km)) ||
+                    (c->route && al_killtab_target(w->kills, NULL, c->route->name, &km)));
+        bool working = c->xfer || c->simx || c->stream_started ||
+                       (c->backoff_init && uv_is_active((uv_handle_t *)&c->backoff));
+        if (hit && !km.drain && working) {
+            al_metrics_inc(w->gw->metrics, w->idx, AL_C_KILLED, 1);
+            al__kill_request(c, km.reason);
+        }
+        c = next;
+    }
 }

@@ -39,6 +39,7 @@ const char *al_attempt_outcome_name(al_attempt_outcome_t o)
     case AL_ATT_SKIP_BREAKER: return "skipped_breaker";
     case AL_ATT_SKIP_CONTEXT: return "skipped_context";
     case AL_ATT_CANCELLED: return "cancelled";
+    case AL_ATT_SKIP_KILLED: return "skipped_killed";
     }
     return "unknown";
 }
@@ -74,6 +75,7 @@ bool al_attempt_falls_back(al_attempt_outcome_t o)
     case AL_ATT_MALFORMED:
     case AL_ATT_SKIP_BREAKER:
     case AL_ATT_SKIP_CONTEXT:
+    case AL_ATT_SKIP_KILLED:
         return true;
     }
     return false;

@@ -47,6 +47,12 @@ static void worker_take_updates(al_worker_t *w)
         al_keytab_unref(w->keys);
         w->keys = nk;
     }
+    al_killtab_t *nt = atomic_exchange(&w->next_kills, NULL);
+    if (nt) {
+        al_killtab_unref(w->kills);
+        w->kills = nt;
+        al_pipeline_apply_kills(w);
+    }
 }
 
 static void publish_config(al_gateway_t *gw, al_config_t *cfg)
@@ -65,6 +71,16 @@ static void publish_keys(al_gateway_t *gw, al_keytab_t *t)
         al_worker_t *w = &gw->workers[i];
         al_keytab_t *old = atomic_exchange(&w->next_keys, al_keytab_ref(t));
         al_keytab_unref(old);
+        uv_async_send(&w->wake);
+    }
+}
+
+static void publish_kills(al_gateway_t *gw, al_killtab_t *t)
+{
+    for (unsigned i = 0; i < gw->n_workers; i++) {
+        al_worker_t *w = &gw->workers[i];
+        al_killtab_t *old = atomic_exchange(&w->next_kills, al_killtab_ref(t));
+        al_killtab_unref(old);
         uv_async_send(&w->wake);
     }
 }
@@ -149,8 +165,10 @@ static int worker_init(al_gateway_t *gw, al_worker_t *w, unsigned idx, char *err
     w->drain_timer.data = w;
     w->cfg = al_config_ref(cfg);
     w->keys = gw->keys ? al_keytab_ref(gw->keys) : NULL;
+    w->kills = gw->kills ? al_killtab_ref(gw->kills) : NULL;
     atomic_init(&w->next_cfg, NULL);
     atomic_init(&w->next_keys, NULL);
+    atomic_init(&w->next_kills, NULL);
     atomic_init(&w->stop, false);
     w->up = al_upstream_new(&w->loop);
     w->http.handler = al_pipeline_handle;
@@ -267,8 +285,9 @@ static void expire_escalations(al_gateway_t *gw)
 static void *watcher_main(void *arg)
 {
     al_gateway_t *gw = arg;
-    int64_t last = -1;
+    int64_t last = -1, last_kill = -1;
     unsigned tick = 0;
+    al_store_kill_version(gw->store, &last_kill); /* the table loaded at start */
     while (!atomic_load(&gw->watcher_stop)) {
         struct timespec ts = {0, WATCH_INTERVAL_MS * 1000000L};
         nanosleep(&ts, NULL);
@@ -277,6 +296,22 @@ static void *watcher_main(void *arg)
             expire_escalations(gw);
         }
         int64_t ev;
+        int64_t kv;
+        if (al_store_kill_version(gw->store, &kv) == AL_OK && kv != last_kill) {
+            al_killtab_t *kt = NULL;
+            if (al_killtab_load(gw->store, &kt) == AL_OK) {
+                last_kill = kv;
+                publish_kills(gw, kt);
+                pthread_mutex_lock(&gw->lock);
+                al_killtab_t *old = gw->kills;
+                gw->kills = kt;
+                pthread_mutex_unlock(&gw->lock);
+                al_killtab_unref(old);
+                al_info("kill switches reloaded: %zu active", al_killtab_size(kt));
+            } else {
+                al_warn("could not reload kill switches; keeping the current set");
+            }
+        }
         bool dirty = atomic_exchange(&gw->holds_dirty, false);
         if (al_store_esc_version(gw->store, &ev) == AL_OK && (ev != gw->esc_version || dirty)) {
             gw->esc_version = ev;
@@ -391,6 +426,64 @@ static double gauge_keys(void *ud)
     return n;
 }
 
+/* --- budgets ------------------------------------------------------------- */
+
+typedef struct seed_ctx {
+    al_gateway_t *gw;
+    bool month;                 /* pass: month (else day) */
+    double *day, *month_sum;    /* per agent index */
+} seed_ctx_t;
+
+static int seed_cb(void *ud, const char *agent, double usd)
+{
+    seed_ctx_t *s = ud;
+    const al_config_t *c = s->gw->cfg;
+    for (size_t i = 0; i < c->n_agents; i++) {
+        if (strcmp(c->agents[i].name, agent) != 0) continue;
+        if (s->month) s->month_sum[i] += usd;
+        else s->day[i] += usd;
+    }
+    return 0;
+}
+
+/* What agents and teams spent today and this month, from the event log, so
+ * budgets hold across restarts. */
+static void seed_ledger(al_gateway_t *gw)
+{
+    const al_config_t *c = gw->cfg;
+    int64_t now = al_wall_ms();
+    double *day = al_calloc(c->n_agents + 1, sizeof *day);
+    double *mon = al_calloc(c->n_agents + 1, sizeof *mon);
+    seed_ctx_t s = {gw, false, day, mon};
+    int rc = al_store_spend_by_agent(gw->store, al_budget_day_start(now), seed_cb, &s);
+    s.month = true;
+    if (rc == AL_OK) rc = al_store_spend_by_agent(gw->store, al_budget_month_start(now), seed_cb, &s);
+    if (rc != AL_OK) al_warn("could not read past spend from the store: budgets start from zero");
+    char scope[96];
+    for (size_t i = 0; rc == AL_OK && i < c->n_agents; i++) {
+        snprintf(scope, sizeof scope, "agent:%s", c->agents[i].name);
+        al_ledger_seed(gw->ledger, scope, day[i], mon[i], now);
+    }
+    for (size_t t = 0; rc == AL_OK && t < c->n_agents; t++) {
+        /* Each team once, from its first agent. */
+        const char *team = c->agents[t].team;
+        bool first = team != NULL;
+        for (size_t j = 0; first && j < t; j++)
+            if (c->agents[j].team && strcmp(c->agents[j].team, team) == 0) first = false;
+        if (!first) continue;
+        double d = 0, m = 0;
+        for (size_t j = t; j < c->n_agents; j++)
+            if (c->agents[j].team && strcmp(c->agents[j].team, team) == 0) {
+                d += day[j];
+                m += mon[j];
+            }
+        snprintf(scope, sizeof scope, "team:%s", team);
+        al_ledger_seed(gw->ledger, scope, d, m, now);
+    }
+    free(day);
+    free(mon);
+}
+
 /* --- signals: reload and shutdown --------------------------------------- */
 
 static void reload(al_gateway_t *gw)
@@ -409,6 +502,12 @@ static void reload(al_gateway_t *gw)
         strcmp(nc->store.url, old->store.url))
         al_warn("server.listen, server.workers and store.url changes take effect at restart");
     al_log_level = nc->log_level;
+    if (!nc->token_key_env && !old->token_key_env) {
+        /* A random signing key: keep the running one, so scoped tokens
+         * minted before the reload stay valid. */
+        memcpy(nc->token_key, old->token_key, sizeof nc->token_key);
+        nc->token_key_len = old->token_key_len;
+    }
     if (al_breaker_bind(gw->breakers, nc) != AL_OK) {
         al_config_unref(nc);
         AL_LOG(AL_LOG_ERROR, "reload refused: out of memory binding breakers");
@@ -507,6 +606,18 @@ int al_gateway_run(const char *config_path)
         al_error("could not load keys from the store");
         goto out;
     }
+    if (al_killtab_load(gw->store, &gw->kills) != AL_OK) {
+        al_error("could not load kill switches from the store");
+        goto out;
+    }
+    gw->limiter = al_limiter_new();
+    gw->ledger = al_ledger_new();
+    gw->sessions = al_sessions_new(100000);
+    if (!gw->limiter || !gw->ledger || !gw->sessions) {
+        al_error("out of memory");
+        goto out;
+    }
+    seed_ledger(gw);
     gw->n_workers = cfg->server.workers ? cfg->server.workers : 1;
     gw->metrics = al_metrics_new(gw->n_workers + 1);
     al_metrics_gauge_fn(gw->metrics, "event_queue_depth", "Events waiting to be written",
@@ -606,6 +717,8 @@ out_stop:
         al_worker_t *w = &gw->workers[i];
         al_config_unref(w->cfg);
         al_keytab_unref(w->keys);
+        al_killtab_unref(w->kills);
+        al_killtab_unref(atomic_exchange(&w->next_kills, NULL));
         al_config_unref(atomic_exchange(&w->next_cfg, NULL));
         al_keytab_unref(atomic_exchange(&w->next_keys, NULL));
     }
@@ -621,6 +734,10 @@ out:
     }
     al_alerts_stop(gw->alerts, 2000);
     al_keytab_unref(gw->keys);
+    al_killtab_unref(gw->kills);
+    al_limiter_free(gw->limiter);
+    al_ledger_free(gw->ledger);
+    al_sessions_free(gw->sessions);
     al_metrics_free(gw->metrics);
     for (unsigned i = 0; gw->workers && i < gw->n_workers; i++) {
         al_esc_note_t *n = gw->workers[i].inbox;

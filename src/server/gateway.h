@@ -15,7 +15,11 @@
 #include "obs/alerts.h"
 #include "reliab/breaker.h"
 #include "obs/metrics.h"
+#include "policy/budget.h"
 #include "policy/keys.h"
+#include "policy/kill.h"
+#include "policy/limits.h"
+#include "policy/session.h"
 #include "server/http.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
@@ -48,6 +52,9 @@ typedef struct al_worker {
     al_keytab_t *keys;                  /* owned reference */
     _Atomic(al_config_t *) next_cfg;    /* handed over by the control thread */
     _Atomic(al_keytab_t *) next_keys;
+    al_killtab_t *kills;                /* owned reference */
+    _Atomic(al_killtab_t *) next_kills;
+    struct al_ctx *active;              /* requests in flight (for kill switches) */
     atomic_bool stop;
     bool stopping;
     bool aborting;                      /* grace over: open requests are being cut */
@@ -80,6 +87,10 @@ struct al_gateway {
     atomic_bool shutting_down;
     int exit_code;
     al_breaker_registry_t *breakers;    /* outlives reloads */
+    al_limiter_t *limiter;              /* rate limits, shared by workers */
+    al_ledger_t *ledger;                /* budgets, shared by workers */
+    al_sessions_t *sessions;            /* session limits and loops */
+    al_killtab_t *kills;                /* latest kill switches, under lock */
     al_alerts_t *alerts;                /* webhook sender */
     pthread_mutex_t hold_lock;          /* guards the held-escalation registry */
     struct al_hold_ent *holds;          /* escalation id -> worker, for the watcher */
@@ -95,6 +106,8 @@ void al_gateway_hold_remove(al_gateway_t *gw, const char *id);
 /* A worker delivers closed escalations to the requests it holds
  * (pipeline/escalate.c); called on the worker's loop. */
 void al_pipeline_deliver_notes(al_worker_t *w);
+/* A worker applies new kill switches to its requests in flight. */
+void al_pipeline_apply_kills(al_worker_t *w);
 /* The admin API under /admin/v1 (server/admin.c), on the control loop. */
 void al_admin_handle(al_gateway_t *gw, al_http_req_t *req);
 

@@ -6,10 +6,11 @@
  * al_event_to_json escapes every string through al_buf_json_str (which also
  * replaces invalid UTF-8), prints unknown numbers as null and never emits a
  * non-finite number, so the output is always one valid JSON object whatever
- * a peer managed to put into the fields.  The one field that is JSON
- * already, `attempts`, is embedded as it is only after a strict syntax check
- * (a small recursive scanner: depth-bounded, valid UTF-8, no raw control
- * characters or line breaks); anything else comes out as []. */
+ * a peer managed to put into the fields.  The two fields that are JSON
+ * already, `attempts` (an array) and `detail` (an object), are embedded as
+ * they are only after a strict syntax check (a small recursive scanner:
+ * depth-bounded, valid UTF-8, no raw control characters or line breaks);
+ * anything else comes out as [] and null respectively. */
 #include "store/event.h"
 #include "util/common.h"
 
@@ -131,7 +132,7 @@ static void put_ms(al_buf_t *b, const char *key, double v, bool neg_is_null)
     else al_buf_printf(b, "%.10g", v);
 }
 
-/* --- a strict JSON syntax check for the attempts field ------------------ */
+/* --- a strict JSON syntax check for the attempts and detail fields ------- */
 
 #define JSON_DEPTH_MAX 16
 
@@ -279,11 +280,12 @@ static bool js_value(jscan_t *j)
     }
 }
 
-/* True when p/n is exactly one JSON array (trailing spaces allowed). */
-static bool json_array_ok(const char *p, size_t n)
+/* True when p/n is exactly one JSON array (open '[') or object (open '{'),
+ * trailing spaces allowed. */
+static bool json_ok(const char *p, size_t n, char open)
 {
     jscan_t j = {(const unsigned char *)p, (const unsigned char *)p + n, 0};
-    if (n == 0 || p[0] != '[') return false;
+    if (n == 0 || p[0] != open) return false;
     if (!js_value(&j)) return false;
     js_ws(&j);
     return j.p == j.end;
@@ -344,8 +346,14 @@ int al_event_to_json(const al_event_t *e, al_buf_t *out)
     al_buf_printf(out, "%" PRIu32, e->n_attempts);
     put_key(out, "attempts");
     size_t an = strnlen(e->attempts, sizeof e->attempts);
-    if (json_array_ok(e->attempts, an)) al_buf_append(out, e->attempts, an);
+    if (json_ok(e->attempts, an, '[')) al_buf_append(out, e->attempts, an);
     else al_buf_puts(out, "[]");
+    PUT_STR_OR_NULL(out, e, session_id);
+    PUT_STR_OR_NULL(out, e, token_id);
+    put_key(out, "detail");
+    size_t dn = strnlen(e->detail, sizeof e->detail);
+    if (json_ok(e->detail, dn, '{')) al_buf_append(out, e->detail, dn);
+    else al_buf_puts(out, "null");
     al_buf_putc(out, '}');
 
     if (out->err) return -1;

@@ -42,6 +42,10 @@ typedef struct al_event {
     bool degraded;             /* served by the route's degraded target */
     char escalation_id[40];    /* escalation opened or acted on, "" if none */
     uint32_t n_attempts;       /* upstream attempts made (skips not counted) */
+    char session_id[129];      /* x-airlock-session-id, "" if none */
+    char token_id[40];         /* scoped token (jti) the request used, "" if none */
+    char detail[512];          /* changes: what changed, a JSON object ("" = none),
+                                  e.g. {"scope":"agent","target":"A","reason":"..."} */
     char attempts[1536];       /* JSON array, "" = none: one object per attempt
                                   or skip, {"target":ALIAS,"provider":P,
                                   "outcome":O,"status":N|null,"latency_ms":X};

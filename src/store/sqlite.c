@@ -1,5 +1,6 @@
 /* sqlite.c - the SQLite store: schema and its upgrades, the event writer
- * thread, and the blocking calls (keys, events, escalations, admin tokens).
+ * thread, and the blocking calls (keys, events, escalations, admin tokens,
+ * kill switches, and the aggregates behind the inventory and budgets).
  *
  * Two connections to one WAL database, each used by one thread at a time
  * (opened NOMUTEX): `wdb` belongs to the writer thread (or to the caller
@@ -24,12 +25,20 @@
  * The schema carries a version (schema_version): a database from an older
  * airlock is upgraded in place at open, inside the same IMMEDIATE
  * transaction that reads the version (so two processes opening it at once
- * upgrade it once); a newer one is refused.  Escalations and admin tokens
- * live beside the keys and are served by qdb like them.  Triggers bump
- * counters in `meta` whenever keys or escalations change, so watchers can
- * poll one cheap row instead of the tables.  Closing an escalation is one
- * conditional UPDATE (WHERE status = 'open'): SQLite's write lock makes it
- * atomic across threads and processes, and the first closer wins. */
+ * upgrade it once); a newer one is refused.  Version 2 added the reliability
+ * fields of an event, version 3 its session, token and detail; each upgrade
+ * adds the missing columns with ALTER TABLE, keeping every row.  Escalations,
+ * admin tokens and kill switches live beside the keys and are served by qdb
+ * like them.  Triggers bump counters in `meta` whenever keys, escalations or
+ * kill switches change, so watchers can poll one cheap row instead of the
+ * tables.  Closing an escalation is one conditional UPDATE (WHERE status =
+ * 'open'): SQLite's write lock makes it atomic across threads and processes,
+ * and the first closer wins; setting a kill switch is one upsert on its
+ * (scope, target) key.  The aggregates (an agent's request count, errors,
+ * p95 latency and spend; spend per agent; models used) read request events
+ * only, in SQL: the p95 is the nearest-rank value, fetched with one
+ * ORDER BY ... LIMIT 1 OFFSET query after a count, so SQLite's sorter keeps
+ * only the top 5 % of the latencies rather than all of them. */
 #include "store/store.h"
 #include "util/common.h"
 #include "util/log.h"
@@ -48,7 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define WRITE_TRIES 10
 #define BUSY_TIMEOUT_MS 5000
 #define QUEUE_CAPACITY_MAX 10000000u /* the config bound */
@@ -95,6 +104,7 @@ static const char schema_sql[] =
     "INSERT OR IGNORE INTO meta(name, value) VALUES ('keys_version', 0);\n"
     "INSERT OR IGNORE INTO meta(name, value) VALUES ('opened_ms', 0);\n"
     "INSERT OR IGNORE INTO meta(name, value) VALUES ('esc_version', 0);\n"
+    "INSERT OR IGNORE INTO meta(name, value) VALUES ('kill_version', 0);\n"
     "CREATE TABLE IF NOT EXISTS events (\n"
     "  id TEXT PRIMARY KEY,\n"
     "  request_id TEXT,\n"
@@ -126,7 +136,11 @@ static const char schema_sql[] =
     "  degraded INTEGER NOT NULL DEFAULT 0,\n"
     "  escalation_id TEXT,\n"
     "  n_attempts INTEGER NOT NULL DEFAULT 0,\n"
-    "  attempts TEXT);\n"      /* a JSON array; NULL: none */
+    "  attempts TEXT,\n"       /* a JSON array; NULL: none */
+    /* Version 3; keep in step with event_cols_v3. */
+    "  session_id TEXT,\n"     /* NULL: none */
+    "  token_id TEXT,\n"
+    "  detail TEXT);\n"        /* a JSON object; NULL: none */
     "CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);\n"
     "CREATE INDEX IF NOT EXISTS events_agent_ts ON events(agent, ts_ms);\n"
     "CREATE TABLE IF NOT EXISTS keys (\n"
@@ -180,13 +194,33 @@ static const char schema_sql[] =
     "  label TEXT NOT NULL DEFAULT '',\n"
     "  created_ms INTEGER NOT NULL,\n"
     "  expires_ms INTEGER NOT NULL DEFAULT 0,\n"
-    "  revoked_ms INTEGER NOT NULL DEFAULT 0);\n";
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0);\n"
+    "CREATE TABLE IF NOT EXISTS kill_switches (\n"
+    "  scope TEXT NOT NULL,\n"
+    "  target TEXT NOT NULL DEFAULT '',\n"
+    "  reason TEXT NOT NULL DEFAULT '',\n"
+    "  drain INTEGER NOT NULL DEFAULT 0,\n"
+    "  created_ms INTEGER NOT NULL,\n"
+    "  created_by TEXT NOT NULL DEFAULT '',\n"
+    "  PRIMARY KEY (scope, target));\n"
+    "CREATE TRIGGER IF NOT EXISTS kill_version_ins AFTER INSERT ON kill_switches BEGIN\n"
+    "  UPDATE meta SET value = value + 1 WHERE name = 'kill_version'; END;\n"
+    "CREATE TRIGGER IF NOT EXISTS kill_version_upd AFTER UPDATE ON kill_switches BEGIN\n"
+    "  UPDATE meta SET value = value + 1 WHERE name = 'kill_version'; END;\n"
+    "CREATE TRIGGER IF NOT EXISTS kill_version_del AFTER DELETE ON kill_switches BEGIN\n"
+    "  UPDATE meta SET value = value + 1 WHERE name = 'kill_version'; END;\n";
 
-/* Columns version 2 added to events, for upgrading a version-1 database
+/* Indexes on columns an upgrade may have just added: created after it. */
+static const char late_sql[] =
+    "CREATE INDEX IF NOT EXISTS events_kind_ts ON events(kind, ts_ms);\n";
+
+/* Columns a version added to events, for upgrading an older database
  * (ALTER TABLE ... ADD COLUMN; same declarations as in schema_sql). */
-static const struct {
+typedef struct col_decl {
     const char *name, *decl;
-} event_cols_v2[] = {
+} col_decl_t;
+
+static const col_decl_t event_cols_v2[] = {
     {"kind", "TEXT NOT NULL DEFAULT 'request'"},
     {"actor", "TEXT"},
     {"route", "TEXT"},
@@ -196,17 +230,23 @@ static const struct {
     {"attempts", "TEXT"},
 };
 
+static const col_decl_t event_cols_v3[] = {
+    {"session_id", "TEXT"},
+    {"token_id", "TEXT"},
+    {"detail", "TEXT"},
+};
+
 #define EVENT_COLS                                                              \
     "id, request_id, ts_ms, method, path, agent, key_id, model, provider, "     \
     "upstream_model, status, outcome, error_type, stream, input_tokens, "       \
     "output_tokens, cached_tokens, cost_usd, latency_ms, ttft_ms, upstream_ms, " \
     "bytes_in, bytes_out, kind, actor, route, degraded, escalation_id, n_attempts, "    \
-    "attempts"
+    "attempts, session_id, token_id, detail"
 
 static const char insert_sql[] =
     "INSERT INTO events(" EVENT_COLS ") VALUES "
     "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,"
-    "?24,?25,?26,?27,?28,?29,?30)";
+    "?24,?25,?26,?27,?28,?29,?30,?31,?32,?33)";
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -341,23 +381,37 @@ static int has_column(sqlite3 *db, const char *table, const char *name)
  * missing.  Runs inside init_schema's transaction.  Each step checks what is
  * there rather than trusting the number alone, so a half-done upgrade by
  * hand cannot make it fail. */
-static int upgrade(sqlite3 *db, int64_t from, char *err, size_t errlen)
+static int add_columns(sqlite3 *db, const char *table, const col_decl_t *cols, size_t n,
+                       char *err, size_t errlen)
 {
     char sql[256];
-    if (from < 2) {
-        /* 2: the reliability fields of an event. */
-        for (size_t i = 0; i < AL_ARRAY_LEN(event_cols_v2); i++) {
-            int have = has_column(db, "events", event_cols_v2[i].name);
-            if (have < 0) {
-                snprintf(err, errlen, "store: upgrade: %s", sqlite3_errmsg(db));
-                return AL_EIO;
-            }
-            if (have) continue;
-            snprintf(sql, sizeof sql, "ALTER TABLE events ADD COLUMN %s %s",
-                     event_cols_v2[i].name, event_cols_v2[i].decl);
-            if (exec_sql(db, sql, err, errlen, "store: upgrade") != AL_OK) return AL_EIO;
+    for (size_t i = 0; i < n; i++) {
+        int have = has_column(db, table, cols[i].name);
+        if (have < 0) {
+            snprintf(err, errlen, "store: upgrade: %s", sqlite3_errmsg(db));
+            return AL_EIO;
         }
+        if (have) continue;
+        snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s", table, cols[i].name,
+                 cols[i].decl);
+        if (exec_sql(db, sql, err, errlen, "store: upgrade") != AL_OK) return AL_EIO;
     }
+    return AL_OK;
+}
+
+static int upgrade(sqlite3 *db, int64_t from, char *err, size_t errlen)
+{
+    /* 2: the reliability fields of an event. */
+    if (from < 2 &&
+        add_columns(db, "events", event_cols_v2, AL_ARRAY_LEN(event_cols_v2), err, errlen) !=
+            AL_OK)
+        return AL_EIO;
+    /* 3: an event's session, scoped token and change detail.  (The
+     * kill_switches table and its counter come from schema_sql.) */
+    if (from < 3 &&
+        add_columns(db, "events", event_cols_v3, AL_ARRAY_LEN(event_cols_v3), err, errlen) !=
+            AL_OK)
+        return AL_EIO;
     return AL_OK;
 }
 
@@ -381,6 +435,7 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
         goto fail;
     }
     if (ver < SCHEMA_VERSION && upgrade(db, ver, err, errlen) != AL_OK) goto fail;
+    if (exec_sql(db, late_sql, err, errlen, "store: indexes") != AL_OK) goto fail;
     if (ver == 0) {
         snprintf(sql, sizeof sql, "INSERT INTO schema_version(version) VALUES (%d)",
                  SCHEMA_VERSION);
@@ -570,6 +625,9 @@ static void bind_event(sqlite3_stmt *st, const al_event_t *e)
     BIND_TEXT(st, 28, e, escalation_id, true);
     sqlite3_bind_int64(st, 29, (int64_t)e->n_attempts);
     BIND_TEXT(st, 30, e, attempts, true);
+    BIND_TEXT(st, 31, e, session_id, true);
+    BIND_TEXT(st, 32, e, token_id, true);
+    BIND_TEXT(st, 33, e, detail, true);
 }
 
 /* One attempt at ring[head .. head+n) in one transaction.  Rows the database
@@ -999,18 +1057,30 @@ int al_store_keys_version(al_store_t *s, int64_t *out)
 
 /* --- event queries ------------------------------------------------------- */
 
-/* WHERE clause for a filter; parameters ?1 = since_ms, ?2 = agent. */
-static const char *filter_where(const al_event_filter_t *f)
+#define FILTER_WHERE_MAX 128
+
+/* WHERE clause for a filter into out (FILTER_WHERE_MAX bytes); parameters
+ * ?1 = since_ms, ?2 = agent, ?3 = kind, ?4 = until_ms (only those used
+ * appear).  Agent "" means unauthenticated; kind "" means any, like NULL.
+ * With an agent, "+kind" keeps SQLite (which has no statistics) on the
+ * (agent, ts_ms) index rather than (kind, ts_ms), which would walk every
+ * agent's requests. */
+static void filter_where(const al_event_filter_t *f, char *out)
 {
-    if (f && f->agent && *f->agent) return "WHERE ts_ms >= ?1 AND agent = ?2";
-    if (f && f->agent) return "WHERE ts_ms >= ?1 AND agent IS NULL";
-    return "WHERE ts_ms >= ?1";
+    const char *agent = !f || !f->agent ? "" : *f->agent ? " AND agent = ?2"
+                                                         : " AND agent IS NULL";
+    const char *kind = !f || !f->kind || !*f->kind ? "" : f->agent ? " AND +kind = ?3"
+                                                                   : " AND kind = ?3";
+    snprintf(out, FILTER_WHERE_MAX, "WHERE ts_ms >= ?1%s%s%s", agent, kind,
+             f && f->until_ms ? " AND ts_ms < ?4" : "");
 }
 
 static void filter_bind(sqlite3_stmt *st, const al_event_filter_t *f)
 {
     sqlite3_bind_int64(st, 1, f && f->since_ms ? f->since_ms : INT64_MIN);
     if (f && f->agent && *f->agent) sqlite3_bind_text(st, 2, f->agent, -1, SQLITE_STATIC);
+    if (f && f->kind && *f->kind) sqlite3_bind_text(st, 3, f->kind, -1, SQLITE_STATIC);
+    if (f && f->until_ms) sqlite3_bind_int64(st, 4, f->until_ms);
 }
 
 static void row_to_event(sqlite3_stmt *st, al_event_t *e)
@@ -1052,24 +1122,28 @@ static void row_to_event(sqlite3_stmt *st, al_event_t *e)
     int64_t na = sqlite3_column_int64(st, 28);
     e->n_attempts = na < 0 ? 0 : na > UINT32_MAX ? UINT32_MAX : (uint32_t)na;
     col_text(st, 29, e->attempts, sizeof e->attempts);
+    col_text(st, 30, e->session_id, sizeof e->session_id);
+    col_text(st, 31, e->token_id, sizeof e->token_id);
+    col_text(st, 32, e->detail, sizeof e->detail);
 }
 
 int al_store_events_each(al_store_t *s, const al_event_filter_t *f, al_event_cb cb, void *ud)
 {
-    char sql[1024];
+    char sql[2048], where[FILTER_WHERE_MAX];
     sqlite3_stmt *st = NULL;
     al_event_t e;
     int rc, src;
+    filter_where(f, where);
     if (f && f->limit)
         /* The newest `limit`, handed out oldest first. */
         snprintf(sql, sizeof sql,
                  "SELECT " EVENT_COLS " FROM (SELECT rowid AS rid, " EVENT_COLS
                  " FROM events %s ORDER BY ts_ms DESC, rowid DESC LIMIT %" PRIu32
                  ") ORDER BY ts_ms, rid",
-                 filter_where(f), f->limit);
+                 where, f->limit);
     else
         snprintf(sql, sizeof sql, "SELECT " EVENT_COLS " FROM events %s ORDER BY ts_ms, rowid",
-                 filter_where(f));
+                 where);
     pthread_mutex_lock(&s->qmu);
     rc = qprep(s, sql, &st, "event list");
     if (rc != AL_OK) goto out;
@@ -1087,10 +1161,11 @@ out:
 
 int al_store_events_count(al_store_t *s, const al_event_filter_t *f, uint64_t *out)
 {
-    char sql[256];
+    char sql[256], where[FILTER_WHERE_MAX];
     sqlite3_stmt *st = NULL;
     int rc;
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM events %s", filter_where(f));
+    filter_where(f, where);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM events %s", where);
     pthread_mutex_lock(&s->qmu);
     rc = qprep(s, sql, &st, "event count");
     if (rc != AL_OK) goto out;
@@ -1454,6 +1529,261 @@ int al_store_admin_token_each(al_store_t *s, al_admin_token_cb cb, void *ud)
         if (cb(ud, &row) != 0) goto out;
     }
     if (src != SQLITE_DONE) rc = qfail(s, "admin token list");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_admin_token_get(al_store_t *s, const char *id, al_admin_token_row_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (!id || !*id) return AL_ENOTFOUND;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "SELECT " ADM_COLS " FROM admin_tokens WHERE id = ?1", &st, "admin token get");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) rc = row_to_adm(st, out) ? AL_OK : AL_ENOTFOUND;
+    else if (src == SQLITE_DONE) rc = AL_ENOTFOUND;
+    else rc = qfail(s, "admin token get");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+/* --- kill switches ------------------------------------------------------- */
+
+#define KILL_COLS "scope, target, reason, drain, created_ms, created_by"
+
+/* A valid scope with a target that fits it: "" for all, non-empty for the
+ * others.  scope and target are NUL-terminated within their sizes. */
+static bool kill_key_ok(const char *scope, size_t scopesz, const char *target, size_t targetsz)
+{
+    static const char *const scopes[] = {"all", "agent", "team", "provider", "model"};
+    size_t sn = id_len(scope, scopesz), tn = strnlen(target, targetsz);
+    if (sn == 0 || tn == targetsz) return false;
+    for (size_t i = 0; i < AL_ARRAY_LEN(scopes); i++)
+        if (strcmp(scope, scopes[i]) == 0) return i == 0 ? tn == 0 : tn > 0;
+    return false;
+}
+
+int al_store_kill_set(al_store_t *s, const al_kill_row_t *row)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!s || !row || !kill_key_ok(row->scope, sizeof row->scope, row->target,
+                                   sizeof row->target))
+        return AL_EINVAL;
+    pthread_mutex_lock(&s->qmu);
+    /* One statement: an active switch on the same key is replaced in place
+     * (the UPDATE trigger moves kill_version). */
+    rc = qprep(s, "INSERT INTO kill_switches(" KILL_COLS ") VALUES (?1,?2,?3,?4,?5,?6) "
+                  "ON CONFLICT(scope, target) DO UPDATE SET reason = excluded.reason, "
+                  "drain = excluded.drain, created_ms = excluded.created_ms, "
+                  "created_by = excluded.created_by",
+               &st, "kill set");
+    if (rc != AL_OK) goto out;
+    BIND_TEXT(st, 1, row, scope, false);
+    BIND_TEXT(st, 2, row, target, false);
+    /* Read back into fixed fields: keep whole characters that fit. */
+    size_t rn = strnlen(row->reason, sizeof row->reason);
+    size_t bn = strnlen(row->created_by, sizeof row->created_by);
+    sqlite3_bind_text(st, 3, row->reason, (int)cut_utf8(row->reason, rn, sizeof row->reason - 1),
+                      SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, row->drain ? 1 : 0);
+    sqlite3_bind_int64(st, 5, row->created_ms ? row->created_ms : al_wall_ms());
+    sqlite3_bind_text(st, 6, row->created_by,
+                      (int)cut_utf8(row->created_by, bn, sizeof row->created_by - 1),
+                      SQLITE_STATIC);
+    rc = qinsert(s, st, "kill set");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_kill_clear(al_store_t *s, const char *scope, const char *target)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!target) target = "";
+    if (!s || !scope || !kill_key_ok(scope, strlen(scope) + 1, target, strlen(target) + 1))
+        return AL_EINVAL;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "DELETE FROM kill_switches WHERE scope = ?1 AND target = ?2", &st,
+               "kill clear");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_text(st, 1, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, target, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) rc = qfail(s, "kill clear");
+    else if (sqlite3_changes(s->qdb) == 0) rc = AL_ENOTFOUND;
+    else s->local_commits++;
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_kill_each(al_store_t *s, al_kill_cb cb, void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    al_kill_row_t row;
+    int rc, src;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "SELECT " KILL_COLS " FROM kill_switches ORDER BY created_ms, rowid", &st,
+               "kill list");
+    if (rc != AL_OK) goto out;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&row, 0, sizeof row);
+        col_text(st, 0, row.scope, sizeof row.scope);
+        col_text(st, 1, row.target, sizeof row.target);
+        col_text(st, 2, row.reason, sizeof row.reason);
+        row.drain = sqlite3_column_int(st, 3) != 0;
+        row.created_ms = sqlite3_column_int64(st, 4);
+        col_text(st, 5, row.created_by, sizeof row.created_by);
+        if (cb(ud, &row) != 0) goto out;
+    }
+    if (src != SQLITE_DONE) rc = qfail(s, "kill list");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_kill_version(al_store_t *s, int64_t *out)
+{
+    return meta_counter(s, "SELECT value FROM meta WHERE name = 'kill_version'", out,
+                        "kill_version");
+}
+
+/* --- aggregates ---------------------------------------------------------- */
+
+/* The request and agent conditions of the aggregates: ?1 = since_ms, ?2 =
+ * agent; NULL = every agent, "" = unauthenticated requests (stored as NULL).
+ * "+kind" for one agent: see filter_where. */
+static const char *agg_where(const char *agent)
+{
+    return !agent ? "WHERE kind = 'request' AND ts_ms >= ?1"
+           : *agent ? "WHERE +kind = 'request' AND ts_ms >= ?1 AND agent = ?2"
+                    : "WHERE +kind = 'request' AND ts_ms >= ?1 AND agent IS NULL";
+}
+
+static void agg_bind(sqlite3_stmt *st, const char *agent, int64_t since_ms)
+{
+    sqlite3_bind_int64(st, 1, since_ms);
+    if (agent && *agent) sqlite3_bind_text(st, 2, agent, -1, SQLITE_STATIC);
+}
+
+int al_store_agent_stats(al_store_t *s, const char *agent, int64_t since_ms,
+                         al_agent_stats_t *out)
+{
+    char sql[512];
+    sqlite3_stmt *st = NULL;
+    int rc;
+    int64_t n_lat = 0;
+    memset(out, 0, sizeof *out);
+    out->p95_latency_ms = -1;
+    if (!s) return AL_EINVAL;
+    pthread_mutex_lock(&s->qmu);
+    /* One read transaction: both queries see the same snapshot, whatever
+     * the writer commits meanwhile. */
+    if (sqlite3_exec(s->qdb, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+        rc = qfail(s, "agent stats");
+        goto out;
+    }
+    /* total() is 0.0 over no known cost; count(latency_ms) skips the rows
+     * whose latency was not a number (stored NULL). */
+    snprintf(sql, sizeof sql,
+             "SELECT count(*), count(CASE WHEN status >= 500 OR outcome = 'error' THEN 1 END), "
+             "total(cost_usd), count(latency_ms) FROM events %s",
+             agg_where(agent));
+    rc = qprep(s, sql, &st, "agent stats");
+    if (rc != AL_OK) goto out;
+    agg_bind(st, agent, since_ms);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = qfail(s, "agent stats");
+        goto out;
+    }
+    int64_t n = sqlite3_column_int64(st, 0), errs = sqlite3_column_int64(st, 1);
+    out->requests = n < 0 ? 0 : (uint64_t)n;
+    out->errors = errs < 0 ? 0 : (uint64_t)errs;
+    out->spend_usd = sqlite3_column_double(st, 2);
+    n_lat = sqlite3_column_int64(st, 3);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (n_lat <= 0) goto out;
+    /* Nearest rank: the smallest latency with at least 95 % of them at or
+     * below it, i.e. the ceil(0.95 n)-th smallest, which is the
+     * (n - ceil(0.95 n) + 1)-th largest.  Counting from the top keeps the
+     * sorter's work to the top 5 %. */
+    int64_t rank = (n_lat / 100) * 95 + ((n_lat % 100) * 95 + 99) / 100;
+    snprintf(sql, sizeof sql,
+             "SELECT latency_ms FROM events %s AND latency_ms IS NOT NULL "
+             "ORDER BY latency_ms DESC LIMIT 1 OFFSET ?3",
+             agg_where(agent));
+    rc = qprep(s, sql, &st, "agent p95");
+    if (rc != AL_OK) goto out;
+    agg_bind(st, agent, since_ms);
+    sqlite3_bind_int64(st, 3, n_lat - rank);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) out->p95_latency_ms = sqlite3_column_double(st, 0);
+    else rc = qfail(s, "agent p95");
+out:
+    sqlite3_finalize(st);
+    if (!sqlite3_get_autocommit(s->qdb)) sqlite3_exec(s->qdb, "COMMIT", NULL, NULL, NULL);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_spend_by_agent(al_store_t *s, int64_t since_ms, al_spend_cb cb, void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    char agent[64];
+    int rc, src;
+    if (!s || !cb) return AL_EINVAL;
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, "SELECT agent, total(cost_usd) FROM events WHERE kind = 'request' AND "
+                  "ts_ms >= ?1 AND agent IS NOT NULL AND cost_usd IS NOT NULL "
+                  "GROUP BY agent ORDER BY agent",
+               &st, "spend by agent");
+    if (rc != AL_OK) goto out;
+    sqlite3_bind_int64(st, 1, since_ms);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, agent, sizeof agent);
+        if (cb(ud, agent, sqlite3_column_double(st, 1)) != 0) goto out;
+    }
+    if (src != SQLITE_DONE) rc = qfail(s, "spend by agent");
+out:
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+int al_store_models_used(al_store_t *s, const char *agent, int64_t since_ms, al_model_use_cb cb,
+                         void *ud)
+{
+    char sql[256], model[64];
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+    if (!s || !cb) return AL_EINVAL;
+    snprintf(sql, sizeof sql,
+             "SELECT model, count(*) FROM events %s AND model IS NOT NULL "
+             "GROUP BY model ORDER BY model",
+             agg_where(agent));
+    pthread_mutex_lock(&s->qmu);
+    rc = qprep(s, sql, &st, "models used");
+    if (rc != AL_OK) goto out;
+    agg_bind(st, agent, since_ms);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        col_text(st, 0, model, sizeof model);
+        int64_t n = sqlite3_column_int64(st, 1);
+        if (cb(ud, model, n < 0 ? 0 : (uint64_t)n) != 0) goto out;
+    }
+    if (src != SQLITE_DONE) rc = qfail(s, "models used");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);

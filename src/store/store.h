@@ -98,6 +98,8 @@ typedef struct al_event_filter {
     const char *agent;         /* NULL = any */
     int64_t since_ms;          /* 0 = any */
     uint32_t limit;            /* 0 = no limit */
+    const char *kind;          /* NULL = any; "request", "kill.set", ... */
+    int64_t until_ms;          /* 0 = any; events strictly before this */
 } al_event_filter_t;
 typedef int (*al_event_cb)(void *ud, const al_event_t *e);
 /* Oldest first within the filter (the newest `limit` if limit is set). */
@@ -180,5 +182,46 @@ int al_store_admin_token_find(al_store_t *s, const uint8_t hash[32], int64_t now
 int al_store_admin_token_revoke(al_store_t *s, const char *id);
 typedef int (*al_admin_token_cb)(void *ud, const al_admin_token_row_t *row);
 int al_store_admin_token_each(al_store_t *s, al_admin_token_cb cb, void *ud);
+/* One token by id (revoked or not); AL_ENOTFOUND. */
+int al_store_admin_token_get(al_store_t *s, const char *id, al_admin_token_row_t *out /* OUT */);
+
+/* --- kill switches (blocking) -------------------------------------------- */
+typedef struct al_kill_row {
+    char scope[12];            /* all | agent | team | provider | model */
+    char target[129];          /* "" for all */
+    char reason[256];
+    bool drain;
+    int64_t created_ms;
+    char created_by[96];       /* actor */
+} al_kill_row_t;
+/* Turn a switch on (replacing the reason/drain of an active one with the
+ * same scope and target).  AL_EINVAL on a bad scope. */
+int al_store_kill_set(al_store_t *s, const al_kill_row_t *row);
+/* Turn it off; AL_ENOTFOUND when it was not on. */
+int al_store_kill_clear(al_store_t *s, const char *scope, const char *target);
+typedef int (*al_kill_cb)(void *ud, const al_kill_row_t *row);
+/* Active switches, oldest first. */
+int al_store_kill_each(al_store_t *s, al_kill_cb cb, void *ud);
+/* Changes whenever the switches change (any process). */
+int al_store_kill_version(al_store_t *s, int64_t *out /* OUT */);
+
+/* --- aggregates for the inventory and budgets (blocking) ------------------- */
+typedef struct al_agent_stats {
+    uint64_t requests;         /* request events since `since` */
+    uint64_t errors;           /* of those, status >= 500 or outcome error */
+    double p95_latency_ms;     /* -1 when no request */
+    double spend_usd;          /* sum of known costs */
+} al_agent_stats_t;
+/* Request events (kind request) of agent since since_ms. */
+int al_store_agent_stats(al_store_t *s, const char *agent, int64_t since_ms,
+                         al_agent_stats_t *out /* OUT */);
+/* Sum of known costs per agent since since_ms: cb(agent, usd) per agent. */
+typedef int (*al_spend_cb)(void *ud, const char *agent, double usd);
+int al_store_spend_by_agent(al_store_t *s, int64_t since_ms, al_spend_cb cb, void *ud);
+/* Distinct models (the alias asked for) an agent used since since_ms, with
+ * request counts. */
+typedef int (*al_model_use_cb)(void *ud, const char *model, uint64_t requests);
+int al_store_models_used(al_store_t *s, const char *agent, int64_t since_ms, al_model_use_cb cb,
+                         void *ud);
 
 #endif

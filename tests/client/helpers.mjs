@@ -12,6 +12,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -810,4 +811,98 @@ export function mockProvider(name, mock, { type = 'openai', forward = true, extr
   const fw = forward ? ', forward_headers: ["x-mock-*"]' : '';
   const ex = extra ? `, ${extra}` : '';
   return `  ${name}: {type: ${type}, base_url: "http://127.0.0.1:${mock.port}/v1", api_key_env: MOCK_UPSTREAM_KEY${fw}${ex}}`;
+}
+
+// ---------------------------------------------------------------- policy
+// (added for the policy/killswitch/roles/tokens suites; nothing above
+// changed.)
+
+// One HTTP request on a connection of its own (no keep-alive pool), so that
+// a series of them spreads over the gateway's workers (SO_REUSEPORT hashes
+// each new connection).  Returns {status, headers (lower-case names), text,
+// json, ms, t0, t1 (Date.now() at send and at the body's end)}; on a socket
+// error {status: 0, error}.
+export function freshRequest(url, { method = 'POST', body, key, headers = {}, timeout = 30000 } = {}) {
+  return new Promise((resolve) => {
+    const u = new URL(url);
+    const h = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    let b = null;
+    if (body !== undefined) {
+      b = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+      h['content-type'] = h['content-type'] || 'application/json';
+      h['content-length'] = String(b.length);
+    }
+    const t0 = Date.now();
+    const req = http.request({
+      host: u.hostname, port: u.port, path: u.pathname + u.search, method, headers: h, agent: false,
+    }, (res) => {
+      const parts = [];
+      res.on('data', (d) => parts.push(d));
+      const done = (error) => {
+        const text = Buffer.concat(parts).toString('utf8');
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, text, json, ms: Date.now() - t0, t0, t1: Date.now(), error });
+      };
+      res.on('end', () => done());
+      res.on('aborted', () => done(new Error('aborted')));
+      res.on('error', (e) => done(e));
+    });
+    req.setTimeout(timeout, () => req.destroy(new Error('timeout')));
+    req.on('error', (error) => resolve({ status: 0, error, headers: {}, text: '', ms: Date.now() - t0, t0, t1: Date.now() }));
+    if (b) req.write(b);
+    req.end();
+  });
+}
+
+// `airlock admin-token create --role ROLE [extra]` returning {token, id}
+// (the id from the "created admin token ID ..." line on stderr).
+export async function createAdminToken(gw, role, extraArgs = []) {
+  const r = await runCliAsync(['admin-token', 'create', '--config', gw.configPath, '--role', role, ...extraArgs], { env: gw.env });
+  if (r.code !== 0) throw new Error(`admin-token create --role ${role} failed (${r.code}): ${r.stderr}`);
+  const token = r.stdout.trim().split('\n').pop().trim();
+  const m = /created admin token (\S+)/.exec(r.stderr);
+  return { token, id: m ? m[1] : null, stderr: r.stderr };
+}
+
+// Every number written in a string (for messages like "... 0.010000 USD left").
+export function numbersIn(s) {
+  return (String(s).match(/-?\d+(?:\.\d+)?(?:e-?\d+)?/gi) || []).map(Number);
+}
+
+// A rate-limit reset value ("12s", "850ms", "1m30s", "0.5s") in ms; NaN if
+// it is none of those.
+export function parseResetMs(v) {
+  if (typeof v !== 'string' || !v) return NaN;
+  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
+  let m;
+  let ms = 0;
+  let used = 0;
+  while ((m = re.exec(v))) {
+    const n = Number(m[1]);
+    ms += m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : m[2] === 'm' ? n * 60000 : n * 3600000;
+    used += m[0].length;
+  }
+  return used === v.length ? ms : NaN;
+}
+
+// The bytes of a SQLite store and its side files (-wal, -shm, -journal).
+export function storeFileBytes(dbPath) {
+  const bufs = [];
+  for (const suffix of ['', '-wal', '-shm', '-journal']) {
+    try { bufs.push(fs.readFileSync(dbPath + suffix)); } catch { /* absent */ }
+  }
+  return Buffer.concat(bufs);
+}
+
+// An event's `detail` as an object (it may be written as an object or as a
+// JSON string); {} when absent.
+export function eventDetail(ev) {
+  const d = ev?.detail;
+  if (d && typeof d === 'object') return d;
+  if (typeof d === 'string' && d) {
+    try { return JSON.parse(d); } catch { return {}; }
+  }
+  return {};
 }

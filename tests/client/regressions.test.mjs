@@ -105,7 +105,7 @@ describe('regressions', () => {
     assert.ok(ev, 'the stalled request was ended and recorded');
     assert.equal(ev.status, 499);
     assert.equal(ev.outcome, 'client_closed');
-    assert.ok(await waitFor(async () => (await gw.mock.stats()).client_disconnects >= 1, { timeout: 3000 }),
+    assert.ok(await waitFor(async () => (await gw.mock.stats()).client_disconnects >= 1, { timeout: 8000 }),
       'the upstream transfer was cancelled');
     c.destroy();
   });

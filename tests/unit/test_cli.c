@@ -1,5 +1,6 @@
-/* test_cli.c - unit tests for the `escalations`, `admin-token` and `status`
- * commands (src/cli/cli_escalations.c, cli_admin.c, cli_status.c), run
+/* test_cli.c - unit tests for the `escalations`, `admin-token`, `status`,
+ * `agents`, `kill` and `unkill` commands (src/cli/cli_escalations.c,
+ * cli_admin.c, cli_status.c, cli_agents.c, cli_kill.c), run
  * in-process the way main.c runs them: each test gets a temporary directory
  * with a small YAML configuration whose store is a SQLite file there, the
  * command's stdout and stderr are redirected (dup2) into files and read
@@ -30,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
@@ -1028,6 +1030,660 @@ static void test_status_errors(void **state)
     run_free(&r);
 }
 
+/* --- agents, kill, unkill ------------------------------------------------------ */
+
+/* A configuration with the policy sections: teams, a route, three agents
+ * (bot: everything set, review long overdue; slow: an SLA it misses, a
+ * review cadence but never reviewed; fresh: reviewed today, no budget). */
+static void write_policy_config(fx_t *f)
+{
+    char y[4096], today[16];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(today, sizeof today, "%Y-%m-%d", &tm);
+    int n = snprintf(y, sizeof y,
+                     "store:\n"
+                     "  url: %s\n"
+                     "providers:\n"
+                     "  sim: {type: simulated}\n"
+                     "  sim2: {type: simulated}\n"
+                     "models:\n"
+                     "  m1: {provider: sim}\n"
+                     "  m2: {provider: sim}\n"
+                     "  m3: {provider: sim2}\n"
+                     "routes:\n"
+                     "  chat:\n"
+                     "    targets: [m1, m2]\n"
+                     "teams:\n"
+                     "  support: {owner: leads@example.com}\n"
+                     "agents:\n"
+                     "  bot:\n"
+                     "    owner: jane@example.com\n"
+                     "    description: Answers tickets\n"
+                     "    team: support\n"
+                     "    oncall: \"pager:support\"\n"
+                     "    sla: {p95_latency_ms: 300, max_error_rate: 0.02}\n"
+                     "    review: {last: 2020-01-01, every_days: 90}\n"
+                     "    environment: prod\n"
+                     "    data_classification: confidential\n"
+                     "    models: [m1, chat, m2, m3]\n"
+                     "    budget: {daily_usd: 20, monthly_usd: 400}\n"
+                     "  slow:\n"
+                     "    owner: bob@example.com\n"
+                     "    team: support\n"
+                     "    sla: {p95_latency_ms: 100}\n"
+                     "    review: {every_days: 30}\n"
+                     "    environment: dev\n"
+                     "    models: [m3]\n"
+                     "  fresh:\n"
+                     "    owner: eve@example.com\n"
+                     "    review: {last: %s, every_days: 90}\n"
+                     "    models: [m1]\n",
+                     f->url, today);
+    assert_true(n > 0 && (size_t)n < sizeof y);
+    write_file(f->cfg, y, (size_t)n);
+}
+
+/* cost < 0: unknown. */
+static void insert_request(al_store_t *s, const char *agent, const char *model, int64_t ts,
+                           int status, double latency, double cost)
+{
+    al_event_t e;
+    al_event_init(&e);
+    al_event_make_id(e.id);
+    e.ts_ms = ts;
+    AL_EVENT_SET(&e, method, "POST", 4);
+    AL_EVENT_SET(&e, agent, agent, strlen(agent));
+    AL_EVENT_SET(&e, model, model, strlen(model));
+    e.status = status;
+    AL_EVENT_SET(&e, outcome, status >= 500 ? "error" : "ok", status >= 500 ? 5 : 2);
+    e.latency_ms = latency;
+    e.cost_known = cost >= 0;
+    e.cost_usd = cost >= 0 ? cost : 0;
+    assert_int_equal(al_store_event_insert(s, &e), 0);
+}
+
+/* bot: 20 requests of 10..200 ms at $0.01 (15 on m1, 5 on the route chat),
+ * two 5xx, one on a model it is no longer allowed; slow: two slow ones. */
+static void populate_policy(const fx_t *f)
+{
+    al_store_t *s = store_open(f);
+    int64_t now = al_wall_ms();
+    for (int i = 1; i <= 20; i++)
+        insert_request(s, "bot", i <= 15 ? "m1" : "chat", now - 100 + i, 200, i * 10.0, 0.01);
+    insert_request(s, "bot", "m1", now - 200, 502, 1, -1);
+    insert_request(s, "bot", "old-model", now - 201, 503, 1, -1);
+    insert_request(s, "slow", "m3", now - 50, 200, 500, 0.5);
+    insert_request(s, "slow", "m3", now - 51, 200, 700, -1);
+    al_key_row_t k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.id, sizeof k.id, "key_00000000000000b1");
+    memset(k.hash, 0xb1, sizeof k.hash);
+    snprintf(k.agent, sizeof k.agent, "bot");
+    snprintf(k.label, sizeof k.label, "prod");
+    k.created_ms = now - 1000;
+    assert_int_equal(al_store_key_insert(s, &k), 0);
+    snprintf(k.id, sizeof k.id, "key_00000000000000b2");
+    memset(k.hash, 0xb2, sizeof k.hash);
+    assert_int_equal(al_store_key_insert(s, &k), 0);
+    assert_int_equal(al_store_key_revoke(s, k.id), 0);
+    al_store_close(s);
+}
+
+/* The table line that starts with name (plus a space). */
+static void line_of(const char *out, const char *name, char *line, size_t n)
+{
+    size_t len = strlen(name);
+    for (const char *p = out; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, len) == 0 && p[len] == ' ') {
+            const char *nl = strchr(p, '\n');
+            snprintf(line, n, "%.*s", (int)(nl ? nl - p : (ptrdiff_t)strlen(p)), p);
+            return;
+        }
+    }
+    fail_msg("no line for '%s' in:\n%s", name, out);
+}
+
+typedef struct kills {
+    al_kill_row_t rows[16];
+    size_t n;
+} kills_t;
+
+static int on_kill_row(void *ud, const al_kill_row_t *r)
+{
+    kills_t *k = ud;
+    if (k->n < 16) k->rows[k->n++] = *r;
+    return 0;
+}
+
+static void read_kills(const fx_t *f, kills_t *k)
+{
+    al_store_t *s = store_open(f);
+    memset(k, 0, sizeof *k);
+    assert_int_equal(al_store_kill_each(s, on_kill_row, k), 0);
+    al_store_close(s);
+}
+
+static yajl_val detail_of(const al_event_t *ev)
+{
+    yajl_val v = yajl_tree_parse(ev->detail, NULL, 0);
+    if (!YAJL_IS_OBJECT(v)) fail_msg("detail is not a JSON object: %s", ev->detail);
+    return v;
+}
+
+static void test_kill_roundtrip(void **state)
+{
+    fx_t *f = *state;
+    write_policy_config(f);
+
+    run_t r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "runaway \"loop\"", "--by",
+                      "alice", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.err, "killed agent bot: runaway \"loop\" (takes effect within a second)");
+    assert_string_equal(r.out, "");
+    run_free(&r);
+    kills_t k;
+    read_kills(f, &k);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.rows[0].scope, "agent");
+    assert_string_equal(k.rows[0].target, "bot");
+    assert_string_equal(k.rows[0].reason, "runaway \"loop\"");
+    assert_false(k.rows[0].drain);
+    assert_string_equal(k.rows[0].created_by, "cli:alice");
+    assert_true(k.rows[0].created_ms > 0);
+    al_event_t ev;
+    assert_int_equal(count_events(f, "kill.set", &ev), 1);
+    assert_string_equal(ev.actor, "cli:alice");
+    assert_string_equal(ev.agent, "bot");
+    assert_string_equal(ev.method, "CLI");
+    yajl_val d = detail_of(&ev);
+    assert_string_equal(jstr(d, "scope"), "agent");
+    assert_string_equal(jstr(d, "target"), "bot");
+    assert_string_equal(jstr(d, "reason"), "runaway \"loop\"");
+    assert_true(YAJL_IS_FALSE(jget(d, "drain")));
+    yajl_tree_free(d);
+
+    /* A team with --drain ($USER as the actor), a route, a provider, all. */
+    r = run_cmd(f, al_cli_kill, "--team", "support", "--reason", "incident 42", "--drain",
+                "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.err, "killed team support: incident 42");
+    ASSERT_HAS(r.err, "in-flight requests may finish");
+    run_free(&r);
+    assert_int_equal(count_events(f, "kill.set", &ev), 2);
+    assert_string_equal(ev.actor, "cli:tester");
+    assert_string_equal(ev.agent, ""); /* not an agent switch */
+    d = detail_of(&ev);
+    assert_string_equal(jstr(d, "scope"), "team");
+    assert_true(YAJL_IS_TRUE(jget(d, "drain")));
+    yajl_tree_free(d);
+    r = run_cmd(f, al_cli_kill, "--model", "chat", "--reason", "route off", "--config", f->cfg,
+                NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--provider=sim2", "--reason=provider off", "--config", f->cfg,
+                NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--all", "--reason", "maintenance", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.err, "killed all agents: maintenance");
+    run_free(&r);
+    assert_int_equal(count_events(f, "kill.set", &ev), 5);
+    d = detail_of(&ev);
+    assert_string_equal(jstr(d, "scope"), "all");
+    assert_true(YAJL_IS_NULL(jget(d, "target")));
+    yajl_tree_free(d);
+    read_kills(f, &k);
+    assert_int_equal(k.n, 5);
+
+    /* Setting it again replaces the reason, one row still. */
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "still looping", "--config",
+                f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.err, "was killed already");
+    run_free(&r);
+    read_kills(f, &k);
+    assert_int_equal(k.n, 5);
+    bool seen = false;
+    for (size_t i = 0; i < k.n; i++)
+        if (!strcmp(k.rows[i].scope, "agent")) {
+            assert_string_equal(k.rows[i].reason, "still looping");
+            seen = true;
+        }
+    assert_true(seen);
+
+    /* list: a table, then JSON lines */
+    r = run_cmd(f, al_cli_kill, "list", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.out, "SCOPE");
+    ASSERT_HAS(r.out, "REASON");
+    assert_int_equal(count_lines(r.out), 6);
+    char line[512];
+    line_of(r.out, "team", line, sizeof line);
+    ASSERT_HAS(line, "support");
+    ASSERT_HAS(line, "yes");
+    ASSERT_HAS(line, "cli:tester");
+    ASSERT_HAS(line, "incident 42");
+    line_of(r.out, "provider", line, sizeof line);
+    ASSERT_HAS(line, "sim2");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "list", "--json", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(count_lines(r.out), 5);
+    int agents = 0;
+    for (char *ln = r.out, *nl; (nl = strchr(ln, '\n')) != NULL; ln = nl + 1) {
+        *nl = '\0';
+        yajl_val v = yajl_tree_parse(ln, NULL, 0);
+        if (!YAJL_IS_OBJECT(v)) fail_msg("not a JSON object: %s", ln);
+        const char *scope = jstr(v, "scope");
+        assert_non_null(scope);
+        assert_true(YAJL_IS_INTEGER(jget(v, "created_ms")));
+        if (!strcmp(scope, "all")) assert_true(YAJL_IS_NULL(jget(v, "target")));
+        if (!strcmp(scope, "agent")) {
+            agents++;
+            assert_string_equal(jstr(v, "target"), "bot");
+            assert_string_equal(jstr(v, "reason"), "still looping");
+            assert_true(YAJL_IS_FALSE(jget(v, "drain")));
+            assert_string_equal(jstr(v, "created_by"), "cli:tester");
+        }
+        yajl_tree_free(v);
+    }
+    assert_int_equal(agents, 1);
+    run_free(&r);
+
+    /* unkill: the switch goes, the record names what was cleared */
+    r = run_cmd(f, al_cli_unkill, "--agent", "bot", "--by", "carol", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.err, "unkilled agent bot");
+    run_free(&r);
+    assert_int_equal(count_events(f, "kill.cleared", &ev), 1);
+    assert_string_equal(ev.actor, "cli:carol");
+    assert_string_equal(ev.agent, "bot");
+    d = detail_of(&ev);
+    assert_string_equal(jstr(d, "scope"), "agent");
+    assert_string_equal(jstr(d, "target"), "bot");
+    assert_string_equal(jstr(d, "reason"), "still looping");
+    yajl_tree_free(d);
+    read_kills(f, &k);
+    assert_int_equal(k.n, 4);
+    for (size_t i = 0; i < k.n; i++) assert_string_not_equal(k.rows[i].scope, "agent");
+
+    /* Not on (any more): exit 1, no record. */
+    r = run_cmd(f, al_cli_unkill, "--agent", "bot", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 1);
+    ASSERT_HAS(r.err, "no kill switch is on for agent bot");
+    run_free(&r);
+    assert_int_equal(count_events(f, "kill.cleared", NULL), 1);
+    /* A switch on a name the configuration no longer has can still go. */
+    r = run_cmd(f, al_cli_kill, "--agent", "ghost", "--force", "--reason", "x", "--config",
+                f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    r = run_cmd(f, al_cli_unkill, "--agent", "ghost", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    for (const char *const *s = (const char *const[]){"--all", "--team", "--provider",
+                                                       "--model", NULL};
+         *s; s++) {
+        const char *target = !strcmp(*s, "--team") ? "support"
+                             : !strcmp(*s, "--provider") ? "sim2"
+                             : "chat";
+        r = !strcmp(*s, "--all")
+                ? run_cmd(f, al_cli_unkill, "--all", "--config", f->cfg, NULL)
+                : run_cmd(f, al_cli_unkill, *s, target, "--config", f->cfg, NULL);
+        assert_int_equal(r.rc, 0);
+        run_free(&r);
+    }
+    read_kills(f, &k);
+    assert_int_equal(k.n, 0);
+    r = run_cmd(f, al_cli_kill, "list", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "");
+    ASSERT_HAS(r.err, "no kill switches are on");
+    run_free(&r);
+    assert_int_equal(count_events(f, "kill.cleared", NULL), 6);
+}
+
+static void test_kill_usage(void **state)
+{
+    fx_t *f = *state;
+    write_policy_config(f);
+    kills_t k;
+    char big[400];
+
+    run_t r = run_cmd(f, al_cli_kill, "--reason", "x", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "exactly one of");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--all", "--reason", "x", "--config", f->cfg,
+                NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "exactly one of");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "--reason TEXT is required");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "", "--reason", "x", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+    memset(big, 'a', 256);
+    big[256] = '\0';
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", big, "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "longer than 255 bytes");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "bad\x1b[31m", "--config", f->cfg,
+                NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "control characters");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "bad \xff\xfe", "--config", f->cfg,
+                NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "UTF-8");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "x", "--by", "", "--config",
+                f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "x", "--bogus", "--config", f->cfg,
+                NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+    r = run_cmd(f, al_cli_unkill, "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "exactly one of");
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "list", "extra", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+
+    /* Names the configuration does not declare: refused, nothing stored. */
+    static const char *const unknown[][2] = {
+        {"--agent", "suport-bot"}, {"--team", "billing"}, {"--provider", "openai"},
+        {"--model", "gpt-9"}};
+    for (size_t i = 0; i < 4; i++) {
+        r = run_cmd(f, al_cli_kill, unknown[i][0], unknown[i][1], "--reason", "x", "--config",
+                    f->cfg, NULL);
+        assert_int_equal(r.rc, 2);
+        ASSERT_HAS(r.err, unknown[i][1]);
+        ASSERT_HAS(r.err, "is not declared in");
+        ASSERT_HAS(r.err, "--force");
+        run_free(&r);
+    }
+    /* (a team known only as an agent's team without a teams: section is
+     * covered by the config's own validation; here teams: exists) */
+    read_kills(f, &k);
+    assert_int_equal(k.n, 0);
+    assert_int_equal(count_events(f, "kill.set", NULL), 0);
+    r = run_cmd(f, al_cli_kill, "--model", "gpt-9", "--reason", "x", "--force", "--config",
+                f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    read_kills(f, &k);
+    assert_int_equal(k.n, 1);
+    assert_string_equal(k.rows[0].scope, "model");
+    assert_string_equal(k.rows[0].target, "gpt-9");
+
+    /* A 255-byte reason of quotes: stored whole; the event's detail is
+     * shortened but stays valid JSON. */
+    memset(big, '"', 255);
+    big[255] = '\0';
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", big, "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    read_kills(f, &k);
+    assert_int_equal(k.n, 2);
+    assert_string_equal(k.rows[1].reason, big);
+    al_event_t ev;
+    count_events(f, "kill.set", &ev);
+    yajl_val d = detail_of(&ev);
+    const char *reason = jstr(d, "reason");
+    assert_non_null(reason);
+    assert_true(strlen(reason) > 100 && strlen(reason) < 255);
+    assert_true(strspn(reason, "\"") == strlen(reason));
+    assert_string_equal(jstr(d, "target"), "bot");
+    yajl_tree_free(d);
+    /* Multi-byte text is cut at a character boundary. */
+    big[0] = '\0';
+    for (int i = 0; i < 63; i++) {
+        size_t n = strlen(big);
+        snprintf(big + n, sizeof big - n, "%s", "\xc3\xa9\\");
+    }
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", big, "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    count_events(f, "kill.set", &ev);
+    d = detail_of(&ev);
+    assert_non_null(jstr(d, "reason"));
+    yajl_tree_free(d);
+
+    /* Without a teams: section a team is any agent's team. */
+    char y[512];
+    int n = snprintf(y, sizeof y,
+                     "store:\n  url: %s\nproviders:\n  sim: {type: simulated}\n"
+                     "models:\n  m1: {provider: sim}\n"
+                     "agents:\n  bot: {owner: a@example.com, team: ops, models: [m1]}\n",
+                     f->url);
+    write_file(f->cfg, y, (size_t)n);
+    r = run_cmd(f, al_cli_kill, "--team", "ops", "--reason", "x", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    r = run_cmd(f, al_cli_kill, "--team", "support", "--reason", "x", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "team 'support' is not declared");
+    run_free(&r);
+
+    /* A configuration that does not load: 2. */
+    write_file(f->cfg, "agents: [\n", 10);
+    r = run_cmd(f, al_cli_kill, "--all", "--reason", "x", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+}
+
+static void test_agents_list(void **state)
+{
+    fx_t *f = *state;
+    write_policy_config(f);
+    populate_policy(f);
+
+    run_t r = run_cmd(f, al_cli_agents, "list", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    static const char *const heads[] = {"NAME", "OWNER", "TEAM", "ENV", "REQ_24H", "ERR%",
+                                        "P95/SLA", "SPEND_TODAY/BUDGET", "REVIEW", "KEYS"};
+    for (size_t i = 0; i < AL_ARRAY_LEN(heads); i++) ASSERT_HAS(r.out, heads[i]);
+    assert_int_equal(count_lines(r.out), 4);
+    char line[512];
+    /* bot: 22 requests, 2 errors (9.1 %), p95 = the 21st of 22 = 190 ms within
+     * 300, $0.20 of $20 today, review overdue since 2020, one active key */
+    line_of(r.out, "bot", line, sizeof line);
+    ASSERT_HAS(line, "jane@example.com");
+    ASSERT_HAS(line, "support");
+    ASSERT_HAS(line, "prod");
+    ASSERT_HAS(line, " 22 ");
+    ASSERT_HAS(line, "9.1% over"); /* max_error_rate 0.02 */
+    ASSERT_HAS(line, "190/300");
+    ASSERT_NOT_HAS(line, "190/300 over");
+    ASSERT_HAS(line, "$0.20/$20.00");
+    ASSERT_HAS(line, "overdue");
+    ASSERT_HAS(line, " 1 ");
+    /* slow: over its SLA, never reviewed but due every 30 days: overdue */
+    line_of(r.out, "slow", line, sizeof line);
+    ASSERT_HAS(line, "700/100 over");
+    ASSERT_HAS(line, "0.0%");
+    ASSERT_NOT_HAS(line, "0.0% over");
+    ASSERT_HAS(line, "$0.50/-");
+    ASSERT_HAS(line, "overdue");
+    ASSERT_HAS(line, "dev");
+    /* fresh: nothing yet, reviewed today */
+    line_of(r.out, "fresh", line, sizeof line);
+    ASSERT_HAS(line, " ok ");
+    ASSERT_HAS(line, "$0.00/-");
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "list", "--json", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(count_lines(r.out), 1);
+    yajl_val v = yajl_tree_parse(r.out, NULL, 0);
+    assert_true(YAJL_IS_OBJECT(v));
+    assert_string_equal(jstr(v, "object"), "list");
+    yajl_val data = jget(v, "data");
+    assert_true(YAJL_IS_ARRAY(data));
+    assert_int_equal(data->u.array.len, 3);
+    const char *p95[] = {"live", "p95_latency_ms_24h", NULL};
+    yajl_val n = yajl_tree_get(data->u.array.values[0], p95, yajl_t_number);
+    assert_non_null(n);
+    assert_int_equal((int)YAJL_GET_DOUBLE(n), 190);
+    yajl_tree_free(v);
+    run_free(&r);
+
+    /* A killed agent shows it. */
+    r = run_cmd(f, al_cli_kill, "--team", "support", "--reason", "incident", "--config", f->cfg,
+                NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    r = run_cmd(f, al_cli_agents, "list", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    line_of(r.out, "slow", line, sizeof line);
+    ASSERT_HAS(line, "team");
+    line_of(r.out, "fresh", line, sizeof line);
+    ASSERT_NOT_HAS(line, "team");
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "frobnicate", NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "unknown subcommand");
+    run_free(&r);
+    r = run_cmd(f, al_cli_agents, "list", "extra", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    run_free(&r);
+}
+
+static void test_agents_show(void **state)
+{
+    fx_t *f = *state;
+    write_policy_config(f);
+    populate_policy(f);
+
+    run_t r = run_cmd(f, al_cli_agents, "show", "bot", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.out, "jane@example.com");
+    ASSERT_HAS(r.out, "Answers tickets");
+    ASSERT_HAS(r.out, "pager:support");
+    ASSERT_HAS(r.out, "confidential");
+    ASSERT_HAS(r.out, "m1, m2, m3");
+    ASSERT_HAS(r.out, "chat");
+    ASSERT_HAS(r.out, "22 requests, 2 errors (9.1% over)");
+    ASSERT_HAS(r.out, "190/300 ms (within SLA)");
+    ASSERT_HAS(r.out, "$0.20 of $20.00 (1%)");
+    ASSERT_HAS(r.out, "$0.20 of $400.00 (0%)");
+    ASSERT_HAS(r.out, "overdue: last 2020-01-01, every 90 days, due 2020-03-31");
+    ASSERT_HAS(r.out, "key_00000000000000b1");
+    ASSERT_HAS(r.out, "key_00000000000000b2");
+    ASSERT_HAS(r.out, "revoked");
+    ASSERT_HAS(r.out, "killed         no");
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "show", "slow", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.out, "700/100 ms (OVER SLA)");
+    ASSERT_HAS(r.out, "overdue: last never, every 30 days");
+    ASSERT_HAS(r.out, "(no daily budget)");
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_kill, "--agent", "bot", "--reason", "runaway", "--drain", "--config",
+                f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    run_free(&r);
+    r = run_cmd(f, al_cli_agents, "show", "bot", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.out, "YES by the agent bot switch, draining: runaway");
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "show", "bot", "--json", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(count_lines(r.out), 1);
+    yajl_val v = yajl_tree_parse(r.out, NULL, 0);
+    assert_true(YAJL_IS_OBJECT(v));
+    assert_string_equal(jstr(v, "name"), "bot");
+    assert_true(YAJL_IS_OBJECT(jget(v, "killed")));
+    assert_true(YAJL_IS_ARRAY(jget(v, "keys")));
+    yajl_tree_free(v);
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "show", "nobody", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 1);
+    ASSERT_HAS(r.err, "agent 'nobody' is not declared");
+    assert_string_equal(r.out, "");
+    run_free(&r);
+    r = run_cmd(f, al_cli_agents, "show", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 2);
+    ASSERT_HAS(r.err, "which agent?");
+    run_free(&r);
+}
+
+static void test_agents_permissions(void **state)
+{
+    fx_t *f = *state;
+    write_policy_config(f);
+    populate_policy(f);
+
+    run_t r = run_cmd(f, al_cli_agents, "permissions", "bot", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_HAS(r.out, "UNUSED");
+    char line[256];
+    line_of(r.out, "m1", line, sizeof line);
+    ASSERT_HAS(line, "model");
+    ASSERT_HAS(line, "16"); /* 15 fine + 1 failed */
+    ASSERT_NOT_HAS(line, "unused");
+    line_of(r.out, "chat", line, sizeof line);
+    ASSERT_HAS(line, "route");
+    ASSERT_HAS(line, "5");
+    ASSERT_NOT_HAS(line, "unused");
+    line_of(r.out, "m2", line, sizeof line);
+    ASSERT_HAS(line, "unused");
+    line_of(r.out, "m3", line, sizeof line);
+    ASSERT_HAS(line, "unused");
+    ASSERT_HAS(r.out, "not allowed now");
+    line_of(r.out, "old-model", line, sizeof line);
+    ASSERT_HAS(line, "1");
+    ASSERT_HAS(r.err, "2 of 4 allowed unused");
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "permissions", "bot", "--json", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    yajl_val v = yajl_tree_parse(r.out, NULL, 0);
+    assert_true(YAJL_IS_OBJECT(v));
+    assert_string_equal(jstr(v, "agent"), "bot");
+    yajl_val al = jget(v, "allowed");
+    assert_true(YAJL_IS_ARRAY(al));
+    assert_int_equal(al->u.array.len, 4);
+    assert_true(YAJL_IS_ARRAY(jget(v, "used_not_allowed")));
+    assert_int_equal(jget(v, "used_not_allowed")->u.array.len, 1);
+    assert_int_equal((int)YAJL_GET_DOUBLE(jget(v, "unused")), 2);
+    yajl_tree_free(v);
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "permissions", "fresh", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 0);
+    ASSERT_NOT_HAS(r.out, "not allowed now");
+    ASSERT_HAS(r.err, "1 of 1 allowed unused");
+    run_free(&r);
+
+    r = run_cmd(f, al_cli_agents, "permissions", "nobody", "--config", f->cfg, NULL);
+    assert_int_equal(r.rc, 1);
+    run_free(&r);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
@@ -1042,6 +1698,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_admin_token_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agents_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agents_show, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agents_permissions, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -454,8 +454,8 @@ static void test_err_unknown_key(void **state)
     expect_error("alert: {}\n", "cfg.yaml:1: alert", "did you mean 'alerts'?");
     expect_error("server:\n  listen: 127.0.0.1:1\n  listne: 127.0.0.1:2\n",
                  "cfg.yaml:3: server.listne", "unknown key (did you mean 'listen'?)");
-    expect_error(BASE "agents:\n  a:\n    owner: x\n    budget: 5\n",
-                 "cfg.yaml:12: agents.a.budget", "unknown key");
+    expect_error(BASE "agents:\n  a:\n    owner: x\n    budgte: 5\n",
+                 "cfg.yaml:12: agents.a.budgte", "unknown key (did you mean 'budget'?)");
     expect_error("providers:\n  p:\n    type: simulated\n    simulated:\n      latncy_ms: 5\n",
                  "cfg.yaml:5: providers.p.simulated.latncy_ms",
                  "unknown key (did you mean 'latency_ms'?)");
@@ -1209,6 +1209,485 @@ static void test_routes_example_loads(void **state)
     al_config_unref(c);
 }
 
+/* ---- policy: inventory, limits, budgets, sessions, teams, tokens ---- */
+
+/* The environment of the tokens tests: TOKEN_KEY is 32 bytes, OTHER_KEY 40,
+ * SHORT_KEY 31, EMPTY_KEY "" (how the CLI reads a missing variable). */
+static const char *token_env(const char *name)
+{
+    if (!strcmp(name, "TOKEN_KEY")) return "0123456789abcdef0123456789abcdef";
+    if (!strcmp(name, "OTHER_KEY")) return "0123456789abcdef0123456789abcdef-other";
+    if (!strcmp(name, "SHORT_KEY")) return "0123456789abcdef0123456789abcde";
+    if (!strcmp(name, "EMPTY_KEY")) return "";
+    return NULL;
+}
+
+static al_config_t *load_env(const char *yaml, al_getenv_fn env)
+{
+    al_config_t *c = NULL;
+    char err[512];
+    int rc = al_config_load_buf("cfg.yaml", yaml, strlen(yaml), env, &c, err, sizeof err);
+    if (rc != 0) {
+        print_error("unexpected error: %s\n", err);
+        fail();
+    }
+    return c;
+}
+
+static void key_hex(const al_config_t *c, char out[65])
+{
+    assert_int_equal(c->token_key_len, 32);
+    al_hex(c->token_key, 32, out);
+}
+
+static void test_policy_defaults(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE "agents:\n  a:\n    owner: x\n");
+    const al_agent_t *a = al_config_agent(c, "a", 1);
+
+    assert_null(a->team);
+    assert_null(a->team_cfg);
+    assert_null(a->oncall);
+    assert_null(a->data_classification);
+    assert_int_equal(a->sla.p95_latency_ms, 0);
+    assert_true(a->sla.availability_pct < 0);
+    assert_true(a->sla.max_error_rate < 0);
+    assert_int_equal(a->review_last_ms, 0);
+    assert_int_equal(a->review_every_days, 0);
+    assert_int_equal(a->environment, AL_ENV_UNSET);
+    assert_int_equal(a->limits.rpm, 0);
+    assert_int_equal(a->limits.tpm, 0);
+    assert_int_equal(a->limits.concurrent, 0);
+    assert_int_equal(a->key_limits.rpm, 0);
+    assert_int_equal(a->key_limits.tpm, 0);
+    assert_int_equal(a->key_limits.concurrent, 0);
+    assert_true(a->budget.daily_usd < 0);
+    assert_true(a->budget.monthly_usd < 0);
+    assert_int_equal(a->session.max_requests, 0);
+    assert_int_equal(a->session.max_tokens, 0);
+    assert_true(a->session.max_cost_usd < 0);
+    assert_int_equal(a->session.max_duration_ms, 0);
+    assert_int_equal(a->session.loop_threshold, 5);
+
+    assert_int_equal(c->n_teams, 0);
+    assert_null(c->teams);
+    assert_null(al_config_team(c, "x", 1));
+    assert_null(c->token_key_env);
+    assert_int_equal(c->token_key_len, 32);
+    assert_int_equal(c->token_max_ttl_ms, 3600000);
+    assert_true(c->max_price_input == 0);
+    assert_true(c->max_price_output == 0);
+
+    /* An empty mapping keeps the defaults too. */
+    al_config_unref(c);
+    c = load_ok(BASE "agents:\n  a:\n    owner: x\n    budget: {}\n    session: {}\n"
+                     "    limits:\n    sla: {}\n    review: {}\n");
+    a = al_config_agent(c, "a", 1);
+    assert_true(a->budget.daily_usd < 0);
+    assert_true(a->session.max_cost_usd < 0);
+    assert_int_equal(a->session.loop_threshold, 5);
+    assert_int_equal(a->limits.rpm, 0);
+    assert_true(a->sla.availability_pct < 0);
+    al_config_unref(c);
+}
+
+static void test_policy_values(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE
+        "teams:\n"
+        "  support: {owner: \"support-leads@example.com\", budget: {daily_usd: 50, monthly_usd: 1000}}\n"
+        "  sales: {}\n"
+        "agents:\n"
+        "  support-bot:\n"
+        "    owner: jane@example.com\n"
+        "    team: support\n"
+        "    oncall: \"pager:support-primary\"\n"
+        "    sla: {p95_latency_ms: 3000, availability_pct: 99.5, max_error_rate: 0.02}\n"
+        "    review: {last: 2026-10-01, every_days: 90}\n"
+        "    environment: prod\n"
+        "    data_classification: confidential\n"
+        "    models: [m1]\n"
+        "    limits: {rpm: 600, tpm: 200000, concurrent: 20}\n"
+        "    key_limits: {rpm: 120, tpm: 50000, concurrent: 5}\n"
+        "    budget: {daily_usd: 20, monthly_usd: 400.5}\n"
+        "    session: {max_requests: 50, max_tokens: 5000000000, max_cost_usd: 2,\n"
+        "              max_duration: 30m, loop_threshold: 0}\n"
+        "  dev-bot: {owner: o, team: sales, environment: dev, budget: {daily_usd: 0}}\n"
+        "  stage-bot: {owner: o, environment: staging, review: {last: \"2024-02-29\"}}\n");
+    const al_agent_t *a = al_config_agent(c, "support-bot", 11);
+    const al_team_t *support = al_config_team(c, "support", 7);
+    const al_team_t *sales = al_config_team(c, "sales", 5);
+
+    assert_int_equal(c->n_teams, 2);
+    assert_non_null(support);
+    assert_non_null(sales);
+    assert_null(al_config_team(c, "suppor", 6));
+    assert_null(al_config_team(c, "supportx", 8));
+    assert_string_equal(support->name, "support");
+    assert_string_equal(support->owner, "support-leads@example.com");
+    assert_true(support->budget.daily_usd == 50);
+    assert_true(support->budget.monthly_usd == 1000);
+    assert_null(sales->owner);
+    assert_true(sales->budget.daily_usd < 0);
+    assert_true(sales->budget.monthly_usd < 0);
+
+    assert_string_equal(a->team, "support");
+    assert_ptr_equal(a->team_cfg, support);
+    assert_string_equal(a->oncall, "pager:support-primary");
+    assert_int_equal(a->sla.p95_latency_ms, 3000);
+    assert_true(a->sla.availability_pct == 99.5);
+    assert_true(a->sla.max_error_rate == 0.02);
+    assert_int_equal(a->review_last_ms, 1790812800000LL);   /* 2026-10-01T00:00:00Z */
+    assert_int_equal(a->review_every_days, 90);
+    assert_int_equal(a->environment, AL_ENV_PROD);
+    assert_string_equal(a->data_classification, "confidential");
+    assert_int_equal(a->limits.rpm, 600);
+    assert_int_equal(a->limits.tpm, 200000);
+    assert_int_equal(a->limits.concurrent, 20);
+    assert_int_equal(a->key_limits.rpm, 120);
+    assert_int_equal(a->key_limits.tpm, 50000);
+    assert_int_equal(a->key_limits.concurrent, 5);
+    assert_true(a->budget.daily_usd == 20);
+    assert_true(a->budget.monthly_usd == 400.5);
+    assert_int_equal(a->session.max_requests, 50);
+    assert_int_equal(a->session.max_tokens, 5000000000ULL);
+    assert_true(a->session.max_cost_usd == 2);
+    assert_int_equal(a->session.max_duration_ms, 1800000);
+    assert_int_equal(a->session.loop_threshold, 0);
+
+    const al_agent_t *d = al_config_agent(c, "dev-bot", 7);
+    assert_ptr_equal(d->team_cfg, sales);
+    assert_int_equal(d->environment, AL_ENV_DEV);
+    assert_true(d->budget.daily_usd == 0);      /* 0 is a budget (nothing allowed) */
+    assert_true(d->budget.monthly_usd < 0);
+    const al_agent_t *s = al_config_agent(c, "stage-bot", 9);
+    assert_null(s->team);
+    assert_null(s->team_cfg);
+    assert_int_equal(s->environment, AL_ENV_STAGING);
+    assert_int_equal(s->review_last_ms, 1709164800000LL);   /* leap day 2024 */
+    assert_int_equal(s->review_every_days, 0);
+    al_config_unref(c);
+}
+
+static void test_review_dates(void **state)
+{
+    (void)state;
+    static const struct { const char *date; long long ms; } ok[] = {
+        {"2000-01-01", 946684800000LL}, {"2000-02-29", 951782400000LL},
+        {"2026-03-01", 1772323200000LL}, {"9999-12-31", 253402214400000LL},
+    };
+    static const char *const bad[] = {
+        "2026-02-30", "2025-02-29", "2100-02-29", "2026-04-31", "2026-13-01", "2026-00-10",
+        "2026-01-00", "2026-1-01", "2026-01-1", "1999-12-31", "2026/01/01", "2026-01-01T00:00",
+        "\"\"", "20261001", "yesterday", "-026-01-01",
+    };
+    char yaml[512];
+
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        snprintf(yaml, sizeof yaml, BASE "agents:\n  a:\n    owner: x\n    review:\n"
+                 "      last: %s\n", ok[i].date);
+        al_config_t *c = load_ok(yaml);
+        assert_int_equal(al_config_agent(c, "a", 1)->review_last_ms, ok[i].ms);
+        al_config_unref(c);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(yaml, sizeof yaml, BASE "agents:\n  a:\n    owner: x\n    review:\n"
+                 "      last: %s\n", bad[i]);
+        expect_error(yaml, "cfg.yaml:13: agents.a.review.last", "is not a date YYYY-MM-DD");
+    }
+    expect_error(BASE "agents:\n  a:\n    owner: x\n    review:\n      last: [2026-01-01]\n",
+                 "cfg.yaml:13: agents.a.review.last", "expected a string");
+}
+
+static void test_team_resolution(void **state)
+{
+    (void)state;
+    /* Without a teams section any name goes and nothing is resolved. */
+    al_config_t *c = load_ok(BASE "agents:\n  a: {owner: x, team: \"Support EMEA\"}\n");
+    const al_agent_t *a = al_config_agent(c, "a", 1);
+    assert_string_equal(a->team, "Support EMEA");
+    assert_null(a->team_cfg);
+    assert_null(al_config_team(c, "Support EMEA", 12));
+    al_config_unref(c);
+
+    /* The section may come after the agents. */
+    c = load_ok(BASE "agents:\n  a: {owner: x, team: t1}\nteams:\n  t1: {owner: y}\n");
+    a = al_config_agent(c, "a", 1);
+    assert_ptr_equal(a->team_cfg, al_config_team(c, "t1", 2));
+    assert_string_equal(a->team_cfg->owner, "y");
+    al_config_unref(c);
+
+    expect_error(BASE "teams:\n  support: {}\n  sales: {}\nagents:\n  a:\n    owner: x\n"
+                      "    team: suport\n",
+                 "cfg.yaml:15: agents.a.team", "unknown team 'suport' (did you mean 'support'?)");
+    expect_error(BASE "teams:\n  support: {}\nagents:\n  a:\n    owner: x\n    team: ops\n",
+                 "cfg.yaml:14: agents.a.team", "unknown team 'ops' (not an entry");
+    expect_error(BASE "teams: {}\nagents:\n  a:\n    owner: x\n    team: ops\n",
+                 "cfg.yaml:13: agents.a.team", "unknown team 'ops' (the teams section defines none)");
+    expect_error(BASE "teams:\nagents:\n  a:\n    owner: x\n    team: ops\n",
+                 "cfg.yaml:13: agents.a.team", "unknown team 'ops'");
+    expect_error(BASE "agents:\n  a:\n    owner: x\n    team: \"  \"\n",
+                 "cfg.yaml:12: agents.a.team", "must not be empty");
+    expect_error(BASE "agents:\n  a:\n    owner: x\n    team: "
+                      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+                 "cfg.yaml:12: agents.a.team", "longer than 63 bytes");
+    expect_error(BASE "agents:\n  a:\n    owner: x\n    team: true\n",
+                 "cfg.yaml:12: agents.a.team", "expected a string, got a boolean");
+    /* teams entries */
+    expect_error(BASE "teams:\n  \"bad name\": {}\n", "cfg.yaml:10: teams.bad name",
+                 "invalid team name");
+    expect_error(BASE "teams:\n  t:\n    owner: \"\"\n", "cfg.yaml:11: teams.t.owner",
+                 "must not be empty");
+    expect_error(BASE "teams:\n  t:\n    ownr: x\n", "cfg.yaml:11: teams.t.ownr",
+                 "unknown key (did you mean 'owner'?)");
+    expect_error(BASE "teams:\n  t:\n    budget: {daily_usd: -5}\n",
+                 "cfg.yaml:11: teams.t.budget.daily_usd", "out of range");
+    expect_error(BASE "teams:\n  t:\n    budget: {weekly_usd: 5}\n",
+                 "cfg.yaml:11: teams.t.budget.weekly_usd", "unknown key");
+    expect_error(BASE "teams: [a, b]\n", "cfg.yaml:9: teams", "expected a mapping of team names");
+    expect_error(BASE "team: {}\n", "cfg.yaml:9: team", "did you mean 'teams'?");
+}
+
+static void test_err_policy_keys(void **state)
+{
+    (void)state;
+#define AG BASE "agents:\n  a:\n    owner: x\n"   /* the next line is 12 */
+    /* limits and key_limits */
+    expect_error(AG "    limits: {rpm: 1000000001}\n", "cfg.yaml:12: agents.a.limits.rpm",
+                 "out of range (0..1000000000)");
+    expect_error(AG "    key_limits: {tpm: -1}\n", "cfg.yaml:12: agents.a.key_limits.tpm",
+                 "out of range");
+    expect_error(AG "    limits: {concurrent: 1.5}\n",
+                 "cfg.yaml:12: agents.a.limits.concurrent", "expected an integer");
+    expect_error(AG "    limits: {rps: 5}\n", "cfg.yaml:12: agents.a.limits.rps",
+                 "unknown key (did you mean 'rpm'?)");
+    expect_error(AG "    limits: 600\n", "cfg.yaml:12: agents.a.limits", "expected a mapping");
+    al_config_t *c = load_ok(AG "    limits: {rpm: 1000000000, tpm: 0, concurrent: 1}\n");
+    assert_int_equal(c->agents[0].limits.rpm, 1000000000);
+    al_config_unref(c);
+    /* budget */
+    expect_error(AG "    budget: {daily_usd: -1}\n", "cfg.yaml:12: agents.a.budget.daily_usd",
+                 "out of range");
+    expect_error(AG "    budget: {monthly_usd: \"5\"}\n",
+                 "cfg.yaml:12: agents.a.budget.monthly_usd", "remove the quotes");
+    expect_error(AG "    budget: {daily: 5}\n", "cfg.yaml:12: agents.a.budget.daily",
+                 "unknown key");
+    expect_error(AG "    budget: {daily_usd: .inf}\n", "cfg.yaml:12: agents.a.budget.daily_usd",
+                 "not a finite number");
+    /* session */
+    expect_error(AG "    session: {max_cost_usd: -0.5}\n",
+                 "cfg.yaml:12: agents.a.session.max_cost_usd", "out of range");
+    expect_error(AG "    session: {loop_threshold: 1000001}\n",
+                 "cfg.yaml:12: agents.a.session.loop_threshold", "out of range (0..1000000)");
+    expect_error(AG "    session: {max_duration: 31d}\n",
+                 "cfg.yaml:12: agents.a.session.max_duration", "out of range (0..30d)");
+    expect_error(AG "    session: {max_duration: soon}\n",
+                 "cfg.yaml:12: agents.a.session.max_duration", "is not a duration");
+    expect_error(AG "    session: {max_tokens: 1000000000001}\n",
+                 "cfg.yaml:12: agents.a.session.max_tokens", "out of range");
+    expect_error(AG "    session: {max_requests: -1}\n",
+                 "cfg.yaml:12: agents.a.session.max_requests", "out of range");
+    expect_error(AG "    session: {loop: 3}\n", "cfg.yaml:12: agents.a.session.loop",
+                 "unknown key");
+    c = load_ok(AG "    session: {loop_threshold: 1000000, max_duration: 1500}\n");
+    assert_int_equal(c->agents[0].session.loop_threshold, 1000000);
+    assert_int_equal(c->agents[0].session.max_duration_ms, 1500);   /* plain integer: ms */
+    al_config_unref(c);
+    /* sla */
+    expect_error(AG "    sla: {p95_latency_ms: 0}\n", "cfg.yaml:12: agents.a.sla.p95_latency_ms",
+                 "out of range");
+    expect_error(AG "    sla: {availability_pct: 100.5}\n",
+                 "cfg.yaml:12: agents.a.sla.availability_pct", "out of range (0..100)");
+    expect_error(AG "    sla: {availability_pct: -1}\n",
+                 "cfg.yaml:12: agents.a.sla.availability_pct", "out of range");
+    expect_error(AG "    sla: {max_error_rate: 1.5}\n",
+                 "cfg.yaml:12: agents.a.sla.max_error_rate", "out of range (0..1)");
+    expect_error(AG "    sla: {p95_ms: 5}\n", "cfg.yaml:12: agents.a.sla.p95_ms", "unknown key");
+    c = load_ok(AG "    sla: {availability_pct: 100, max_error_rate: 0}\n");
+    assert_true(c->agents[0].sla.availability_pct == 100);
+    assert_true(c->agents[0].sla.max_error_rate == 0);
+    assert_int_equal(c->agents[0].sla.p95_latency_ms, 0);
+    al_config_unref(c);
+    /* review */
+    expect_error(AG "    review: {every_days: 0}\n", "cfg.yaml:12: agents.a.review.every_days",
+                 "out of range (1..3650)");
+    expect_error(AG "    review: {every_days: 3651}\n",
+                 "cfg.yaml:12: agents.a.review.every_days", "out of range");
+    expect_error(AG "    review: {next: 2026-01-01}\n", "cfg.yaml:12: agents.a.review.next",
+                 "unknown key");
+    /* environment */
+    expect_error(AG "    environment: prd\n", "cfg.yaml:12: agents.a.environment",
+                 "unknown environment 'prd' (dev, staging or prod) (did you mean 'prod'?)");
+    expect_error(AG "    environment: production\n", "cfg.yaml:12: agents.a.environment",
+                 "unknown environment 'production'");
+    expect_error(AG "    environment: PROD\n", "cfg.yaml:12: agents.a.environment",
+                 "unknown environment");
+    /* strings */
+    expect_error(AG "    data_classification: \"a\\tb\"\n",
+                 "cfg.yaml:12: agents.a.data_classification", "control characters");
+    expect_error(AG "    data_classification: "
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+                 "cfg.yaml:12: agents.a.data_classification", "longer than 64 bytes");
+    c = load_ok(AG "    data_classification: "
+                   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n");
+    assert_int_equal(strlen(c->agents[0].data_classification), 64);
+    al_config_unref(c);
+    expect_error(AG "    oncall: \"x\\ny\"\n", "cfg.yaml:12: agents.a.oncall", "control characters");
+    expect_error(AG "    oncall: [a]\n", "cfg.yaml:12: agents.a.oncall", "expected a string");
+    expect_error(AG "    tema: x\n", "cfg.yaml:12: agents.a.tema", "did you mean 'team'?");
+#undef AG
+}
+
+static void test_tokens_key(void **state)
+{
+    (void)state;
+    char a[65], b[65];
+    al_config_t *c1, *c2;
+
+    /* The same value gives the same key: SHA-256 of the value. */
+    c1 = load_env(BASE "tokens: {signing_key_env: TOKEN_KEY, max_ttl: 30m}\n", token_env);
+    c2 = load_env(BASE "tokens:\n  signing_key_env: TOKEN_KEY\n", token_env);
+    key_hex(c1, a);
+    key_hex(c2, b);
+    assert_string_equal(a, "3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9");
+    assert_string_equal(a, b);
+    assert_string_equal(c1->token_key_env, "TOKEN_KEY");
+    assert_int_equal(c1->token_max_ttl_ms, 1800000);
+    assert_int_equal(c2->token_max_ttl_ms, 3600000);
+    al_config_unref(c1);
+    al_config_unref(c2);
+
+    /* Another value, another key. */
+    c1 = load_env(BASE "tokens: {signing_key_env: OTHER_KEY}\n", token_env);
+    key_hex(c1, b);
+    assert_string_not_equal(a, b);
+    al_config_unref(c1);
+
+    /* Without a variable the key is random: two loads differ. */
+    c1 = load_env(BASE "tokens: {max_ttl: 7d}\n", token_env);
+    c2 = load_env(BASE, token_env);
+    key_hex(c1, a);
+    key_hex(c2, b);
+    assert_string_not_equal(a, b);
+    assert_null(c1->token_key_env);
+    assert_int_equal(c1->token_max_ttl_ms, 604800000);
+    al_config_unref(c1);
+    al_config_unref(c2);
+
+    expect_error(BASE "tokens: {max_ttl: 999ms}\n", "cfg.yaml:9: tokens.max_ttl",
+                 "999ms is out of range (1s..7d)");
+    expect_error(BASE "tokens: {max_ttl: 8d}\n", "cfg.yaml:9: tokens.max_ttl",
+                 "out of range (1s..7d)");
+    expect_error(BASE "tokens: {signing_key_env: \"1BAD\"}\n",
+                 "cfg.yaml:9: tokens.signing_key_env", "not an environment variable name");
+    expect_error(BASE "tokens: {signing_kye_env: K}\n", "cfg.yaml:9: tokens.signing_kye_env",
+                 "unknown key (did you mean 'signing_key_env'?)");
+    expect_error(BASE "tokens: 5\n", "cfg.yaml:9: tokens", "expected a mapping");
+}
+
+/* airlock serve and check load with getenv: a missing or short value is an
+ * error naming the variable, and the value is never echoed. */
+static void test_tokens_key_strict(void **state)
+{
+    (void)state;
+    const char *yaml = BASE "tokens:\n  max_ttl: 1h\n  signing_key_env: AL_TEST_TOKEN_KEY_9\n";
+    al_config_t *c = (al_config_t *)(uintptr_t)1;
+    char err[512], hex[65];
+
+    unsetenv("AL_TEST_TOKEN_KEY_9");
+    assert_int_equal(al_config_load_buf("cfg.yaml", yaml, strlen(yaml), NULL, &c, err,
+                                        sizeof err), AL_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(err, "cfg.yaml:11: tokens.signing_key_env: "));
+    assert_non_null(strstr(err, "AL_TEST_TOKEN_KEY_9 is not set"));
+
+    setenv("AL_TEST_TOKEN_KEY_9", "secret-but-too-short-31-bytes-x", 1);
+    assert_int_equal(al_config_load_buf("cfg.yaml", yaml, strlen(yaml), NULL, &c, err,
+                                        sizeof err), AL_EINVAL);
+    assert_non_null(strstr(err, "cfg.yaml:11: tokens.signing_key_env: "));
+    assert_non_null(strstr(err, "shorter than 32 bytes"));
+    assert_null(strstr(err, "secret-but"));
+
+    setenv("AL_TEST_TOKEN_KEY_9", "", 1);
+    assert_int_equal(al_config_load_buf("cfg.yaml", yaml, strlen(yaml), NULL, &c, err,
+                                        sizeof err), AL_EINVAL);
+
+    setenv("AL_TEST_TOKEN_KEY_9", "0123456789abcdef0123456789abcdef", 1);
+    assert_int_equal(al_config_load_buf("cfg.yaml", yaml, strlen(yaml), NULL, &c, err,
+                                        sizeof err), 0);
+    key_hex(c, hex);
+    assert_string_equal(hex, "3eb1bd439947eb762998e566ccc2e099c791118b2f40579cc4f7da2b5061b7f9");
+    al_config_unref(c);
+    unsetenv("AL_TEST_TOKEN_KEY_9");
+}
+
+/* Through an environment hook (the CLI's reads a missing variable as "")
+ * a missing or short value does not stop the load: the key is random. */
+static void test_tokens_key_cli_fallback(void **state)
+{
+    (void)state;
+    static const char *const vars[] = {"EMPTY_KEY", "SHORT_KEY", "UNSET_KEY"};
+    char yaml[256], a[65], b[65];
+
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(yaml, sizeof yaml, BASE "tokens: {signing_key_env: %s}\n", vars[i]);
+        al_config_t *c1 = load_env(yaml, token_env);
+        al_config_t *c2 = load_env(yaml, token_env);
+        key_hex(c1, a);
+        key_hex(c2, b);
+        assert_string_not_equal(a, b);
+        assert_string_equal(c1->token_key_env, vars[i]);
+        al_config_unref(c1);
+        al_config_unref(c2);
+    }
+}
+
+static void test_max_price(void **state)
+{
+    (void)state;
+    al_config_t *c = load_ok(BASE
+                             "  cheap:\n    provider: sim\n    price: {input: 0.15, output: 0.6}\n"
+                             "  big:\n    provider: sim\n    price: {input: 5, output: 15}\n"
+                             "  out:\n    provider: sim\n    price: {input: 1, output: 75}\n"
+                             "  free:\n    provider: sim\n    price: {input: 0, output: 0}\n");
+    assert_true(c->max_price_input == 5);
+    assert_true(c->max_price_output == 75);
+    al_config_unref(c);
+
+    c = load_ok(BASE);      /* no model has a price */
+    assert_true(c->max_price_input == 0);
+    assert_true(c->max_price_output == 0);
+    al_config_unref(c);
+}
+
+static void test_policy_example_loads(void **state)
+{
+    (void)state;
+    size_t len;
+    char *buf = read_file("examples/policy.yaml", &len);
+    al_config_t *c = NULL;
+    char err[512], hex[65];
+    int rc = al_config_load_buf("examples/policy.yaml", buf, len, token_env, &c, err, sizeof err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    free(buf);
+    assert_true(c->n_teams >= 1);
+    const al_agent_t *a = al_config_agent(c, "support-bot", 11);
+    assert_non_null(a);
+    assert_non_null(a->team_cfg);
+    assert_int_equal(a->environment, AL_ENV_PROD);
+    assert_true(a->budget.daily_usd > 0);
+    assert_true(a->limits.rpm > 0);
+    assert_true(a->session.max_requests > 0);
+    assert_true(a->review_last_ms > 0);
+    assert_string_equal(c->token_key_env, "AIRLOCK_TOKEN_KEY");
+    key_hex(c, hex);        /* AIRLOCK_TOKEN_KEY is unset in token_env: random */
+    assert_true(c->max_price_input > 0);
+    al_config_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1245,6 +1724,16 @@ int main(void)
         cmocka_unit_test(test_err_routes),
         cmocka_unit_test(test_err_provider_reliability),
         cmocka_unit_test(test_routes_example_loads),
+        cmocka_unit_test(test_policy_defaults),
+        cmocka_unit_test(test_policy_values),
+        cmocka_unit_test(test_review_dates),
+        cmocka_unit_test(test_team_resolution),
+        cmocka_unit_test(test_err_policy_keys),
+        cmocka_unit_test(test_tokens_key),
+        cmocka_unit_test(test_tokens_key_strict),
+        cmocka_unit_test(test_tokens_key_cli_fallback),
+        cmocka_unit_test(test_max_price),
+        cmocka_unit_test(test_policy_example_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

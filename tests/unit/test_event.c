@@ -7,7 +7,9 @@
  * buffer fails cleanly.  The reliability fields: kind defaults to "request",
  * empty actor/route/escalation_id are null, attempts is embedded raw when it
  * is a well-formed JSON array and [] otherwise (broken, non-array, control
- * characters, bad UTF-8, line breaks, too deep, unterminated).  Only the
+ * characters, bad UTF-8, line breaks, too deep, unterminated).  The policy
+ * fields: session_id and token_id are strings or null, detail is embedded
+ * raw when it is a well-formed JSON object and null otherwise.  Only the
  * public API is used. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,7 +32,7 @@ static const char *const key_order[] = {
     "provider", "upstream_model", "status", "outcome", "error_type", "stream",
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms", "ttft_ms",
     "upstream_ms", "bytes_in", "bytes_out", "kind", "actor", "route", "degraded",
-    "escalation_id", "n_attempts", "attempts",
+    "escalation_id", "n_attempts", "attempts", "session_id", "token_id", "detail",
 };
 
 /* Serialize e, check the return value matches what was appended, parse it
@@ -170,7 +172,8 @@ static void test_json_defaults_are_null(void **state)
                                                       "input_tokens", "output_tokens",
                                                       "cached_tokens", "cost_usd", "ttft_ms",
                                                       "upstream_ms", "actor", "route",
-                                                      "escalation_id", NULL};
+                                                      "escalation_id", "session_id",
+                                                      "token_id", "detail", NULL};
          *k; k++)
         assert_null_field(v, *k);
     assert_int_field(v, "status", 401);
@@ -184,7 +187,8 @@ static void test_json_defaults_are_null(void **state)
     yajl_val at = field(v, "attempts");
     assert_true(YAJL_IS_ARRAY(at));
     assert_int_equal(at->u.array.len, 0);
-    assert_non_null(strstr(text, "\"attempts\":[]}"));
+    assert_non_null(strstr(text, "\"attempts\":[],"));
+    assert_non_null(strstr(text, ",\"detail\":null}"));
     yajl_tree_free(v);
     free(text);
 }
@@ -297,7 +301,13 @@ static void test_json_unterminated_fields(void **state)
     memset(e.route, 'r', sizeof e.route);
     memset(e.escalation_id, 'x', sizeof e.escalation_id);
     memset(e.attempts, '[', sizeof e.attempts);
+    memset(e.session_id, 's', sizeof e.session_id);
+    memset(e.token_id, 't', sizeof e.token_id);
+    memset(e.detail, '{', sizeof e.detail);
     yajl_val v = to_tree(&e, &text);
+    assert_int_equal(strlen(str_of(v, "session_id")), sizeof e.session_id);
+    assert_int_equal(strlen(str_of(v, "token_id")), sizeof e.token_id);
+    assert_null_field(v, "detail");
     assert_int_equal(strlen(str_of(v, "kind")), sizeof e.kind);
     assert_int_equal(strlen(str_of(v, "route")), sizeof e.route);
     assert_int_equal(strlen(str_of(v, "escalation_id")), sizeof e.escalation_id);
@@ -335,7 +345,7 @@ static void test_json_reliability_fields(void **state)
     assert_int_field(v, "n_attempts", 4294967295LL);
     /* Embedded as it is: the same bytes, a real array, not a string. */
     char want[2048];
-    snprintf(want, sizeof want, "\"attempts\":%s}", attempts);
+    snprintf(want, sizeof want, "\"attempts\":%s,\"session_id\":", attempts);
     assert_non_null(strstr(text, want));
     yajl_val at = field(v, "attempts");
     assert_true(YAJL_IS_ARRAY(at));
@@ -367,9 +377,11 @@ static void attempts_out(al_event_t *e, const char *in, char *out, size_t outsz)
     const char *p = strstr(text, "\"attempts\":");
     assert_non_null(p);
     p += strlen("\"attempts\":");
-    size_t n = strlen(p);
-    assert_true(n >= 1 && p[n - 1] == '}');
-    snprintf(out, outsz, "%.*s", (int)(n - 1), p);
+    /* session_id follows; it is null here, so the marker cannot occur
+     * inside an attempts value that came out. */
+    const char *q = strstr(p, ",\"session_id\":null,");
+    assert_non_null(q);
+    snprintf(out, outsz, "%.*s", (int)(q - p), p);
     yajl_tree_free(v);
     free(text);
 }
@@ -442,6 +454,103 @@ static void test_json_attempts_checked(void **state)
     free(text);
 }
 
+/* The detail text of e as it comes out ("null" when refused); the whole
+ * object must parse either way. */
+static void detail_out(al_event_t *e, const char *in, char *out, size_t outsz)
+{
+    char *text;
+    snprintf(e->detail, sizeof e->detail, "%s", in);
+    yajl_val v = to_tree(e, &text);
+    yajl_val d = field(v, "detail");
+    assert_true(YAJL_IS_OBJECT(d) || YAJL_IS_NULL(d));
+    const char *p = strstr(text, ",\"detail\":");
+    assert_non_null(p);
+    p += strlen(",\"detail\":");
+    size_t n = strlen(p);
+    assert_true(n >= 1 && p[n - 1] == '}');
+    snprintf(out, outsz, "%.*s", (int)(n - 1), p);
+    yajl_tree_free(v);
+    free(text);
+}
+
+static void test_json_policy_fields(void **state)
+{
+    (void)state;
+    al_event_t e;
+    char *text, got[1024];
+    static const char detail[] =
+        "{\"scope\":\"agent\",\"target\":\"support-bot\",\"reason\":\"runaway \\\"loop\\\"\","
+        "\"drain\":false}";
+    al_event_init(&e);
+    snprintf(e.kind, sizeof e.kind, "kill.set");
+    snprintf(e.session_id, sizeof e.session_id, "sess-42");
+    snprintf(e.token_id, sizeof e.token_id, "jti_0123456789abcdef");
+    snprintf(e.detail, sizeof e.detail, "%s", detail);
+    yajl_val v = to_tree(&e, &text);
+    assert_str_field(v, "session_id", "sess-42");
+    assert_str_field(v, "token_id", "jti_0123456789abcdef");
+    /* Embedded as it is: the same bytes, a real object. */
+    char want[1024];
+    snprintf(want, sizeof want, ",\"detail\":%s}", detail);
+    assert_non_null(strstr(text, want));
+    yajl_val d = field(v, "detail");
+    assert_true(YAJL_IS_OBJECT(d));
+    assert_str_field(d, "scope", "agent");
+    assert_str_field(d, "target", "support-bot");
+    assert_str_field(d, "reason", "runaway \"loop\"");
+    assert_true(YAJL_IS_FALSE(field(d, "drain")));
+    yajl_tree_free(v);
+    free(text);
+
+    /* A hostile session id (it comes from a client header) is escaped. */
+    snprintf(e.session_id, sizeof e.session_id, "s\",\"detail\":{\"x\":1}\n\xff");
+    v = to_tree(&e, &text);
+    assert_str_field(v, "session_id", "s\",\"detail\":{\"x\":1}\n\xef\xbf\xbd");
+    assert_true(YAJL_IS_OBJECT(field(v, "detail")));
+    yajl_tree_free(v);
+    free(text);
+
+    static const char *const good[] = {
+        "{}",
+        "{ }",
+        "{\"a\":[1,{\"b\":null}],\"c\":\"\xc3\xa9\\u00e9\"} ",
+        "{\"a\":[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]}", /* 16 deep: the limit */
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(good); i++) {
+        detail_out(&e, good[i], got, sizeof got);
+        assert_string_equal(got, good[i]);
+    }
+    static const char *const bad[] = {
+        "",
+        "[]",                       /* an array, not an object */
+        "\"text\"",
+        "42",
+        "null",
+        " {}",                      /* must start with { */
+        "{",
+        "{\"a\"}",
+        "{\"a\":1,}",
+        "{\"a\":1}}",
+        "{\"a\":1} x",
+        "{\"a\":\"\x01\"}",
+        "{\"a\":\"\xff\"}",
+        "{\"a\":1}\n",
+        "{\n\"a\":1}",
+        "{\"a\":[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]}", /* 17 deep */
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(bad); i++) {
+        detail_out(&e, bad[i], got, sizeof got);
+        if (strcmp(got, "null") != 0) fail_msg("bad detail #%zu came out as %s", i, got);
+    }
+    /* A full field without a NUL is read only to its end. */
+    memset(e.detail, ' ', sizeof e.detail);
+    memcpy(e.detail, "{\"k\":2}", 7);
+    v = to_tree(&e, &text);
+    assert_int_field(field(v, "detail"), "k", 2);
+    yajl_tree_free(v);
+    free(text);
+}
+
 static void test_json_cap(void **state)
 {
     (void)state;
@@ -502,6 +611,7 @@ int main(void)
         cmocka_unit_test(test_json_unterminated_fields),
         cmocka_unit_test(test_json_reliability_fields),
         cmocka_unit_test(test_json_attempts_checked),
+        cmocka_unit_test(test_json_policy_fields),
         cmocka_unit_test(test_json_cap),
         cmocka_unit_test(test_fmt_ts_and_ids),
     };

@@ -14,8 +14,15 @@
  * rejected, timeout / a second close refused / expiry listing / the
  * escalations version) including several threads racing to close the same
  * ids; admin tokens (insert / find live ones / revoke / list); and the
- * blocking calls used from several threads while the writer writes.  Uses
- * the public API plus raw sqlite3 to play "another process". */
+ * blocking calls used from several threads while the writer writes.
+ * Schema 3: a version-2 database upgraded in place with its data kept; an
+ * event's session_id / token_id / detail through both write paths and back;
+ * event queries filtering by kind and until; kill switches (set / replace /
+ * clear / list / the kill version / bad scopes and targets); the aggregates
+ * (request count, errors, nearest-rank p95, spend, spend per agent, models
+ * used) over a hand-made set of events, change events ignored; and an admin
+ * token by id.  Uses the public API plus raw sqlite3 to play "another
+ * process". */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +32,7 @@
 #include "store/store.h"
 #include "util/common.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sqlite3.h>
@@ -178,12 +186,14 @@ static void test_open_creates_schema_and_refuses_newer(void **state)
     assert_true(al_store_writable(s));
     assert_int_equal(al_store_depth(s), 0);
     al_store_close(s);
-    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 3);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE "
                                       "name IN ('events','keys','events_ts','events_agent_ts',"
                                       "'escalations','admin_tokens','escalations_status',"
-                                      "'escalations_agent')"),
-                     8);
+                                      "'escalations_agent','kill_switches','events_kind_ts',"
+                                      "'kill_version_ins','kill_version_upd',"
+                                      "'kill_version_del')"),
+                     13);
     /* Opening again keeps one version row. */
     s = open_or_fail(f->url, NULL);
     al_store_close(s);
@@ -594,6 +604,10 @@ static void test_event_round_trip(void **state)
     static const char att[] = "[{\"target\":\"gpt\",\"provider\":\"openai\",\"outcome\":"
                               "\"http_5xx\",\"status\":502,\"latency_ms\":1.5}]";
     AL_EVENT_SET(&e, attempts, att, sizeof att - 1);
+    AL_EVENT_SET(&e, session_id, hostile, sizeof hostile - 1);
+    AL_EVENT_SET(&e, token_id, "jti_00112233445566778899aabb", 28);
+    static const char det[] = "{\"limit\":\"tpm\",\"used\":[1,2.5,null]}";
+    AL_EVENT_SET(&e, detail, det, sizeof det - 1);
     submit_one(s, &e);
     al_event_t e2; /* all the unknowns */
     al_event_init(&e2);
@@ -614,6 +628,9 @@ static void test_event_round_trip(void **state)
     assert_true(back.degraded);
     assert_int_equal(back.n_attempts, 3);
     assert_string_equal(back.attempts, att);
+    assert_string_equal(back.session_id, e.session_id);
+    assert_string_equal(back.token_id, "jti_00112233445566778899aabb");
+    assert_string_equal(back.detail, det);
     assert_string_equal(back.kind, "request"); /* "" is written as "request" */
     flt.agent = "";
     assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
@@ -623,6 +640,9 @@ static void test_event_round_trip(void **state)
     free(a);
     free(b);
     assert_string_equal(back.attempts, "");
+    assert_string_equal(back.session_id, "");
+    assert_string_equal(back.token_id, "");
+    assert_string_equal(back.detail, "");
     assert_false(back.degraded);
     al_store_close(s);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events WHERE cached_tokens IS NULL "
@@ -632,7 +652,8 @@ static void test_event_round_trip(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events WHERE id = 'evt_rt2' AND "
                                       "kind = 'request' AND actor IS NULL AND route IS NULL AND "
                                       "escalation_id IS NULL AND attempts IS NULL AND "
-                                      "degraded = 0 AND n_attempts = 0"),
+                                      "degraded = 0 AND n_attempts = 0 AND session_id IS NULL "
+                                      "AND token_id IS NULL AND detail IS NULL"),
                      1);
 }
 
@@ -668,6 +689,9 @@ static void test_event_insert_sync(void **state)
     AL_EVENT_SET(&e, agent, "support-bot", 11);
     AL_EVENT_SET(&e, escalation_id, "esc_abc", 7);
     AL_EVENT_SET(&e, outcome, "resolved", 8);
+    static const char det[] = "{\"answer\":\"use the fallback\"}";
+    AL_EVENT_SET(&e, detail, det, sizeof det - 1);
+    AL_EVENT_SET(&e, token_id, "jti_sync", 8);
     int64_t t0 = al_wall_ms();
     /* No id and no time: both filled. */
     assert_int_equal(al_store_event_insert(s, &e), 0);
@@ -707,7 +731,12 @@ static void test_event_insert_sync(void **state)
     assert_string_equal(back.kind, "escalation.resolved");
     assert_string_equal(back.actor, "cli:alice");
     assert_string_equal(back.escalation_id, "esc_abc");
+    assert_string_equal(back.detail, det);
+    assert_string_equal(back.token_id, "jti_sync");
+    assert_string_equal(back.session_id, "");
     char *a = json_of(&back);
+    assert_non_null(strstr(a, ",\"session_id\":null,\"token_id\":\"jti_sync\","
+                              "\"detail\":{\"answer\":\"use the fallback\"}}"));
     assert_non_null(strstr(a, "\"kind\":\"escalation.resolved\",\"actor\":\"cli:alice\","
                               "\"route\":null,"));
     free(a);
@@ -753,9 +782,9 @@ static void test_upgrade_from_v1(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 23);
 
     al_store_t *s = open_or_fail(f->url, NULL);
-    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 30);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 33);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 2);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 3);
     /* The old row reads back with the defaults of the new fields. */
     al_event_t back;
     assert_int_equal(al_store_events_each(s, NULL, keep_first, &back), 0);
@@ -767,6 +796,8 @@ static void test_upgrade_from_v1(void **state)
     assert_false(back.degraded);
     assert_int_equal(back.n_attempts, 0);
     assert_string_equal(back.attempts, "");
+    assert_string_equal(back.session_id, "");
+    assert_string_equal(back.detail, "");
     /* Keys and their counter survive; the new tables work. */
     int64_t kv = 0, ev = -1;
     assert_int_equal(al_store_keys_version(s, &kv), 0);
@@ -812,8 +843,176 @@ static void test_upgrade_partial(void **state)
     sqlite3_close(db);
     al_store_t *s = open_or_fail(f->url, NULL);
     al_store_close(s);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 33);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 3);
+}
+
+/* --- upgrade from schema 2 ---------------------------------------------------- */
+
+/* The layout airlock wrote at schema 2 (as it was shipped), with a row in
+ * each table and moved counters. */
+static const char v2_sql[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+    "INSERT INTO schema_version VALUES (2);"
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+    "INSERT INTO meta VALUES ('keys_version', 7), ('opened_ms', 0), ('esc_version', 0);"
+    "CREATE TABLE events (id TEXT PRIMARY KEY, request_id TEXT, ts_ms INTEGER NOT NULL,"
+    " method TEXT, path TEXT, agent TEXT, key_id TEXT, model TEXT, provider TEXT,"
+    " upstream_model TEXT, status INTEGER NOT NULL, outcome TEXT, error_type TEXT,"
+    " stream INTEGER NOT NULL, input_tokens INTEGER, output_tokens INTEGER,"
+    " cached_tokens INTEGER, cost_usd REAL, latency_ms REAL, ttft_ms REAL, upstream_ms REAL,"
+    " bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,"
+    " kind TEXT NOT NULL DEFAULT 'request', actor TEXT, route TEXT,"
+    " degraded INTEGER NOT NULL DEFAULT 0, escalation_id TEXT,"
+    " n_attempts INTEGER NOT NULL DEFAULT 0, attempts TEXT);"
+    "CREATE INDEX events_ts ON events(ts_ms);"
+    "CREATE INDEX events_agent_ts ON events(agent, ts_ms);"
+    "CREATE TABLE keys (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, agent TEXT NOT NULL,"
+    " label TEXT NOT NULL DEFAULT '', created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL DEFAULT 0, revoked_ms INTEGER NOT NULL DEFAULT 0,"
+    " last_used_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TRIGGER keys_version_ins AFTER INSERT ON keys BEGIN"
+    " UPDATE meta SET value = value + 1 WHERE name = 'keys_version'; END;"
+    "CREATE TRIGGER keys_version_upd AFTER UPDATE OF id, hash, agent, expires_ms, revoked_ms"
+    " ON keys BEGIN UPDATE meta SET value = value + 1 WHERE name = 'keys_version'; END;"
+    "CREATE TRIGGER keys_version_del AFTER DELETE ON keys BEGIN"
+    " UPDATE meta SET value = value + 1 WHERE name = 'keys_version'; END;"
+    "CREATE TABLE escalations (id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL DEFAULT 0, agent TEXT NOT NULL DEFAULT '',"
+    " key_id TEXT NOT NULL DEFAULT '', route TEXT NOT NULL DEFAULT '',"
+    " model TEXT NOT NULL DEFAULT '', request_id TEXT NOT NULL DEFAULT '',"
+    " event_id TEXT NOT NULL DEFAULT '', mode TEXT NOT NULL DEFAULT '',"
+    " stream INTEGER NOT NULL DEFAULT 0, reason TEXT NOT NULL DEFAULT '', attempts TEXT,"
+    " request TEXT, status TEXT NOT NULL DEFAULT 'open', answer TEXT,"
+    " resolved_by TEXT NOT NULL DEFAULT '', resolved_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX escalations_status ON escalations(status, created_ms);"
+    "CREATE INDEX escalations_agent ON escalations(agent, created_ms);"
+    "CREATE TRIGGER esc_version_ins AFTER INSERT ON escalations BEGIN"
+    " UPDATE meta SET value = value + 1 WHERE name = 'esc_version'; END;"
+    "CREATE TRIGGER esc_version_upd AFTER UPDATE ON escalations BEGIN"
+    " UPDATE meta SET value = value + 1 WHERE name = 'esc_version'; END;"
+    "CREATE TRIGGER esc_version_del AFTER DELETE ON escalations BEGIN"
+    " UPDATE meta SET value = value + 1 WHERE name = 'esc_version'; END;"
+    "CREATE TABLE admin_tokens (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE,"
+    " role TEXT NOT NULL, agent TEXT NOT NULL DEFAULT '', label TEXT NOT NULL DEFAULT '',"
+    " created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL DEFAULT 0,"
+    " revoked_ms INTEGER NOT NULL DEFAULT 0);"
+    "INSERT INTO keys VALUES ('key_old', zeroblob(32), 'support', '', 1, 0, 0, 0);"
+    "INSERT INTO escalations(id, created_ms, agent, reason) VALUES"
+    " ('esc_old', 1500, 'support', 'all targets failed');"
+    "UPDATE escalations SET status = 'resolved', answer = 'done' WHERE id = 'esc_old';"
+    "INSERT INTO admin_tokens VALUES ('adm_old', zeroblob(32), 'operator', '', 'ops', 5, 0, 0);"
+    "INSERT INTO events VALUES ('evt_old', 'req_old', 1000, 'POST', '/v1/chat/completions',"
+    " 'support', 'key_old', 'chat', 'sim', 'sim-1', 502, 'error', 'upstream_error', 0, 5, 7,"
+    " NULL, 0.5, 12.5, NULL, NULL, 100, 200, 'request', NULL, 'chat', 1, 'esc_old', 2,"
+    " '[{\"target\":\"a\"},{\"target\":\"b\"}]');"
+    "INSERT INTO events(id, ts_ms, status, stream, bytes_in, bytes_out, kind, actor, agent,"
+    " escalation_id) VALUES ('evt_res', 1600, 0, 0, 0, 0, 'escalation.resolved', 'cli:bob',"
+    " 'support', 'esc_old');";
+
+static int keep_last(void *ud, const al_event_t *e)
+{
+    *(al_event_t *)ud = *e;
+    return 0;
+}
+
+static void test_upgrade_from_v2(void **state)
+{
+    fx_t *f = *state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v2_sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 30);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 2);
+    assert_int_equal(raw_i64(f->path, "SELECT value FROM meta WHERE name = 'esc_version'"), 2);
+    assert_int_equal(raw_i64(f->path, "SELECT value FROM meta WHERE name = 'keys_version'"), 8);
+
+    al_store_t *s = open_or_fail(f->url, NULL);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 33);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN "
+                                      "('events_kind_ts','kill_switches','events_ts',"
+                                      "'events_agent_ts')"),
+                     4);
+    /* Every old row is there with its values; the new fields are empty. */
+    al_event_t back;
+    al_event_filter_t flt = {.kind = "request"};
+    assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
+    assert_string_equal(back.id, "evt_old");
+    assert_int_equal(back.status, 502);
+    assert_string_equal(back.route, "chat");
+    assert_true(back.degraded);
+    assert_int_equal(back.n_attempts, 2);
+    assert_string_equal(back.attempts, "[{\"target\":\"a\"},{\"target\":\"b\"}]");
+    assert_string_equal(back.escalation_id, "esc_old");
+    assert_true(back.cost_known);
+    assert_string_equal(back.session_id, "");
+    assert_string_equal(back.token_id, "");
+    assert_string_equal(back.detail, "");
+    flt.kind = "escalation.resolved";
+    assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
+    assert_string_equal(back.id, "evt_res");
+    assert_string_equal(back.actor, "cli:bob");
+    al_esc_row_t er;
+    assert_int_equal(al_store_esc_get(s, "esc_old", &er), 0);
+    assert_string_equal(er.status, "resolved");
+    assert_string_equal(er.answer, "done");
+    al_esc_row_free(&er);
+    al_admin_token_row_t at;
+    assert_int_equal(al_store_admin_token_get(s, "adm_old", &at), 0);
+    assert_string_equal(at.role, "operator");
+    assert_string_equal(at.label, "ops");
+    /* The counters survive; the new one starts at 0 and works. */
+    int64_t kv = 0, ev = 0, xv = -1;
+    assert_int_equal(al_store_keys_version(s, &kv), 0);
+    assert_int_equal(kv, 8);
+    assert_int_equal(al_store_esc_version(s, &ev), 0);
+    assert_int_equal(ev, 2);
+    assert_int_equal(al_store_kill_version(s, &xv), 0);
+    assert_int_equal(xv, 0);
+    al_kill_row_t k;
+    memset(&k, 0, sizeof k);
+    snprintf(k.scope, sizeof k.scope, "agent");
+    snprintf(k.target, sizeof k.target, "support");
+    assert_int_equal(al_store_kill_set(s, &k), 0);
+    assert_int_equal(al_store_kill_version(s, &xv), 0);
+    assert_int_equal(xv, 1);
+    /* The aggregates see the old request and not the change record. */
+    al_agent_stats_t st;
+    assert_int_equal(al_store_agent_stats(s, "support", 0, &st), 0);
+    assert_int_equal(st.requests, 1);
+    assert_int_equal(st.errors, 1);
+    assert_true(st.p95_latency_ms == 12.5);
+    assert_true(st.spend_usd == 0.5);
+    /* New events with the new fields through both paths. */
+    al_event_t e;
+    mk_event(&e, "evt_new", "support", 2000);
+    AL_EVENT_SET(&e, session_id, "sess-1", 6);
+    AL_EVENT_SET(&e, token_id, "jti_1", 5);
+    submit_one(s, &e);
+    mk_event(&e, "evt_new2", "support", 3000);
+    AL_EVENT_SET(&e, kind, "kill.set", 8);
+    AL_EVENT_SET(&e, detail, "{\"scope\":\"agent\"}", 17);
+    assert_int_equal(al_store_event_insert(s, &e), 0);
+    al_store_close(s);
+
+    /* Opening again does not upgrade twice; everything reads back. */
+    s = open_or_fail(f->url, NULL);
+    flt = (al_event_filter_t){.agent = "support", .since_ms = 2000};
+    memset(&back, 0, sizeof back);
+    assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
+    assert_string_equal(back.id, "evt_new");
+    assert_string_equal(back.session_id, "sess-1");
+    assert_string_equal(back.token_id, "jti_1");
+    assert_int_equal(al_store_events_each(s, &flt, keep_last, &back), 0);
+    assert_string_equal(back.id, "evt_new2");
+    assert_string_equal(back.detail, "{\"scope\":\"agent\"}");
+    al_store_close(s);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events"), 4);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM kill_switches"), 1);
 }
 
 /* --- write failures --------------------------------------------------------- */
@@ -1370,6 +1569,28 @@ static void test_admin_tokens(void **state)
     assert_int_equal(al_store_key_insert(s, &k), 0);
     assert_int_equal(al_store_admin_token_revoke(s, "key_same"), AL_ENOTFOUND);
 
+    /* By id: revoked and expired ones too, with every field. */
+    assert_int_equal(al_store_admin_token_get(s, "adm_a", &got), 0);
+    assert_string_equal(got.id, "adm_a");
+    assert_string_equal(got.role, "admin");
+    assert_true(got.revoked_ms >= now);
+    memset(h, 1, sizeof h);
+    assert_memory_equal(got.hash, h, 32);
+    assert_int_equal(al_store_admin_token_get(s, "adm_old", &got), 0);
+    assert_int_equal(got.expires_ms, 5000);
+    assert_string_equal(got.role, "operator");
+    assert_int_equal(al_store_admin_token_get(s, "adm_b", &got), 0);
+    assert_string_equal(got.agent, "support-bot");
+    assert_string_equal(got.label, "label adm_b");
+    assert_int_equal(got.created_ms, 2000);
+    assert_int_equal(got.revoked_ms, 0);
+    assert_int_equal(al_store_admin_token_get(s, "adm_nope", &got), AL_ENOTFOUND);
+    assert_string_equal(got.id, "");
+    assert_int_equal(al_store_admin_token_get(s, "", &got), AL_ENOTFOUND);
+    assert_int_equal(al_store_admin_token_get(s, NULL, &got), AL_ENOTFOUND);
+    assert_int_equal(al_store_admin_token_get(s, "key_same", &got), AL_ENOTFOUND);
+    assert_int_equal(al_store_admin_token_get(s, "adm_a' OR '1'='1", &got), AL_ENOTFOUND);
+
     adms_t c = {0};
     assert_int_equal(al_store_admin_token_each(s, collect_adm, &c), 0);
     assert_int_equal(c.n, 4); /* revoked and expired listed too, oldest first */
@@ -1397,6 +1618,29 @@ typedef struct mixer {
     int thread;
     int failures;
 } mixer_t;
+
+static int count_kill(void *ud, const al_kill_row_t *row)
+{
+    (void)row;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+static int count_use(void *ud, const char *model, uint64_t requests)
+{
+    (void)model;
+    (void)requests;
+    (*(size_t *)ud)++;
+    return 0;
+}
+
+static int count_spend(void *ud, const char *agent, double usd)
+{
+    (void)agent;
+    (void)usd;
+    (*(size_t *)ud)++;
+    return 0;
+}
 
 static void *mixed_calls(void *arg)
 {
@@ -1430,6 +1674,25 @@ static void *mixed_calls(void *arg)
         mk_event(&e, id, "mix", 1000 + i);
         AL_EVENT_SET(&e, kind, "escalation.resolved", 19);
         m->failures += al_store_event_insert(m->s, &e) != 0;
+        /* Schema 3 calls. */
+        al_kill_row_t k;
+        al_agent_stats_t st;
+        uint64_t cnt;
+        memset(&k, 0, sizeof k);
+        snprintf(k.scope, sizeof k.scope, "agent");
+        snprintf(k.target, sizeof k.target, "mix-%d-%03d", m->thread, i);
+        m->failures += al_store_kill_set(m->s, &k) != 0;
+        if (i % 2) m->failures += al_store_kill_clear(m->s, "agent", k.target) != 0;
+        m->failures += al_store_kill_version(m->s, &v) != 0;
+        m->failures += al_store_kill_each(m->s, count_kill, &n) != 0;
+        m->failures += al_store_agent_stats(m->s, i % 2 ? "mix" : NULL, 0, &st) != 0;
+        m->failures += al_store_models_used(m->s, "agent-9", 0, count_use, &n) != 0;
+        m->failures += al_store_spend_by_agent(m->s, 0, count_spend, &n) != 0;
+        m->failures += al_store_admin_token_get(m->s, id, &t) != AL_ENOTFOUND; /* evt_ */
+        snprintf(id, sizeof id, "adm_m%d_%03d", m->thread, i);
+        m->failures += al_store_admin_token_get(m->s, id, &t) != 0;
+        al_event_filter_t flt = {.kind = "escalation.resolved", .until_ms = 5000};
+        m->failures += al_store_events_count(m->s, &flt, &cnt) != 0;
     }
     return NULL;
 }
@@ -1462,6 +1725,483 @@ static void test_blocking_calls_from_threads(void **state)
         MIX_THREADS * MIX_PER);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM admin_tokens"),
                      MIX_THREADS * MIX_PER);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM kill_switches"),
+                     MIX_THREADS * MIX_PER / 2);
+    /* Every set and every clear moved the version once. */
+    assert_int_equal(raw_i64(f->path, "SELECT value FROM meta WHERE name = 'kill_version'"),
+                     MIX_THREADS * MIX_PER * 3 / 2);
+}
+
+/* --- events by kind and until ------------------------------------------------ */
+
+static void query_f(al_store_t *s, const al_event_filter_t *flt, evs_t *c)
+{
+    uint64_t n = 0;
+    memset(c, 0, sizeof *c);
+    assert_int_equal(al_store_events_each(s, flt, collect_ev, c), 0);
+    assert_int_equal(al_store_events_count(s, flt, &n), 0);
+    assert_int_equal(n, (uint64_t)c->n);
+}
+
+static void test_events_kind_until(void **state)
+{
+    fx_t *f = *state;
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_event_t e;
+    char id[32];
+    evs_t c;
+    /* e0..e9 at ts 1000..10000; agents alternate a/b; e2 and e7 are
+     * kill.set, e5 kill.cleared, the rest requests ("" is a request). */
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof id, "e%d", i);
+        mk_event(&e, id, i % 2 ? "b" : "a", 1000 * (i + 1));
+        if (i == 2 || i == 7) AL_EVENT_SET(&e, kind, "kill.set", 8);
+        if (i == 5) AL_EVENT_SET(&e, kind, "kill.cleared", 12);
+        if (i == 9) AL_EVENT_SET(&e, kind, "request", 7);
+        if (i == 7) assert_int_equal(al_store_event_insert(s, &e), 0);
+        else submit_one(s, &e);
+    }
+    al_store_close(s);
+    s = open_or_fail(f->url, NULL);
+
+    query_f(s, &(al_event_filter_t){.kind = "kill.set"}, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "e2");
+    assert_string_equal(c.ids[1], "e7");
+    query_f(s, &(al_event_filter_t){.kind = "request"}, &c);
+    assert_int_equal(c.n, 7);
+    assert_string_equal(c.ids[2], "e3");
+    query_f(s, &(al_event_filter_t){.kind = ""}, &c); /* "" = any, like NULL */
+    assert_int_equal(c.n, 10);
+    query_f(s, &(al_event_filter_t){.kind = "nope"}, &c);
+    assert_int_equal(c.n, 0);
+    /* until is strict: ts < 5000 is e0..e3. */
+    query_f(s, &(al_event_filter_t){.until_ms = 5000}, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.ids[3], "e3");
+    query_f(s, &(al_event_filter_t){.until_ms = 5000, .kind = "request"}, &c);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.ids[2], "e3");
+    query_f(s, &(al_event_filter_t){.since_ms = 3000, .until_ms = 8000}, &c);
+    assert_int_equal(c.n, 5);
+    assert_string_equal(c.ids[0], "e2");
+    assert_string_equal(c.ids[4], "e6");
+    query_f(s, &(al_event_filter_t){.since_ms = 5000, .until_ms = 5000}, &c);
+    assert_int_equal(c.n, 0);
+    /* With an agent, and with a limit (the newest of the kind). */
+    query_f(s, &(al_event_filter_t){.agent = "a", .kind = "kill.set"}, &c);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.ids[0], "e2");
+    query_f(s, &(al_event_filter_t){.agent = "b", .kind = "request", .until_ms = 9000}, &c);
+    assert_int_equal(c.n, 2); /* e1 e3 */
+    assert_string_equal(c.ids[1], "e3");
+    query_f(s, &(al_event_filter_t){.kind = "request", .limit = 2}, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "e8");
+    assert_string_equal(c.ids[1], "e9");
+    query_f(s, &(al_event_filter_t){.kind = "request", .limit = 2, .until_ms = 9000}, &c);
+    assert_int_equal(c.n, 2);
+    assert_string_equal(c.ids[0], "e4"); /* e7 is a change, e8 at 9000 not before it */
+    assert_string_equal(c.ids[1], "e6");
+    query_f(s, &(al_event_filter_t){.agent = "", .kind = "request"}, &c);
+    assert_int_equal(c.n, 0);
+    al_store_close(s);
+}
+
+/* --- kill switches -------------------------------------------------------------- */
+
+static void kill_row(al_kill_row_t *r, const char *scope, const char *target, const char *reason,
+                     bool drain, int64_t created, const char *by)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->scope, sizeof r->scope, "%s", scope);
+    snprintf(r->target, sizeof r->target, "%s", target);
+    snprintf(r->reason, sizeof r->reason, "%s", reason);
+    r->drain = drain;
+    r->created_ms = created;
+    snprintf(r->created_by, sizeof r->created_by, "%s", by);
+}
+
+typedef struct kills {
+    al_kill_row_t r[8];
+    int n;
+    int stop_after;
+} kills_t;
+
+static int collect_kill(void *ud, const al_kill_row_t *row)
+{
+    kills_t *c = ud;
+    if (c->n < 8) c->r[c->n] = *row;
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+static void kill_list(al_store_t *s, kills_t *c)
+{
+    memset(c, 0, sizeof *c);
+    assert_int_equal(al_store_kill_each(s, collect_kill, c), 0);
+}
+
+static int64_t kill_ver(al_store_t *s)
+{
+    int64_t v = -1;
+    assert_int_equal(al_store_kill_version(s, &v), 0);
+    return v;
+}
+
+static void test_kill_switches(void **state)
+{
+    fx_t *f = *state;
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_kill_row_t r;
+    kills_t c;
+    int64_t v0 = kill_ver(s);
+    assert_int_equal(v0, 0);
+    kill_list(s, &c);
+    assert_int_equal(c.n, 0);
+
+    kill_row(&r, "agent", "support-bot", "runaway loop", false, 1000, "cli:alice");
+    assert_int_equal(al_store_kill_set(s, &r), 0);
+    int64_t v1 = kill_ver(s);
+    assert_true(v1 > v0);
+    kill_row(&r, "all", "", "maintenance", true, 500, "admin:adm_1");
+    assert_int_equal(al_store_kill_set(s, &r), 0);
+    kill_row(&r, "model", "gpt-4o", "price spike", false, 2000, "cli:bob");
+    assert_int_equal(al_store_kill_set(s, &r), 0);
+    kill_row(&r, "team", "support", "", false, 2500, "");
+    assert_int_equal(al_store_kill_set(s, &r), 0);
+    int64_t v2 = kill_ver(s);
+    assert_true(v2 > v1);
+
+    kill_list(s, &c); /* oldest first */
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.r[0].scope, "all");
+    assert_string_equal(c.r[0].target, "");
+    assert_string_equal(c.r[0].reason, "maintenance");
+    assert_true(c.r[0].drain);
+    assert_int_equal(c.r[0].created_ms, 500);
+    assert_string_equal(c.r[0].created_by, "admin:adm_1");
+    assert_string_equal(c.r[1].scope, "agent");
+    assert_string_equal(c.r[1].target, "support-bot");
+    assert_string_equal(c.r[1].reason, "runaway loop");
+    assert_false(c.r[1].drain);
+    assert_string_equal(c.r[1].created_by, "cli:alice");
+    assert_string_equal(c.r[2].target, "gpt-4o");
+    assert_string_equal(c.r[3].scope, "team");
+    assert_string_equal(c.r[3].reason, "");
+    assert_string_equal(c.r[3].created_by, "");
+
+    /* Setting it again replaces it: one row, new reason, drain and origin. */
+    kill_row(&r, "agent", "support-bot", "still looping", true, 3000, "admin:adm_2");
+    assert_int_equal(al_store_kill_set(s, &r), 0);
+    int64_t v3 = kill_ver(s);
+    assert_true(v3 > v2);
+    kill_list(s, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.r[1].target, "gpt-4o");
+    assert_string_equal(c.r[3].scope, "agent");
+    assert_string_equal(c.r[3].target, "support-bot");
+    assert_string_equal(c.r[3].reason, "still looping");
+    assert_true(c.r[3].drain);
+    assert_int_equal(c.r[3].created_ms, 3000);
+    assert_string_equal(c.r[3].created_by, "admin:adm_2");
+    /* The same target under another scope is another switch. */
+    kill_row(&r, "provider", "support-bot", "odd but valid", false, 4000, "x");
+    assert_int_equal(al_store_kill_set(s, &r), 0);
+    kill_list(s, &c);
+    assert_int_equal(c.n, 5);
+    int64_t v4 = kill_ver(s);
+
+    /* Bad scopes and targets change nothing. */
+    static const char *const bad[][2] = {
+        {"bogus", "x"}, {"", ""}, {"all", "x"}, {"agent", ""}, {"team", ""},
+        {"Agent", "x"}, {"model", ""}, {"provider", ""}, {"all ", ""},
+    };
+    for (size_t i = 0; i < AL_ARRAY_LEN(bad); i++) {
+        kill_row(&r, bad[i][0], bad[i][1], "r", false, 1, "x");
+        if (al_store_kill_set(s, &r) != AL_EINVAL) fail_msg("bad switch #%zu accepted", i);
+    }
+    kill_row(&r, "agent", "x", "r", false, 1, "x");
+    memset(r.scope, 'a', sizeof r.scope);         /* not terminated */
+    assert_int_equal(al_store_kill_set(s, &r), AL_EINVAL);
+    kill_row(&r, "agent", "x", "r", false, 1, "x");
+    memset(r.target, 'a', sizeof r.target);
+    assert_int_equal(al_store_kill_set(s, &r), AL_EINVAL);
+    assert_int_equal(al_store_kill_set(s, NULL), AL_EINVAL);
+    assert_int_equal(kill_ver(s), v4);
+    kill_list(s, &c);
+    assert_int_equal(c.n, 5);
+
+    /* Fields without a NUL are stored bounded and read back terminated;
+     * created_ms 0 is now. */
+    int64_t before = al_wall_ms();
+    kill_row(&r, "agent", "long", "", false, 0, "");
+    memset(r.reason, 'r', sizeof r.reason);
+    memset(r.created_by, 'b', sizeof r.created_by);
+    assert_int_equal(al_store_kill_set(s, &r), 0);
+    kill_list(s, &c);
+    assert_int_equal(c.n, 6);
+    assert_string_equal(c.r[5].target, "long");
+    assert_true(c.r[5].created_ms >= before);
+    assert_int_equal(strlen(c.r[5].reason), sizeof r.reason - 1);
+    assert_int_equal(strlen(c.r[5].created_by), sizeof r.created_by - 1);
+
+    /* Clearing. */
+    int64_t v5 = kill_ver(s);
+    assert_int_equal(al_store_kill_clear(s, "agent", "support-bot"), 0);
+    int64_t v6 = kill_ver(s);
+    assert_true(v6 > v5);
+    assert_int_equal(al_store_kill_clear(s, "agent", "support-bot"), AL_ENOTFOUND);
+    assert_int_equal(al_store_kill_clear(s, "team", "nobody"), AL_ENOTFOUND);
+    assert_int_equal(al_store_kill_clear(s, "bogus", "x"), AL_EINVAL);
+    assert_int_equal(al_store_kill_clear(s, "all", "x"), AL_EINVAL);
+    assert_int_equal(al_store_kill_clear(s, NULL, "x"), AL_EINVAL);
+    assert_int_equal(kill_ver(s), v6);
+    assert_int_equal(al_store_kill_clear(s, "all", NULL), 0); /* NULL target = "" */
+    assert_int_equal(al_store_kill_clear(s, "all", ""), AL_ENOTFOUND);
+    kill_list(s, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.r[0].scope, "model");
+    memset(&c, 0, sizeof c);
+    c.stop_after = 1;
+    assert_int_equal(al_store_kill_each(s, collect_kill, &c), 0);
+    assert_int_equal(c.n, 1);
+
+    /* Another process's change moves the version too; switches survive a
+     * restart. */
+    int64_t v7 = kill_ver(s);
+    raw_i64(f->path, "DELETE FROM kill_switches WHERE scope = 'provider' RETURNING 1");
+    assert_true(kill_ver(s) > v7);
+    al_store_close(s);
+    s = open_or_fail(f->url, NULL);
+    kill_list(s, &c);
+    assert_int_equal(c.n, 3);
+    assert_string_equal(c.r[0].target, "gpt-4o");
+    assert_string_equal(c.r[1].target, "support");
+    assert_string_equal(c.r[2].target, "long");
+    al_store_close(s);
+}
+
+/* --- aggregates ------------------------------------------------------------------ */
+
+typedef struct spends {
+    char agent[8][64];
+    double usd[8];
+    int n;
+    int stop_after;
+} spends_t;
+
+static int collect_spend(void *ud, const char *agent, double usd)
+{
+    spends_t *c = ud;
+    if (c->n < 8) {
+        snprintf(c->agent[c->n], 64, "%s", agent);
+        c->usd[c->n] = usd;
+    }
+    c->n++;
+    return c->stop_after && c->n >= c->stop_after;
+}
+
+typedef struct uses {
+    char model[8][64];
+    uint64_t n_req[8];
+    int n;
+} uses_t;
+
+static int collect_use(void *ud, const char *model, uint64_t requests)
+{
+    uses_t *c = ud;
+    if (c->n < 8) {
+        snprintf(c->model[c->n], 64, "%s", model);
+        c->n_req[c->n] = requests;
+    }
+    c->n++;
+    return 0;
+}
+
+static void assert_near(double got, double want)
+{
+    if (fabs(got - want) > 1e-9) fail_msg("got %.17g want %.17g", got, want);
+}
+
+static void stats_of(al_store_t *s, const char *agent, int64_t since, al_agent_stats_t *st)
+{
+    memset(st, 0x5a, sizeof *st);
+    assert_int_equal(al_store_agent_stats(s, agent, since, st), 0);
+}
+
+static void test_aggregates(void **state)
+{
+    fx_t *f = *state;
+    al_store_opts_t o = {.batch_max = 64};
+    al_store_t *s = open_or_fail(f->url, &o);
+    al_event_t e;
+    char id[32];
+    /* "bot": 100 requests from ts 10000, latencies 1..100 in a shuffled
+     * order; 10 with a 502 and 4 more with outcome "error" (14 errors),
+     * plus a 499 and a 429 that are not errors; a known cost of 0.01 on the
+     * even ones (0.50); models chat (34), gpt-4o-mini (33), none (33). */
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "evt_bot_%03d", i);
+        mk_event(&e, id, "bot", 10000 + i);
+        e.latency_ms = (double)((i * 37) % 100 + 1);
+        if (i % 10 == 0) e.status = 502;
+        if (i % 25 == 1) AL_EVENT_SET(&e, outcome, "error", 5);
+        if (i == 3) {
+            e.status = 499;
+            AL_EVENT_SET(&e, outcome, "client_closed", 13);
+        }
+        if (i == 4) {
+            e.status = 429;
+            AL_EVENT_SET(&e, outcome, "rejected", 8);
+        }
+        if (i % 2 == 0) {
+            e.cost_known = true;
+            e.cost_usd = 0.01;
+        }
+        if (i % 3 == 0) AL_EVENT_SET(&e, model, "chat", 4);
+        if (i % 3 == 1) AL_EVENT_SET(&e, model, "gpt-4o-mini", 11);
+        submit_one(s, &e);
+    }
+    /* "bot" before the window: 5 slow, failing, costly requests. */
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "evt_old_%d", i);
+        mk_event(&e, id, "bot", 5000 + i);
+        e.latency_ms = 1000;
+        e.status = 500;
+        e.cost_known = true;
+        e.cost_usd = 1.0;
+        AL_EVENT_SET(&e, model, "old-model", 9);
+        submit_one(s, &e);
+    }
+    /* Change records of "bot" inside the window: never counted. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "evt_chg_%d", i);
+        mk_event(&e, id, "bot", 20000 + i);
+        AL_EVENT_SET(&e, kind, i ? "kill.set" : "budget.threshold", i ? 8 : 16);
+        e.status = 500;
+        e.latency_ms = 5000;
+        e.cost_known = true;
+        e.cost_usd = 9;
+        AL_EVENT_SET(&e, model, "chat", 4);
+        assert_int_equal(al_store_event_insert(s, &e), 0);
+    }
+    /* "other": 3 requests at 0.25; unauthenticated: 2 rejected ones. */
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "evt_oth_%d", i);
+        mk_event(&e, id, "other", 20000 + i);
+        e.latency_ms = 7;
+        e.cost_known = true;
+        e.cost_usd = 0.25;
+        AL_EVENT_SET(&e, model, "chat", 4);
+        submit_one(s, &e);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(id, sizeof id, "evt_anon_%d", i);
+        mk_event(&e, id, "", 20000 + i); /* latency 1.5 */
+        e.status = 401;
+        AL_EVENT_SET(&e, outcome, "rejected", 8);
+        submit_one(s, &e);
+    }
+    /* "small": latencies 1..21, the last one not a number (stored NULL). */
+    for (int i = 0; i < 21; i++) {
+        snprintf(id, sizeof id, "evt_sm_%d", i);
+        mk_event(&e, id, "small", 30000 + i);
+        e.latency_ms = i == 20 ? NAN : (double)(i + 1);
+        submit_one(s, &e);
+    }
+    al_store_close(s);
+    s = open_or_fail(f->url, NULL);
+
+    al_agent_stats_t st;
+    stats_of(s, "bot", 10000, &st);
+    assert_int_equal(st.requests, 100);
+    assert_int_equal(st.errors, 14);
+    assert_near(st.p95_latency_ms, 95); /* nearest rank: the 95th of 100 */
+    assert_near(st.spend_usd, 0.5);
+    /* The window moves: the 5 old ones count from 0. 105 latencies: the
+     * 100th smallest is 100. */
+    stats_of(s, "bot", 0, &st);
+    assert_int_equal(st.requests, 105);
+    assert_int_equal(st.errors, 19);
+    assert_near(st.p95_latency_ms, 100);
+    assert_near(st.spend_usd, 5.5);
+    stats_of(s, "bot", 10050, &st); /* i = 50..99 */
+    assert_int_equal(st.requests, 50);
+    assert_int_equal(st.errors, 7); /* 50 60 70 80 90, 51 76 */
+    assert_near(st.spend_usd, 0.25);
+    stats_of(s, "bot", 20000, &st);  /* only change records there */
+    assert_int_equal(st.requests, 0);
+    assert_int_equal(st.errors, 0);
+    assert_near(st.p95_latency_ms, -1);
+    assert_near(st.spend_usd, 0);
+    stats_of(s, "other", 0, &st);
+    assert_int_equal(st.requests, 3);
+    assert_int_equal(st.errors, 0);
+    assert_near(st.p95_latency_ms, 7);
+    assert_near(st.spend_usd, 0.75);
+    stats_of(s, "nobody", 0, &st);
+    assert_int_equal(st.requests, 0);
+    assert_near(st.p95_latency_ms, -1);
+    stats_of(s, "", 0, &st); /* unauthenticated */
+    assert_int_equal(st.requests, 2);
+    assert_int_equal(st.errors, 0);
+    assert_near(st.p95_latency_ms, 1.5);
+    assert_near(st.spend_usd, 0);
+    /* 21 requests, 20 latencies: the 19th smallest. */
+    stats_of(s, "small", 0, &st);
+    assert_int_equal(st.requests, 21);
+    assert_near(st.p95_latency_ms, 19);
+    /* Every agent (NULL) in the window: 100 + 3 + 2 + 21 requests, 125
+     * latencies (1..100, three 7s, two 1.5s, 1..20): the 119th smallest is
+     * 94 (120 are <= 95, 119 are <= 94). */
+    stats_of(s, NULL, 10000, &st);
+    assert_int_equal(st.requests, 126);
+    assert_int_equal(st.errors, 14);
+    assert_near(st.p95_latency_ms, 94);
+    assert_near(st.spend_usd, 1.25);
+
+    spends_t sp = {0};
+    assert_int_equal(al_store_spend_by_agent(s, 10000, collect_spend, &sp), 0);
+    assert_int_equal(sp.n, 2); /* only agents with a known cost */
+    assert_string_equal(sp.agent[0], "bot");
+    assert_near(sp.usd[0], 0.5);
+    assert_string_equal(sp.agent[1], "other");
+    assert_near(sp.usd[1], 0.75);
+    memset(&sp, 0, sizeof sp);
+    assert_int_equal(al_store_spend_by_agent(s, 0, collect_spend, &sp), 0);
+    assert_int_equal(sp.n, 2);
+    assert_near(sp.usd[0], 5.5);
+    memset(&sp, 0, sizeof sp);
+    assert_int_equal(al_store_spend_by_agent(s, 20001, collect_spend, &sp), 0);
+    assert_int_equal(sp.n, 1);
+    assert_string_equal(sp.agent[0], "other");
+    assert_near(sp.usd[0], 0.5);
+    memset(&sp, 0, sizeof sp);
+    sp.stop_after = 1;
+    assert_int_equal(al_store_spend_by_agent(s, 0, collect_spend, &sp), 0);
+    assert_int_equal(sp.n, 1);
+
+    uses_t u = {0};
+    assert_int_equal(al_store_models_used(s, "bot", 10000, collect_use, &u), 0);
+    assert_int_equal(u.n, 2);
+    assert_string_equal(u.model[0], "chat");
+    assert_int_equal(u.n_req[0], 34);
+    assert_string_equal(u.model[1], "gpt-4o-mini");
+    assert_int_equal(u.n_req[1], 33);
+    memset(&u, 0, sizeof u);
+    assert_int_equal(al_store_models_used(s, "bot", 0, collect_use, &u), 0);
+    assert_int_equal(u.n, 3);
+    assert_string_equal(u.model[2], "old-model");
+    assert_int_equal(u.n_req[2], 5);
+    memset(&u, 0, sizeof u);
+    assert_int_equal(al_store_models_used(s, NULL, 10000, collect_use, &u), 0);
+    assert_int_equal(u.n, 2);
+    assert_int_equal(u.n_req[0], 37); /* chat: 34 + other's 3, not the change records */
+    memset(&u, 0, sizeof u);
+    assert_int_equal(al_store_models_used(s, "small", 0, collect_use, &u), 0);
+    assert_int_equal(u.n, 0);
+    al_store_close(s);
 }
 
 int main(void)
@@ -1481,6 +2221,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_event_insert_sync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_v1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_partial, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_kind_until, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kill_switches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escalations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_escalation_request_cap_and_expiry, setup,
                                         teardown),
