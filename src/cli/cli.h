@@ -102,11 +102,11 @@ void al__cli_fmt_time(int64_t ms, char *out, size_t outsz);
 void al__cli_actor(const char *by, char *out, size_t outsz);
 /* Write a change record now (al_store_event_insert): kind, actor, method
  * "CLI", path (the command, "escalations resolve"), outcome "ok", status 200,
- * ts now; agent, escalation_id and key_id (the admin token acted on) may be
- * NULL.  Prints nothing; 0 or the store's code. (cli_admin.c) */
+ * ts now; agent, escalation_id, key_id (the key or admin token acted on) and
+ * detail (a JSON object, at most the event's detail size) may be NULL.  Prints nothing; 0 or the store's code. (cli_admin.c) */
 int al__cli_change_event(al_store_t *st, const char *kind, const char *actor,
                          const char *path, const char *agent, const char *escalation_id,
-                         const char *key_id);
+                         const char *key_id, const char *detail);
 
 /* An aligned text table.  The first AL__CLI_TABLE_BUFFER rows are held to
  * measure the columns; later rows are printed at once with those widths, so

@@ -49,7 +49,7 @@ void al__cli_actor(const char *by, char *out, size_t outsz)
 
 int al__cli_change_event(al_store_t *st, const char *kind, const char *actor,
                          const char *path, const char *agent, const char *escalation_id,
-                         const char *key_id)
+                         const char *key_id, const char *detail)
 {
     al_event_t e;
     al_event_init(&e);
@@ -64,6 +64,7 @@ int al__cli_change_event(al_store_t *st, const char *kind, const char *actor,
     if (agent) AL_EVENT_SET(&e, agent, agent, strlen(agent));
     if (escalation_id) AL_EVENT_SET(&e, escalation_id, escalation_id, strlen(escalation_id));
     if (key_id) AL_EVENT_SET(&e, key_id, key_id, strlen(key_id));
+    if (detail) AL_EVENT_SET(&e, detail, detail, strlen(detail));
     return al_store_event_insert(st, &e);
 }
 
@@ -182,7 +183,7 @@ static int token_create(int argc, char **argv)
         goto out;
     }
     rc = al__cli_change_event(st, "admin_token.created", actor, "admin-token create", agent,
-                              NULL, row.id);
+                              NULL, row.id, NULL);
     if (rc != AL_OK) {
         al_store_admin_token_revoke(st, row.id);
         fprintf(stderr, "%s: cannot record the change (%s); token %s revoked\n", prog,
@@ -194,7 +195,7 @@ static int token_create(int argc, char **argv)
         int e = errno;
         al_store_admin_token_revoke(st, row.id);
         al__cli_change_event(st, "admin_token.revoked", actor, "admin-token create", agent,
-                             NULL, row.id);
+                             NULL, row.id, NULL);
         fprintf(stderr, "%s: cannot write the token to stdout (%s); token %s revoked\n", prog,
                 strerror(e), row.id);
         rc = 1;
@@ -375,7 +376,7 @@ static int token_revoke(int argc, char **argv)
     if (rc == AL_OK) {
         al__cli_actor(NULL, actor, sizeof actor);
         int erc = al__cli_change_event(st, "admin_token.revoked", actor, "admin-token revoke",
-                                       c.row.agent[0] ? c.row.agent : NULL, NULL, id);
+                                       c.row.agent[0] ? c.row.agent : NULL, NULL, id, NULL);
         fprintf(stderr, "revoked admin token %s (role %s)\n", id, c.row.role);
         if (erc != AL_OK) {
             fprintf(stderr, "%s: the token is revoked but the change could not be recorded: "

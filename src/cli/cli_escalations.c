@@ -458,7 +458,7 @@ static int esc_resolve(int argc, char **argv)
         goto out;
     }
     int erc = al__cli_change_event(st, reject ? "escalation.rejected" : "escalation.resolved",
-                                   actor, "escalations resolve", row.agent, id, NULL);
+                                   actor, "escalations resolve", row.agent, id, NULL, NULL);
     fprintf(stderr, "%s escalation %s (agent %s) as %s\n", reject ? "rejected" : "resolved", id,
             row.agent[0] ? row.agent : "-", actor);
     rc = 0;

@@ -394,8 +394,8 @@ static int keys_create(int argc, char **argv)
     {
         char actor[96];
         al__cli_actor(NULL, actor, sizeof actor);
-        if (al__cli_change_event(st, "key.created", actor, "keys create", agent, NULL, row.id) !=
-            AL_OK) {
+        if (al__cli_change_event(st, "key.created", actor, "keys create", agent, NULL, row.id,
+                                 NULL) != AL_OK) {
             al_store_key_revoke(st, row.id);
             fprintf(stderr, "%s: cannot record the change; key %s revoked\n", prog, row.id);
             rc = 1;
@@ -557,8 +557,8 @@ static int keys_revoke(int argc, char **argv)
     if (rc == AL_OK) {
         char actor[96];
         al__cli_actor(NULL, actor, sizeof actor);
-        if (al__cli_change_event(st, "key.revoked", actor, "keys revoke", NULL, NULL, pos[0]) !=
-            AL_OK)
+        if (al__cli_change_event(st, "key.revoked", actor, "keys revoke", NULL, NULL, pos[0],
+                                 NULL) != AL_OK)
             fprintf(stderr, "%s: key %s revoked, but the change could not be recorded\n", prog,
                     pos[0]);
         fprintf(stderr, "revoked key %s\n", pos[0]);

@@ -210,19 +210,10 @@ static void kill_detail(const char *scope, const char *target, const char *reaso
 static int change_event(al_store_t *st, const char *kind, const char *actor, const char *path,
                         const char *scope, const char *target, const char *reason, bool drain)
 {
-    al_event_t e;
-    al_event_init(&e);
-    al_event_make_id(e.id);
-    e.ts_ms = al_wall_ms();
-    AL_EVENT_SET(&e, method, "CLI", 3);
-    AL_EVENT_SET(&e, path, path, strlen(path));
-    AL_EVENT_SET(&e, kind, kind, strlen(kind));
-    AL_EVENT_SET(&e, actor, actor, strlen(actor));
-    AL_EVENT_SET(&e, outcome, "ok", 2);
-    e.status = 200;
-    if (strcmp(scope, "agent") == 0) AL_EVENT_SET(&e, agent, target, strlen(target));
-    kill_detail(scope, target, reason, drain, e.detail, sizeof e.detail);
-    return al_store_event_insert(st, &e);
+    char detail[sizeof(((al_event_t *)0)->detail)];
+    kill_detail(scope, target, reason, drain, detail, sizeof detail);
+    return al__cli_change_event(st, kind, actor, path, strcmp(scope, "agent") == 0 ? target : NULL,
+                                NULL, NULL, detail);
 }
 
 /* --- the active switches ------------------------------------------------------ */
