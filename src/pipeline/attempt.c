@@ -623,6 +623,7 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
         /* The transfer was stopped because the client went away. */
         al_breaker_release(tgt->breaker, probe);
         al__attempt_note(c, c->model, AL_ATT_CANCELLED, c->up_status, lat);
+        al__bill_attempt(c, true);
         c->ev.status = 499;
         AL_EVENT_SET(&c->ev, outcome, "client_closed", 13);
         AL_EVENT_SET(&c->ev, error_type, "client_closed", 13);
@@ -639,6 +640,7 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
                                                        : classify(c, res);
         al__attempt_note(c, c->model, so, c->up_status, lat);
         breaker_note(c, tgt, so, probe, lat);
+        al__bill_attempt(c, true);
         attempts_close(c);
         if (ok) {
             al__deliver_done(c);
@@ -674,6 +676,11 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
     int status = c->up_status > 0 ? c->up_status : 0;
     al__attempt_note(c, c->model, o, status, lat);
     breaker_note(c, tgt, o, probe, lat);
+    /* Billed unless the provider answered with an error status or was
+     * never reached. */
+    bool error_status = c->up_status >= 300 && !c->up_errevent;
+    bool unreached = o == AL_ATT_CONNECT || res == AL_UP_CONNECT_TIMEOUT;
+    al__bill_attempt(c, !error_status && !unreached);
     if (o == AL_ATT_OK) {
         attempts_close(c);
         body_send(c, body, blen, &t, &m); /* last: c may be freed inside */
@@ -933,8 +940,16 @@ static void next_attempt(al_ctx_t *c)
             advance(c);
             continue;
         }
-        if (c->tries == 0 && al__target_killed(c, tgt->model)) {
-            al__attempt_note(c, tgt->model, AL_ATT_SKIP_KILLED, 0, -1);
+        al_kill_match_t akm;
+        if (c->w->kills && al_killtab_agent(c->w->kills, c->agent->name, c->agent->team, &akm)) {
+            /* Switched off while it was being served (a drained switch lets
+             * the attempt in flight finish, not new ones). */
+            al__fail(c, 403, "agent_disabled", "agent_disabled", "error",
+                     "agent '%s' is disabled by a kill switch: %s", c->agent->name, akm.reason);
+            return;
+        }
+        if (al__target_killed(c, tgt->model)) {
+            if (c->tries == 0) al__attempt_note(c, tgt->model, AL_ATT_SKIP_KILLED, 0, -1);
             if (c->ev.n_attempts == 0) c->last_out = AL_ATT_SKIP_KILLED;
             advance(c);
             continue;
@@ -948,6 +963,13 @@ static void next_attempt(al_ctx_t *c)
             if (c->ev.n_attempts == 0) c->last_out = AL_ATT_SKIP_BREAKER;
             advance(c);
             continue;
+        }
+        if (c->ev.n_attempts > 0 && !al__policy_extend(c)) {
+            /* A budget cannot cover another try after billed ones. */
+            al_breaker_release(tgt->breaker, probe);
+            if (c->last_out == AL_ATT_OK) c->last_out = AL_ATT_MALFORMED;
+            exhausted(c);
+            return;
         }
         start_attempt(c, tgt, probe);
         return;
@@ -1019,6 +1041,7 @@ void al__cancel_upstream(al_ctx_t *c)
     if (was && c->tgt) {
         al_breaker_release(c->tgt->breaker, c->probe);
         c->probe = false;
+        al__bill_attempt(c, true); /* the provider may have been generating */
     }
 }
 

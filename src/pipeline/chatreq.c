@@ -54,7 +54,7 @@ enum role {
     R_MAXC, R_MAXT, R_MESSAGES, R_MESSAGE, R_CONTENT, R_PART, R_PART_TEXT,
     R_INPUT, R_PROMPT, R_SYSTEM, R_TOOLS, R_TOOL0, R_TOOL0_FN, R_TOOL_NAME,
     R_TOOL_NAME_PLAIN, R_TOOL_CHOICE, R_TOOL_CHOICE_TYPE, R_RF, R_RF_TYPE,
-    R_ENC_FORMAT, R_DIMENSIONS, R_TC_FN, R_TC_NAME, R_USAGE, R_CHOICES,
+    R_ENC_FORMAT, R_DIMENSIONS, R_TC_FN, R_TC_NAME, R_USAGE, R_CHOICES, R_N,
 };
 
 /* Which prompt byte counter string values under a frame feed. */
@@ -390,6 +390,9 @@ static enum role top_key_role(const char *k, size_t n)
     case 'u':
         if (key_is(k, n, "usage")) return R_USAGE; /* responses: where the tokens are */
         break;
+    case 'n':
+        if (key_is(k, n, "n")) return R_N;
+        break;
     case 'c':
         if (key_is(k, n, "choices")) return R_CHOICES; /* responses and stream chunks */
         break;
@@ -475,6 +478,7 @@ static void on_key(scan_t *sc, enum role r)
     case R_USAGE: rq->usage = (al_span_t){0, 0}; break;
     case R_CHOICES: rq->n_choices = -1; break;
     case R_DIMENSIONS: rq->dimensions = 0; break;
+    case R_N: rq->n = 1; break;
     default: break;
     }
 }
@@ -497,6 +501,7 @@ static const char *type_check(enum role r, unsigned char c)
     case R_MAXC:
         return num || c == 'n' ? NULL : "max_completion_tokens must be a non-negative integer";
     case R_MAXT: return num || c == 'n' ? NULL : "max_tokens must be a non-negative integer";
+    case R_N: return num || c == 'n' ? NULL : "n must be an integer from 1 to 128";
     case R_MESSAGES: return c == '[' ? NULL : "messages must be an array";
     case R_INPUT: return c == '"' || c == '[' ? NULL : "input must be a string or an array";
     case R_TOOLS: return c == '[' || c == 'n' ? NULL : "tools must be an array";
@@ -672,12 +677,18 @@ static int number_value(scan_t *sc, enum role r)
     uint64_t v;
     int rc = scan_number(sc, &is_int, &neg);
     if (rc != AL_OK) return rc;
-    if (r != R_MAXC && r != R_MAXT && r != R_DIMENSIONS) return AL_OK;
+    if (r != R_MAXC && r != R_MAXT && r != R_DIMENSIONS && r != R_N) return AL_OK;
     bool ok = is_int && !neg &&
               al_parse_u64((const char *)sc->s + start, sc->i - start, &v) == AL_OK &&
               v <= (uint64_t)INT64_MAX;
     if (r == R_DIMENSIONS) {
         sc->rq->dimensions = ok && v <= UINT32_MAX ? (uint32_t)v : 0;
+        return AL_OK;
+    }
+    if (r == R_N) {
+        /* Each choice is a completion: budgets must see all of them. */
+        if (!ok || v < 1 || v > 128) return type_error(sc, "n must be an integer from 1 to 128");
+        sc->rq->n = (uint32_t)v;
         return AL_OK;
     }
     if (!ok)
@@ -873,6 +884,7 @@ static int parse(const char *body, size_t len, al_chatreq_t *out, char *err, siz
     memset(out, 0, sizeof *out);
     out->max_tokens = -1;
     out->n_choices = -1;
+    out->n = 1;
     out->last_user_hash = FNV_OFFSET;
     if (err && errlen) err[0] = '\0';
     if (len > UINT32_MAX) {
@@ -901,6 +913,7 @@ static int parse(const char *body, size_t len, al_chatreq_t *out, char *err, siz
         /* Leave nothing half-filled behind. */
         memset(out, 0, sizeof *out);
         out->max_tokens = -1;
+        out->n = 1;
         out->last_user_hash = FNV_OFFSET;
         return rc;
     }

@@ -43,7 +43,8 @@ typedef struct al_chatreq {
                                     openai-node SDK sends it by default) */
     uint32_t dimensions;         /* embeddings "dimensions" when a non-negative
                                     integer that fits, else 0 */
-    char tool_choice_name[65];   /* tool_choice.function.name (OpenAI) or
+    char tool_choice_name[65];
+    uint32_t n;                  /* "n": completions asked for, 1..128; 1 when absent */   /* tool_choice.function.name (OpenAI) or
                                     tool_choice.name (Anthropic), "" if none */
 } al_chatreq_t;
 

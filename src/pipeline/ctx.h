@@ -95,6 +95,10 @@ typedef struct al_ctx {
     al_token_claims_t *tok;        /* the scoped token used, NULL for an agent key */
     char key_scope[48];            /* limiter scope of the key or token */
     uint64_t est_tokens;           /* admission estimate (prompt + output) */
+    double worst_cost;             /* admission's worst case for one attempt */
+    al_usage_t billed;             /* tokens of every attempt the provider served */
+    double billed_cost;            /* their cost (unknown prices at the highest) */
+    bool billed_unpriced;          /* some of it had no price */
     al_rl_ticket_t rl;
     al_rl_result_t rlres;
     char rl_hdr[6][64];            /* x-ratelimit-* lines, "" when unset */
@@ -145,6 +149,14 @@ void al__attempt_note(al_ctx_t *c, const al_model_t *m, al_attempt_outcome_t o, 
 bool al__policy_admit(al_ctx_t *c);   /* after model resolution; false = answered */
 void al__policy_settle(al_ctx_t *c);  /* once, when the request ends */
 bool al__target_killed(al_ctx_t *c, const al_model_t *m);
+/* Close the current attempt's account: the usage the provider reported, or,
+ * when it was reached (it may have generated) and reported none, an
+ * estimate (the prompt, plus the relayed chunks of a stream or the output
+ * estimate otherwise).  Adds to c->billed; clears c->usage. */
+void al__bill_attempt(al_ctx_t *c, bool reached);
+/* Before another attempt after a billed one: grow the budget reservation
+ * by one more worst case.  false when a budget cannot cover it. */
+bool al__policy_extend(al_ctx_t *c);
 size_t al__rl_headers(al_ctx_t *c, const char **hdrs, size_t max);
 
 /* escalate.c */

@@ -106,6 +106,12 @@ static void answer_human(al_ctx_t *c, const char *answer)
 
 static void answer_closed(al_ctx_t *c, const char *status, const char *answer)
 {
+    al_kill_match_t km;
+    if (c->w->kills && al_killtab_agent(c->w->kills, c->agent->name, c->agent->team, &km)) {
+        al__fail(c, 403, "agent_disabled", "agent_disabled", "rejected",
+                 "agent '%s' is disabled by a kill switch: %s", c->agent->name, km.reason);
+        return;
+    }
     char eh[96];
     esc_header(c, eh, sizeof eh);
     snprintf(c->target_hdr, sizeof c->target_hdr, "%s", eh);

@@ -100,42 +100,24 @@ static void on_timer_closed(uv_handle_t *h)
     al__ctx_unhold(h->data);
 }
 
-/* A stream cut before the provider's usage arrived: estimate what was
- * spent, the prompt at 4 bytes a token and a token per relayed chunk (how
- * OpenAI-style streams arrive), so the event and the cost never read as
- * free. */
-static void estimate_partial_usage(al_ctx_t *c)
-{
-    if (!c->stream_started || c->chunks_relayed == 0) return;
-    int64_t out = (int64_t)c->chunks_relayed - 1; /* the first carries the role */
-    if (out < 1) out = 1;
-    if (!c->usage.known) {
-        c->usage.known = true;
-        c->usage.input = (int64_t)al_chatreq_estimate_tokens(&c->rq);
-        c->usage.cached = 0;
-        c->usage.output = out;
-    } else if (c->usage.output < out) {
-        c->usage.output = out; /* Anthropic's message_start told the input only */
-    }
-}
-
+/* The event's tokens and cost: every attempt the provider served. */
 static void ctx_settle(al_ctx_t *c)
 {
-    if (strcmp(c->ev.outcome, "ok") != 0 && (!c->usage.known || c->usage.output <= 0))
-        estimate_partial_usage(c);
-    if (!c->usage.known) return;
-    c->ev.input_tokens = c->usage.input;
-    c->ev.output_tokens = c->usage.output;
-    c->ev.cached_tokens = c->usage.cached;
-    double cost;
-    int rc = c->model ? al_cost_usd(c->model, &c->usage, &cost) : AL_EINVAL;
-    if (rc == AL_OK) {
+    if (c->usage.known && c->model) al__bill_attempt(c, true); /* not yet closed */
+    if (!c->billed.known) return;
+    c->ev.input_tokens = c->billed.input;
+    c->ev.output_tokens = c->billed.output;
+    c->ev.cached_tokens = c->billed.cached;
+    if (!c->billed_unpriced) {
         c->ev.cost_known = true;
-        c->ev.cost_usd = cost;
-    } else if (rc == AL_ENOTFOUND) {
+        c->ev.cost_usd = c->billed_cost;
+    } else {
+        c->ev.cost_known = false;
         al_metrics_inc(c->w->gw->metrics, c->w->idx, AL_C_PRICE_UNKNOWN, 1);
         if (c->w->price_warned++ % 1000 == 0)
-            al_warn("model '%s' has no price: cost recorded as null", c->model->alias);
+            al_warn("a model of request %s has no price: cost recorded as null, budgets charged "
+                    "at the highest configured price",
+                    c->ev.request_id);
     }
 }
 
@@ -608,15 +590,29 @@ void al_pipeline_apply_kills(al_worker_t *w)
     al_ctx_t *c = w->active;
     while (c) {
         al_ctx_t *next = c->act_next; /* c may be finished (and unlinked) below */
-        al_kill_match_t km;
-        bool hit = c->agent && c->req && !c->finished && !c->held && w->kills &&
-                   (al_killtab_agent(w->kills, c->agent->name, c->agent->team, &km) ||
-                    (c->model && al_killtab_target(w->kills, c->model->provider->name,
-                                                   c->model->alias, &km)) ||
-                    (c->route && al_killtab_target(w->kills, NULL, c->route->name, &km)));
+        /* Every switch that covers it: one that does not drain stops it. */
+        al_kill_match_t km = {0}, k1, k2, k3;
+        bool stop = false;
+        if (c->agent && c->req && !c->finished && !c->held && w->kills) {
+            if (al_killtab_agent(w->kills, c->agent->name, c->agent->team, &k1) && !k1.drain) {
+                km = k1;
+                stop = true;
+            }
+            if (!stop && c->model &&
+                al_killtab_target(w->kills, c->model->provider->name, c->model->alias, &k2) &&
+                !k2.drain) {
+                km = k2;
+                stop = true;
+            }
+            if (!stop && c->route && al_killtab_target(w->kills, NULL, c->route->name, &k3) &&
+                !k3.drain) {
+                km = k3;
+                stop = true;
+            }
+        }
         bool working = c->xfer || c->simx || c->stream_started ||
                        (c->backoff_init && uv_is_active((uv_handle_t *)&c->backoff));
-        if (hit && !km.drain && working) {
+        if (stop && working) {
             al_metrics_inc(w->gw->metrics, w->idx, AL_C_KILLED, 1);
             al__kill_request(c, km.reason);
         }

@@ -36,9 +36,10 @@ bool al__target_killed(al_ctx_t *c, const al_model_t *m)
 
 static uint64_t output_estimate(const al_ctx_t *c, const al_model_t *m)
 {
-    if (c->rq.max_tokens > 0) return (uint64_t)c->rq.max_tokens;
-    if (m && m->max_output_tokens) return m->max_output_tokens;
-    return DEFAULT_OUTPUT_ESTIMATE;
+    uint64_t per = c->rq.max_tokens > 0                 ? (uint64_t)c->rq.max_tokens
+                   : m && m->max_output_tokens ? m->max_output_tokens
+                                               : DEFAULT_OUTPUT_ESTIMATE;
+    return per * (c->rq.n ? c->rq.n : 1); /* every choice is a completion */
 }
 
 /* Worst-case cost of the request on model m (unknown prices at the
@@ -176,9 +177,18 @@ static bool session_admit(al_ctx_t *c)
     metric(c, AL_C_SESSION_REFUSED);
     const char *why = al_session_verdict_name(v);
     if (v == AL_SESSION_LOOP || v == AL_SESSION_MAX_REQUESTS) {
-        al_alert_field_t f[] = {{"agent", c->agent->name}, {"session", c->ev.session_id},
-                                {"why", why}};
-        alert(c, "session.loop", "airlock: an agent looks stuck in a loop", f, 3);
+        /* One alert per looping session, not one per refused request. */
+        uint64_t sh = fnv1a64(h->value, h->value_len) ^ fnv1a64(c->agent->name,
+                                                                strlen(c->agent->name));
+        bool seen = false;
+        for (size_t i = 0; i < AL_ARRAY_LEN(c->w->loop_alerted); i++)
+            seen = seen || c->w->loop_alerted[i] == sh;
+        if (!seen) {
+            c->w->loop_alerted[c->w->loop_alert_pos++ % AL_ARRAY_LEN(c->w->loop_alerted)] = sh;
+            al_alert_field_t f[] = {{"agent", c->agent->name}, {"session", c->ev.session_id},
+                                    {"why", why}};
+            alert(c, "session.loop", "airlock: an agent looks stuck in a loop", f, 3);
+        }
         refuse_429(c, "loop_detected", "loop_detected", 60,
                    v == AL_SESSION_LOOP
                        ? "loop detected: the same request was sent too many times in session "
@@ -214,10 +224,18 @@ static bool budget_reserve(al_ctx_t *c, double worst)
         sc[n] = (al_budget_scope_t){names[n], -1, -1, c->tok->max_cost_usd};
         n++;
     }
+    /* Always through the ledger, limits or not: a budget added by a reload
+     * then starts from what was really spent. */
     al_budget_denial_t why;
     if (al_ledger_reserve(c->w->gw->ledger, sc, n, worst, al_wall_ms(), &c->bh, &why) == AL_OK)
         return true;
     metric(c, AL_C_BUDGET_REFUSED);
+    if (strcmp(why.period, "capacity") == 0) {
+        refuse_429(c, "insufficient_quota", "insufficient_quota", 60,
+                   "the gateway tracks too many budget scopes to admit %s; retry later",
+                   why.scope);
+        return false;
+    }
     refuse_429(c, "insufficient_quota", "insufficient_quota",
                strcmp(why.period, "day") == 0 ? 3600 : 86400,
                "budget exhausted: %s has %.6f USD left of its %s budget of %.2f USD; this request "
@@ -242,6 +260,7 @@ bool al__policy_admit(al_ctx_t *c)
     double worst;
     estimates(c, &tokens, &worst);
     c->est_tokens = tokens;
+    c->worst_cost = worst;
     /* Rate limits. */
     const al_agent_t *a = c->agent;
     int rc = al_limiter_admit(c->w->gw->limiter, a->name, &a->limits, c->key_scope,
@@ -261,17 +280,55 @@ bool al__policy_admit(al_ctx_t *c)
     return budget_reserve(c, worst);
 }
 
+/* --- accounts ------------------------------------------------------------ */
+
+void al__bill_attempt(al_ctx_t *c, bool reached)
+{
+    const al_model_t *m = c->model;
+    al_usage_t u = c->usage;
+    c->usage = (al_usage_t){0};
+    if (!m) return;
+    int64_t relayed = c->stream_started && c->chunks_relayed > 1 ? (int64_t)c->chunks_relayed - 1 : 0;
+    if (!u.known && reached) {
+        u.known = true;
+        u.input = (int64_t)al_chatreq_estimate_tokens(&c->rq);
+        u.cached = 0;
+        u.output = c->stream_started ? AL_MAX(relayed, 1)
+                   : c->kind == K_EMBEDDINGS ? 0
+                                             : (int64_t)output_estimate(c, m);
+    } else if (u.known && u.output < relayed) {
+        u.output = relayed; /* an Anthropic stream cut after message_start */
+    }
+    if (!u.known) return;
+    c->billed.known = true;
+    c->billed.input += u.input;
+    c->billed.output += u.output;
+    c->billed.cached += u.cached;
+    double cost;
+    if (al_cost_usd(m, &u, &cost) == AL_OK) {
+        c->billed_cost += cost;
+    } else {
+        c->billed_unpriced = true;
+        c->billed_cost += ((double)u.input * c->cfg->max_price_input +
+                           (double)u.output * c->cfg->max_price_output) / 1e6;
+    }
+}
+
+bool al__policy_extend(al_ctx_t *c)
+{
+    if (!c->bh.active || c->billed_cost <= 0) return true;
+    al_budget_denial_t why;
+    if (al_ledger_extend(c->w->gw->ledger, &c->bh, c->worst_cost, al_wall_ms(), &why) == AL_OK)
+        return true;
+    metric(c, AL_C_BUDGET_REFUSED);
+    return false;
+}
+
 /* --- settlement ---------------------------------------------------------- */
 
-/* What the request cost: the priced usage, usage at the most expensive
- * price when the model has none, else nothing billed. */
 static double actual_cost(const al_ctx_t *c)
 {
-    if (c->ev.cost_known) return c->ev.cost_usd;
-    if (!c->usage.known) return 0;
-    return ((double)c->usage.input * c->cfg->max_price_input +
-            (double)c->usage.output * c->cfg->max_price_output) /
-           1e6;
+    return c->billed.known ? c->billed_cost : 0;
 }
 
 static void threshold_event(al_ctx_t *c, const al_budget_crossing_t *x)
@@ -315,7 +372,7 @@ static void threshold_event(al_ctx_t *c, const al_budget_crossing_t *x)
 void al__policy_settle(al_ctx_t *c)
 {
     al_gateway_t *gw = c->w->gw;
-    uint64_t tokens = c->usage.known ? (uint64_t)AL_MAX(c->usage.input + c->usage.output, 0) : 0;
+    uint64_t tokens = c->billed.known ? (uint64_t)AL_MAX(c->billed.input + c->billed.output, 0) : 0;
     if (c->rl.active) al_limiter_settle(gw->limiter, &c->rl, tokens, al_now_ns() / 1000000);
     double cost = actual_cost(c);
     if (c->sess.active) al_session_settle(gw->sessions, &c->sess, tokens, cost);

@@ -358,6 +358,31 @@ int al_ledger_reserve(al_ledger_t *l, const al_budget_scope_t *scopes, size_t n,
     return rc;
 }
 
+int al_ledger_extend(al_ledger_t *l, al_budget_hold_t *h, double extra, int64_t now_wall_ms,
+                     al_budget_denial_t *why)
+{
+    (void)l;
+    if (why) memset(why, 0, sizeof *why);
+    if (!h->active || !isfinite(extra) || extra < 0) return AL_EINVAL;
+    al_ledger_entry_t *order[AL_BUDGET_MAX_SCOPES];
+    memcpy(order, h->e, h->n * sizeof *order);
+    sort_entries(order, h->n);
+    for (size_t i = 0; i < h->n; i++) pthread_mutex_lock(&order[i]->mu);
+    int rc = 0;
+    for (size_t i = 0; i < h->n && rc == 0; i++) {
+        al_ledger_entry_t *e = h->e[i];
+        al_budget_scope_t sc = {e->name, e->lim_day, e->lim_month, e->lim_total};
+        roll(e, now_wall_ms);
+        if (!covers(e, &sc, extra, why)) rc = AL_EFULL;
+    }
+    if (rc == 0) {
+        for (size_t i = 0; i < h->n; i++) h->e[i]->reserved += extra;
+        h->reserved += extra;
+    }
+    for (size_t i = h->n; i > 0; i--) pthread_mutex_unlock(&order[i - 1]->mu);
+    return rc;
+}
+
 static void report(al_ledger_entry_t *e, const char *period, int *rep, double spent, double limit,
                    al_budget_crossing_t *out, size_t max, size_t *n_out)
 {

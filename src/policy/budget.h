@@ -68,6 +68,11 @@ void al_ledger_seed(al_ledger_t *l, const char *scope, double day_usd, double mo
 int al_ledger_reserve(al_ledger_t *l, const al_budget_scope_t *scopes, size_t n, double amount,
                       int64_t now_wall_ms, al_budget_hold_t *h /* OUT */,
                       al_budget_denial_t *why /* OUT */);
+/* Add extra (>= 0) to an active reservation, all or nothing, against the
+ * limits the reservation was made under (a retry after a billed attempt).
+ * 0, or AL_EFULL with *why filled and nothing changed. */
+int al_ledger_extend(al_ledger_t *l, al_budget_hold_t *h, double extra, int64_t now_wall_ms,
+                     al_budget_denial_t *why /* OUT */);
 /* Settle: charge actual (>= 0; may exceed the reservation, e.g. a provider
  * ignoring max_tokens) and release the reservation.  Thresholds crossed by
  * this charge are written to out (at most max), *n_out set.  Idempotent. */

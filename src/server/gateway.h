@@ -55,6 +55,8 @@ typedef struct al_worker {
     al_killtab_t *kills;                /* owned reference */
     _Atomic(al_killtab_t *) next_kills;
     struct al_ctx *active;              /* requests in flight (for kill switches) */
+    uint64_t loop_alerted[32];          /* sessions recently announced as loops */
+    unsigned loop_alert_pos;
     atomic_bool stop;
     bool stopping;
     bool aborting;                      /* grace over: open requests are being cut */

@@ -305,7 +305,7 @@ describe('admin API switches and restarts', () => {
       const r = await gw.admin('POST', '/admin/v1/kill', { token: admin.token, body: b });
       assert.equal(r.status, 400, `${JSON.stringify(b)}: ${r.status} ${r.text}`);
     }
-    assert.equal((await quick('ka')).status, 200, 'nothing was switched');
+    assert.ok(await waitFor(async () => (await quick('ka')).status === 200, { timeout: 1500, interval: 50 }), 'nothing was switched');
   });
 });
 
@@ -373,6 +373,6 @@ describe('kill --provider / --model / --team / --all', () => {
     assert.notEqual((await cli(['kill', '--agent', 'ka'])).code, 0, 'no --reason');
     assert.notEqual((await cli(['kill', '--reason', 'x'])).code, 0, 'no scope');
     assert.notEqual((await cli(['kill', '--agent', 'nosuch', '--reason', 'x'])).code, 0, 'an undeclared agent');
-    assert.equal((await quick('ka')).status, 200);
+    assert.ok(await waitFor(async () => (await quick('ka')).status === 200, { timeout: 1500, interval: 50 }), 'nothing was switched');
   });
 });

@@ -61,6 +61,8 @@ const yaml = () => [
   `alerts: {webhook_url: "${H.webhookURL}", timeout: 2s}`,
   'agents:',
   `  bud: {owner: bud@example.com, models: [pb], budget: {daily_usd: ${BUDGET}, monthly_usd: 100}}`,
+  `  ab: {owner: ab@example.com, models: [pb], limits: {concurrent: 1}, budget: {daily_usd: ${1.5 * WORST}}}`,
+  `  bs: {owner: bs@example.com, models: [pb], budget: {daily_usd: ${3.5 * WORST}}}`,
   '  tb1: {owner: tb1@example.com, team: tb, models: [pb]}',
   '  tb2: {owner: tb2@example.com, team: tb, models: [pb]}',
   '  rl: {owner: rl@example.com, models: [m], limits: {rpm: 4, tpm: 1000000}}',
@@ -89,7 +91,7 @@ const yaml = () => [
   '  never: {owner: never@example.com, environment: staging, models: [m]}',
 ].join('\n');
 
-const AGENTS = ['bud', 'tb1', 'tb2', 'rl', 'hd', 'kl', 'kl2', 'tp', 'tq', 'cc', 'ck', 'ses', 'ses2', 'sdk', 'inv', 'fresh', 'never'];
+const AGENTS = ['bud', 'ab', 'bs', 'tb1', 'tb2', 'rl', 'hd', 'kl', 'kl2', 'tp', 'tq', 'cc', 'ck', 'ses', 'ses2', 'sdk', 'inv', 'fresh', 'never'];
 
 before(async () => {
   [M, H] = await startMocks(2);
@@ -98,6 +100,12 @@ before(async () => {
   gw.keys.kl2_b = gw.createKey('kl2');
   gw.keys.ck_b = gw.createKey('ck');
   adminTok = await gw.adminToken('admin');
+  // Keys made after the start reach the workers with the key watcher's
+  // next poll: wait until each authenticates (GET /v1/models takes no limit).
+  for (const k of [gw.keys.kl_b, gw.keys.kl2_b, gw.keys.ck_b]) {
+    const ok = await waitFor(async () => (await fetch(`${gw.baseURL}/models`, { headers: { authorization: `Bearer ${k}` } })).status === 200, { timeout: 5000, interval: 50 });
+    assert.ok(ok, 'a key created after the start is accepted within 5 s');
+  }
 });
 
 after(async () => {
@@ -396,6 +404,52 @@ describe('budgets', () => {
     const l1 = (await agentJson('tb1')).live.spend_today_usd;
     const l2 = (await agentJson('tb2')).live.spend_today_usd;
     assert.ok(Math.abs(l1 + l2 - spent) < 1e-6, `the agents' spend (${l1} + ${l2}) is the events' ${spent}`);
+  });
+});
+
+describe('budgets and limits at the edges of a request', () => {
+  test('streamed requests reserve and settle like the others: 10 simultaneous streams on 3.5 worst cases, 3 stream', { timeout: 30000 }, async () => {
+    const rs = await Promise.all(Array.from({ length: 10 }, () => freshRequest(chatURL(), {
+      body: body('pb', { max_tokens: MAX_TOKENS, stream: true }),
+      key: gw.keys.bs,
+      headers: { 'x-mock-latency-ms': '1000', 'x-mock-output-tokens': String(MAX_TOKENS) },
+    })));
+    const ok = rs.filter((r) => r.status === 200);
+    assert.equal(ok.length, 3, `statuses ${rs.map((r) => r.status)}`);
+    for (const r of ok) {
+      assert.match(r.headers['content-type'] || '', /text\/event-stream/);
+      assert.ok(r.text.includes('[DONE]'), 'a whole stream');
+    }
+    for (const r of rs.filter((x) => x.status !== 200)) {
+      assert429(r, 'insufficient_quota', 'a stream over the budget is refused before it starts');
+      assert.ok(numbersIn(r.json.error.message).some((n) => Math.abs(n - 0.5 * WORST) < 0.00051), r.json.error.message);
+    }
+    const evs = await gw.waitEvents((e) => e.agent === 'bs' && isReq(e), { count: 10, timeout: 4000 });
+    const paid = evs.filter((e) => e.status === 200);
+    assert.equal(paid.length, 3);
+    for (const e of paid) assert.ok(Math.abs(costOf(e) - WORST) < 1e-9, `a stream is charged its usage: ${e.cost_usd}`);
+  });
+
+  test('a client that goes away gives back its concurrency slot and its reservation at once', { timeout: 20000 }, async () => {
+    // ab: concurrent 1 and a budget of 1.5 worst cases; the upstream takes 4 s.
+    const rid = uniq('gone');
+    const gone = await freshRequest(chatURL(), {
+      body: body('pb', { max_tokens: MAX_TOKENS }), key: gw.keys.ab, timeout: 400,
+      headers: { 'x-mock-latency-ms': '4000', 'x-request-id': rid },
+    });
+    assert.equal(gone.status, 0, 'the client gave up');
+    const t = Date.now();
+    let last;
+    const ok = await waitFor(async () => {
+      last = await req('ab', 'pb', { extra: { max_tokens: MAX_TOKENS }, headers: { 'x-mock-output-tokens': String(MAX_TOKENS) } });
+      return last.status === 200;
+    }, { timeout: 2000, interval: 100 });
+    assert.ok(ok, `a new request passes within 2 s of the disconnect, long before the upstream would have answered: last ${last?.status} ${last?.text?.slice(0, 200)}`);
+    assert.ok(Date.now() - t < 3000);
+    const [ev] = await gw.eventFor(rid, { timeout: 6000 });
+    assert.ok(ev, 'the abandoned request is an event');
+    assert.equal(ev.outcome, 'client_closed');
+    assert.ok(!costOf(ev), `nothing was billed for it: ${ev.cost_usd}`);
   });
 });
 

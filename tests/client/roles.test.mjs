@@ -102,6 +102,11 @@ async function killBeta(reason = 'role test') {
 async function unkillBeta() {
   await gw.cli(['unkill', '--agent', 'beta']); // may not be on
 }
+// Switches reach the workers within a second: wait until beta is served.
+async function betaServed() {
+  const ok = await waitFor(async () => (await gw.post('/v1/chat/completions', { model: 'm', messages: [{ role: 'user', content: 'hi' }] }, { key: gw.keys.beta })).status === 200, { timeout: 3000, interval: 50 });
+  assert.ok(ok, 'beta is served again after unkill');
+}
 
 // Runs one endpoint for every principal; returns the mismatches.
 async function matrix(ep) {
@@ -303,6 +308,7 @@ describe('admin API role matrix', () => {
   });
 
   test('GET /admin/v1/escalations: every role, an owner sees only its agent\'s', async () => {
+    await betaServed();
     const a = await newEscalation('alpha');
     const b = await newEscalation('beta');
     await runMatrix({

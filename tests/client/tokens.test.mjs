@@ -29,6 +29,7 @@ const SIGNING = `tk-${randomBytes(24).toString('hex')}`; // >= 32 bytes
 const owner = {};
 let adminT;
 const minted = []; // every token string the test got
+const capTokens = new Set(); // tokens whose cap was used up
 
 const PROMPT = 'Summarise the refund policy briefly.'; // 36 chars: 10 prompt tokens with "user"
 const MAX_TOKENS = 100;
@@ -220,6 +221,7 @@ describe('token costs and limits', () => {
 
   test('over its max_cost_usd: 429 insufficient_quota (RateLimitError) with what is left', async () => {
     const t = await mintOk('ta', { models: ['m'], max_cost_usd: 2.5 * WORST, ttl_s: 600 });
+    capTokens.add(t.token);
     const c = new OpenAI({ baseURL: gw.baseURL, apiKey: t.token, maxRetries: 0, timeout: 15000, defaultHeaders: full });
     for (let i = 0; i < 2; i++) {
       const r = await c.chat.completions.create(chat('m', { max_tokens: MAX_TOKENS }));
@@ -254,10 +256,27 @@ describe('token costs and limits', () => {
     // And the token too, although its own cap is far away.
     const t3 = await gw.post('/v1/chat/completions', chat('m', { max_tokens: MAX_TOKENS }), { key: t.token, headers: full });
     assert.equal(t3.status, 429, t3.text);
-    const a = await gw.admin('GET', '/admin/v1/agents/tc', { token: adminT.token });
-    assert.equal(a.status, 200, a.text);
-    const live = (a.json.agent && !a.json.name ? a.json.agent : a.json).live;
+    // The inventory reads the event store, written a moment later.
+    let live;
+    await waitFor(async () => {
+      const a = await gw.admin('GET', '/admin/v1/agents/tc', { token: adminT.token });
+      assert.equal(a.status, 200, a.text);
+      live = (a.json.agent && !a.json.name ? a.json.agent : a.json).live;
+      return Math.abs(live.spend_today_usd - 2 * WORST) < 1e-6;
+    }, { timeout: 4000, interval: 100 });
     assert.ok(Math.abs(live.spend_today_usd - 2 * WORST) < 1e-6, `the agent's spend includes the token's: ${live.spend_today_usd}`);
+  });
+
+  test('spend survives a restart: the capped token and the spent agent stay refused', { timeout: 20000 }, async () => {
+    await gw.stop({ signal: 'SIGTERM' });
+    await gw.start();
+    const capped = minted.find((x) => x && capTokens.has(x));
+    assert.ok(capped, 'the capped token of the first test');
+    const r = await gw.post('/v1/chat/completions', chat('m', { max_tokens: MAX_TOKENS }), { key: capped, headers: full });
+    assert.equal(r.status, 429, `the token's spend was not forgotten: ${r.text}`);
+    assert.equal(openaiError(r.text).code, 'insufficient_quota');
+    const k = await gw.post('/v1/chat/completions', chat('m', { max_tokens: MAX_TOKENS }), { key: gw.keys.tc, headers: full });
+    assert.equal(k.status, 429, `the agent's daily spend was not forgotten: ${k.text}`);
   });
 
   test('key_limits apply to each token on its own', async () => {

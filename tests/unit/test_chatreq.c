@@ -138,6 +138,20 @@ static void test_stream_options(void **state)
     assert_false(rq.stream);
 }
 
+/* n multiplies what a request may cost: read it, bound it. */
+static void test_n_choices(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_ok("{}").n, 1);
+    assert_int_equal(parse_ok("{\"n\":3}").n, 3);
+    assert_int_equal(parse_ok("{\"n\":null}").n, 1);
+    assert_int_equal(parse_ok("{\"n\":128}").n, 128);
+    assert_parse_error("{\"n\":0}", "n must be an integer from 1 to 128");
+    assert_parse_error("{\"n\":129}", "n must be an integer from 1 to 128");
+    assert_parse_error("{\"n\":\"2\"}", "n must be an integer from 1 to 128");
+    assert_parse_error("{\"n\":1.5}", "n must be an integer from 1 to 128");
+}
+
 static void test_max_tokens(void **state)
 {
     (void)state;
@@ -596,6 +610,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_chat),
+        cmocka_unit_test(test_n_choices),
         cmocka_unit_test(test_whitespace_and_unicode),
         cmocka_unit_test(test_escaped_model_and_keys),
         cmocka_unit_test(test_long_model),
