@@ -124,7 +124,8 @@ static void p95_text(yajl_val a, bool mark, char *out, size_t n)
     if (hs) snprintf(ss, sizeof ss, "%.0f", sla);
     else snprintf(ss, sizeof ss, "-");
     yajl_val ok = jget(a, "live", "p95_ok");
-    snprintf(out, n, "%s/%s%s", ps, ss, mark && YAJL_IS_FALSE(ok) ? " over" : "");
+    int w = snprintf(out, n, "%s/%s%s", ps, ss, mark && YAJL_IS_FALSE(ok) ? " over" : "");
+    if (w < 0 || (size_t)w >= n) snprintf(out, n, "?"); /* a cell too narrow */
 }
 
 /* "$1.23/$20.00", "$1.23/-". */

@@ -263,6 +263,20 @@ void al_ledger_seed(al_ledger_t *l, const char *scope, double day_usd, double mo
     pthread_mutex_unlock(&e->mu);
 }
 
+void al_ledger_seed_total(al_ledger_t *l, const char *scope, double total_usd, int64_t now_wall_ms)
+{
+    if (!l || !scope) return;
+    al_ledger_entry_t *e = get_entry(l, scope, now_wall_ms);
+    if (!e) {
+        al_warn("budget ledger full: not seeding %s", scope);
+        return;
+    }
+    pthread_mutex_lock(&e->mu);
+    e->total_spent += clamp_amount(total_usd);
+    e->rep_total = AL_MAX(e->rep_total, level(e->total_spent, e->lim_total));
+    pthread_mutex_unlock(&e->mu);
+}
+
 /* Can e (limits of sc) take amount more?  Fills *why when not. */
 static bool covers(const al_ledger_entry_t *e, const al_budget_scope_t *sc, double amount,
                    al_budget_denial_t *why)

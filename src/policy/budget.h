@@ -62,6 +62,10 @@ void al_ledger_free(al_ledger_t *l); /* NULL ok */
 void al_ledger_seed(al_ledger_t *l, const char *scope, double day_usd, double month_usd,
                     int64_t now_wall_ms);
 
+/* Spent so far over a scope's lifetime (a scoped token, from the store). */
+void al_ledger_seed_total(al_ledger_t *l, const char *scope, double total_usd,
+                          int64_t now_wall_ms);
+
 /* Reserve amount (>= 0) against every scope.  Scopes without any limit are
  * still tracked (for reporting).  0 with *h filled, or AL_EFULL with *why
  * naming the first scope that could not cover it. */

@@ -446,8 +446,17 @@ static int seed_cb(void *ud, const char *agent, double usd)
     return 0;
 }
 
-/* What agents and teams spent today and this month, from the event log, so
- * budgets hold across restarts. */
+static int seed_token_cb(void *ud, const char *token, double usd)
+{
+    al_gateway_t *gw = ud;
+    char scope[96];
+    snprintf(scope, sizeof scope, "token:%s", token);
+    al_ledger_seed_total(gw->ledger, scope, usd, al_wall_ms());
+    return 0;
+}
+
+/* What agents and teams spent today and this month, and scoped tokens over
+ * their life, from the event log, so budgets hold across restarts. */
 static void seed_ledger(al_gateway_t *gw)
 {
     const al_config_t *c = gw->cfg;
@@ -482,6 +491,10 @@ static void seed_ledger(al_gateway_t *gw)
     }
     free(day);
     free(mon);
+    /* Tokens live at most tokens.max_ttl (at most 7 days). */
+    if (rc == AL_OK &&
+        al_store_spend_by_token(gw->store, now - 8 * 86400000LL, seed_token_cb, gw) != AL_OK)
+        al_warn("could not read scoped tokens' past spend from the store");
 }
 
 /* --- signals: reload and shutdown --------------------------------------- */

@@ -1739,28 +1739,42 @@ out:
     return rc;
 }
 
-int al_store_spend_by_agent(al_store_t *s, int64_t since_ms, al_spend_cb cb, void *ud)
+/* Sum of known costs of request events since since_ms, grouped by a column
+ * (agent or token_id) that the caller names (never client input). */
+static int spend_by(al_store_t *s, const char *col, int64_t since_ms, al_spend_cb cb, void *ud)
 {
     sqlite3_stmt *st = NULL;
-    char agent[64];
+    char name[64], sql[256];
     int rc, src;
     if (!s || !cb) return AL_EINVAL;
+    snprintf(sql, sizeof sql,
+             "SELECT %s, total(cost_usd) FROM events WHERE kind = 'request' AND "
+             "ts_ms >= ?1 AND %s IS NOT NULL AND cost_usd IS NOT NULL "
+             "GROUP BY %s ORDER BY %s",
+             col, col, col, col);
     pthread_mutex_lock(&s->qmu);
-    rc = qprep(s, "SELECT agent, total(cost_usd) FROM events WHERE kind = 'request' AND "
-                  "ts_ms >= ?1 AND agent IS NOT NULL AND cost_usd IS NOT NULL "
-                  "GROUP BY agent ORDER BY agent",
-               &st, "spend by agent");
+    rc = qprep(s, sql, &st, "spend by");
     if (rc != AL_OK) goto out;
     sqlite3_bind_int64(st, 1, since_ms);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        col_text(st, 0, agent, sizeof agent);
-        if (cb(ud, agent, sqlite3_column_double(st, 1)) != 0) goto out;
+        col_text(st, 0, name, sizeof name);
+        if (cb(ud, name, sqlite3_column_double(st, 1)) != 0) goto out;
     }
-    if (src != SQLITE_DONE) rc = qfail(s, "spend by agent");
+    if (src != SQLITE_DONE) rc = qfail(s, "spend by");
 out:
     sqlite3_finalize(st);
     pthread_mutex_unlock(&s->qmu);
     return rc;
+}
+
+int al_store_spend_by_agent(al_store_t *s, int64_t since_ms, al_spend_cb cb, void *ud)
+{
+    return spend_by(s, "agent", since_ms, cb, ud);
+}
+
+int al_store_spend_by_token(al_store_t *s, int64_t since_ms, al_spend_cb cb, void *ud)
+{
+    return spend_by(s, "token_id", since_ms, cb, ud);
 }
 
 int al_store_models_used(al_store_t *s, const char *agent, int64_t since_ms, al_model_use_cb cb,

@@ -218,6 +218,8 @@ int al_store_agent_stats(al_store_t *s, const char *agent, int64_t since_ms,
 /* Sum of known costs per agent since since_ms: cb(agent, usd) per agent. */
 typedef int (*al_spend_cb)(void *ud, const char *agent, double usd);
 int al_store_spend_by_agent(al_store_t *s, int64_t since_ms, al_spend_cb cb, void *ud);
+/* The same per scoped token (cb's name is the token id). */
+int al_store_spend_by_token(al_store_t *s, int64_t since_ms, al_spend_cb cb, void *ud);
 /* Distinct models (the alias asked for) an agent used since since_ms, with
  * request counts. */
 typedef int (*al_model_use_cb)(void *ud, const char *model, uint64_t requests);

@@ -300,6 +300,34 @@ describe('admin API switches and restarts', () => {
     assert.equal(again.status, 404, again.text);
   });
 
+  test('a reason with quotes, backslashes and non-ASCII text reaches the client intact, in JSON and in a stream\'s error event', { timeout: 20000 }, async () => {
+    const REASON = `He said "stop" \\ now: ünïcødé 🚫 ${uniq('r')}`;
+    const streams = Array.from({ length: 2 }, () => slowStream('kd'));
+    await sleep(500);
+    const k = await gw.admin('POST', '/admin/v1/kill', { token: admin.token, body: { scope: 'agent', target: 'kd', reason: REASON, drain: false } });
+    assert.equal(k.status, 200, k.text);
+    try {
+      const got = await waitFor(async () => {
+        const r = await quick('kd');
+        return r.status === 403 ? r : undefined;
+      }, { timeout: 1500, interval: 50 });
+      assert.ok(got, 'refused within a second');
+      const e = assertDisabled(got, REASON, 'escaped reason');
+      assert.ok(e.message.includes(REASON));
+      for (const r of await Promise.all(streams)) {
+        const sse = readSSE(r.text);
+        const err = sse.events.find((x) => x.error);
+        assert.ok(err, `an error event that parses as JSON: ...${r.text.slice(-300)}`);
+        assert.ok(!sse.raw.some((d) => d !== '[DONE]' && (() => { try { JSON.parse(d); return false; } catch { return true; } })()), 'every data line is JSON');
+      }
+      const rows = await killList();
+      assert.equal(rows.find((x) => x.target === 'kd')?.reason, REASON, 'kill list --json keeps the reason as given');
+    } finally {
+      assert.equal((await gw.admin('POST', '/admin/v1/unkill', { token: admin.token, body: { scope: 'agent', target: 'kd' } })).status, 200);
+    }
+    assert.ok(await waitFor(async () => (await quick('kd')).status === 200, { timeout: 1500, interval: 50 }));
+  });
+
   test('a bad kill body is 400', async () => {
     for (const b of [{ scope: 'agent', target: 'ka' }, { scope: 'planet', target: 'x', reason: 'r' }, { scope: 'agent', reason: 'r' }]) {
       const r = await gw.admin('POST', '/admin/v1/kill', { token: admin.token, body: b });

@@ -227,6 +227,22 @@ describe('admin API role matrix', () => {
     });
   });
 
+  test('an owner\'s view is narrowed where the table leaves the agent open: keys without ?agent, escalations?agent=other', async () => {
+    const k = await gw.admin('GET', '/admin/v1/keys', { token: tok.ownerA.token });
+    assert.ok(k.status === 200 || k.status === 403, `${k.status} ${k.text}`);
+    if (k.status === 200) {
+      const rows = listRows(k.text);
+      assert.ok(rows.length >= 1);
+      assert.deepEqual([...new Set(rows.map((r) => r.agent))], ['alpha'], `only alpha's keys: ${k.text.slice(0, 300)}`);
+    }
+    const all = await gw.admin('GET', '/admin/v1/keys', { token: tok.admin.token });
+    assert.equal(all.status, 200, all.text);
+    assert.deepEqual([...new Set(listRows(all.text).map((r) => r.agent))].sort(), ['alpha', 'beta'], 'admin sees every agent\'s keys');
+    const e = await gw.admin('GET', '/admin/v1/escalations?agent=beta', { token: tok.ownerA.token });
+    if (e.status === 200) assert.ok(listRows(e.text).every((x) => x.agent === 'alpha'), e.text.slice(0, 300));
+    else assert.equal(e.status, 403, e.text);
+  });
+
   test('POST /admin/v1/keys {agent: beta} by alpha\'s owner is 403', async () => {
     const r = await gw.admin('POST', '/admin/v1/keys', { token: tok.ownerA.token, body: { agent: 'beta', label: 'x', expires_in_s: 60 } });
     assert.equal(r.status, 403, r.text);

@@ -272,11 +272,13 @@ describe('token costs and limits', () => {
     await gw.start();
     const capped = minted.find((x) => x && capTokens.has(x));
     assert.ok(capped, 'the capped token of the first test');
-    const r = await gw.post('/v1/chat/completions', chat('m', { max_tokens: MAX_TOKENS }), { key: capped, headers: full });
-    assert.equal(r.status, 429, `the token's spend was not forgotten: ${r.text}`);
-    assert.equal(openaiError(r.text).code, 'insufficient_quota');
     const k = await gw.post('/v1/chat/completions', chat('m', { max_tokens: MAX_TOKENS }), { key: gw.keys.tc, headers: full });
-    assert.equal(k.status, 429, `the agent's daily spend was not forgotten: ${k.text}`);
+    const r = await gw.post('/v1/chat/completions', chat('m', { max_tokens: MAX_TOKENS }), { key: capped, headers: full });
+    const bad = [];
+    if (k.status !== 429) bad.push(`the agent's daily spend was forgotten: ${k.status} ${k.text.slice(0, 200)}`);
+    if (r.status !== 429) bad.push(`the token's spend (2 of its 2.5 worst cases) was forgotten: ${r.status} ${r.text.slice(0, 200)}`);
+    else assert.equal(openaiError(r.text).code, 'insufficient_quota');
+    assert.deepEqual(bad, []);
   });
 
   test('key_limits apply to each token on its own', async () => {
