@@ -51,11 +51,12 @@ const yaml = () => [
   '  other: {owner: other@example.com, team: tz, models: [s]}',
   '  kt: {owner: kt@example.com, team: tk, models: [s]}',
   '  kr: {owner: kr@example.com, team: tz, models: [fb, ma, mb]}',
+  '  kc: {owner: kc@example.com, team: tz, models: [s], limits: {concurrent: 2}, budget: {daily_usd: 0.0205}}',
 ].join('\n');
 
 before(async () => {
   [S, A, B] = await startMocks(3);
-  gw = await startCustomGateway({ yaml, keyAgents: ['ka', 'kd', 'other', 'kt', 'kr'] });
+  gw = await startCustomGateway({ yaml, keyAgents: ['ka', 'kd', 'other', 'kt', 'kr', 'kc'] });
   op = await createAdminToken(gw, 'operator');
   admin = await createAdminToken(gw, 'admin');
 });
@@ -228,6 +229,31 @@ describe('kill --agent', () => {
     assert.equal(eventDetail(ev).scope, 'agent');
     const again = await cli(['unkill', '--agent', 'ka']);
     assert.notEqual(again.code, 0, 'unkill of a switch that is not on fails');
+  });
+});
+
+describe('killed streams give back what they took', () => {
+  test('after kill and unkill, the agent\'s concurrency slots and budget reservations are free again', { timeout: 30000 }, async () => {
+    // kc: concurrent 2; the budget (0.0205) covers 2.5 worst cases of s
+    // (no max_tokens: 4096 output tokens at 2 USD/M + 5 prompt tokens at
+    // 1 USD/M = 0.008197).  Leaked reservations of the killed streams would
+    // leave room for none of the last two requests.
+    const streams = Array.from({ length: 2 }, () => slowStream('kc'));
+    await sleep(500);
+    const third = await quick('kc');
+    assert.equal(third.status, 429, `both slots are taken: ${third.text.slice(0, 200)}`);
+    const REASON = `slots ${uniq('r')}`;
+    const k = await cli(['kill', '--agent', 'kc', '--reason', REASON]);
+    assert.equal(k.code, 0, k.stderr);
+    const rs = await Promise.all(streams);
+    for (const r of rs) assert.equal(readSSE(r.text).done, false, 'killed');
+    assert.equal((await cli(['unkill', '--agent', 'kc'])).code, 0);
+    assert.ok(await waitFor(async () => (await quick('kc')).status === 200, { timeout: 1500, interval: 50 }), 'served again');
+    // Two slow ones at once: both slots and both reservations are free.
+    const two = await Promise.all(Array.from({ length: 2 }, () => freshRequest(chatURL(), {
+      body: { model: 's', messages: msg() }, key: gw.keys.kc, headers: { 'x-mock-latency-ms': '500' },
+    })));
+    assert.deepEqual(two.map((r) => r.status), [200, 200], two.map((r) => r.text.slice(0, 200)).join('\n'));
   });
 });
 

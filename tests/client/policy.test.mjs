@@ -76,6 +76,7 @@ const yaml = () => [
   '  ck: {owner: ck@example.com, models: [m], key_limits: {concurrent: 2}}',
   '  ses: {owner: ses@example.com, models: [m], session: {max_requests: 5, loop_threshold: 2}}',
   '  ses2: {owner: ses2@example.com, models: [m], session: {max_tokens: 40}}',
+  '  ses3: {owner: ses3@example.com, models: [mi], session: {max_cost_usd: 0.05, max_duration: 1s}}',
   '  sdk: {owner: sdk@example.com, models: [m], limits: {rpm: 1}}',
   '  inv:',
   '    owner: inv@example.com',
@@ -92,7 +93,7 @@ const yaml = () => [
   '  never: {owner: never@example.com, environment: staging, models: [m]}',
 ].join('\n');
 
-const AGENTS = ['bud', 'bm', 'ab', 'bs', 'tb1', 'tb2', 'rl', 'hd', 'kl', 'kl2', 'tp', 'tq', 'cc', 'ck', 'ses', 'ses2', 'sdk', 'inv', 'fresh', 'never'];
+const AGENTS = ['bud', 'bm', 'ab', 'bs', 'tb1', 'tb2', 'rl', 'hd', 'kl', 'kl2', 'tp', 'tq', 'cc', 'ck', 'ses', 'ses2', 'ses3', 'sdk', 'inv', 'fresh', 'never'];
 
 before(async () => {
   [M, H] = await startMocks(2);
@@ -526,6 +527,27 @@ describe('sessions (x-airlock-session-id)', () => {
     const r3 = await sreq(s, 'third question', 'ses2');
     assert429(r3, 'session_limit_exceeded', `third request after ${used} tokens`);
     assert.equal((await sreq(uniq('sess'), 'third question', 'ses2')).status, 200, 'a new session starts from zero');
+  });
+
+  test('a session over its cost cap, or older than max_duration, is 429 session_limit_exceeded', async () => {
+    // mi: 10 prompt + 16 output tokens = 0.042 USD a request; the cap is 0.05.
+    const s = uniq('sess');
+    const mk = (sid, text) => freshRequest(chatURL(), {
+      body: { model: 'mi', max_tokens: 100, messages: [{ role: 'user', content: text }] },
+      key: gw.keys.ses3, headers: { 'x-airlock-session-id': sid },
+    });
+    assert.equal((await mk(s, 'first')).status, 200);
+    assert.equal((await mk(s, 'second')).status, 200, '0.042 spent: still under 0.05');
+    const over = await mk(s, 'third');
+    const e = assert429(over, 'session_limit_exceeded', 'after 0.084 USD');
+    assert.match(`${e.code} ${e.message}`, /cost/i, e.message);
+    // duration: a fresh session is fine, then refused after 1 s
+    const d = uniq('sess');
+    assert.equal((await mk(d, 'first')).status, 200);
+    await sleep(1200);
+    const late = await mk(d, 'second');
+    const e2 = assert429(late, 'session_limit_exceeded', 'after max_duration 1 s');
+    assert.match(`${e2.code} ${e2.message}`, /duration/i, e2.message);
   });
 
   test('a session id longer than 128 characters is refused with 400', async () => {
