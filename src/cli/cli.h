@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "store/store.h"
+#include "util/common.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -131,5 +132,11 @@ void al__cli_table_init(al__cli_table_t *t, FILE *out, size_t ncols, const char 
 void al__cli_table_row(al__cli_table_t *t, const char *const *cells);
 /* Print what is held (if anything) and free. */
 void al__cli_table_end(al__cli_table_t *t);
+/* The end of a list command's store walk (walk_rc its result): ends table
+ * (NULL for --json output), frees line, then returns the exit code: 1 after
+ * printing "PROG: cannot read WHAT: ERROR" when walk_rc is a failure, 1 when
+ * stdout cannot be flushed or has an error, else 0. */
+int al__cli_list_end(const char *prog, const char *what, int walk_rc, al__cli_table_t *table,
+                     al_buf_t *line);
 
 #endif

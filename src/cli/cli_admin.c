@@ -311,17 +311,8 @@ static int token_list(int argc, char **argv)
     al_buf_init(&c.line, 1 << 16);
     if (!json) al__cli_table_init(&c.table, stdout, AL_ARRAY_LEN(heads), heads, "lllllll");
     rc = al_store_admin_token_each(st, list_row, &c);
-    if (!json) al__cli_table_end(&c.table);
-    al_buf_free(&c.line);
-    if (rc != AL_OK) {
-        fprintf(stderr, "%s: cannot read admin tokens: %s\n", prog, al_strerror(rc));
-        rc = 1;
-    } else if (fflush(stdout) != 0 || ferror(stdout)) {
-        rc = 1;
-    } else {
-        if (c.n == 0 && !json) fprintf(stderr, "no admin tokens\n");
-        rc = 0;
-    }
+    rc = al__cli_list_end(prog, "admin tokens", rc, json ? NULL : &c.table, &c.line);
+    if (rc == 0 && c.n == 0 && !json) fprintf(stderr, "no admin tokens\n");
     al_store_close(st);
     al_config_unref(cfg);
     return rc;

@@ -299,6 +299,26 @@ static void print_field(FILE *f, const char *name, const char *v)
     fputc('\n', f);
 }
 
+/* One spend line of `agents show`: live.SPENT against budget.LIMIT with
+ * live.PCT, or "(no PERIOD budget)" when the agent has none. */
+static void print_spend(FILE *f, yajl_val a, const char *label, const char *spent_key,
+                        const char *limit_key, const char *pct_key, const char *period)
+{
+    char line[512], x[64], y[64];
+    double v = 0, lim;
+    jnum(a, "live", spent_key, &v);
+    fmt_usd(v, x, sizeof x);
+    if (jnum(a, "budget", limit_key, &lim)) {
+        double pct = 0;
+        fmt_usd(lim, y, sizeof y);
+        jnum(a, "live", pct_key, &pct);
+        snprintf(line, sizeof line, "%s of %s (%.0f%%)", x, y, pct);
+    } else {
+        snprintf(line, sizeof line, "%s (no %s budget)", x, period);
+    }
+    print_field(f, label, line);
+}
+
 /* A JSON array of strings as "a, b, c". */
 static void join(yajl_val arr, char *out, size_t n)
 {
@@ -360,7 +380,7 @@ static void pairs(yajl_val obj, const pair_t *p, size_t np, char *out, size_t n)
 static void print_agent(FILE *f, yajl_val a)
 {
     char line[2048], x[64], y[64], z[64];
-    double v, lim;
+    double v;
     print_field(f, "name", jstr(a, "name", NULL));
     print_field(f, "owner", jstr(a, "owner", NULL));
     print_field(f, "description", jstr(a, "description", NULL));
@@ -418,30 +438,9 @@ static void print_agent(FILE *f, yajl_val a)
     snprintf(line, sizeof line, "%s ms%s", x,
              YAJL_IS_TRUE(ok) ? " (within SLA)" : YAJL_IS_FALSE(ok) ? " (OVER SLA)" : "");
     print_field(f, "p95 / SLA", line);
-    v = 0;
-    jnum(a, "live", "spend_today_usd", &v);
-    fmt_usd(v, x, sizeof x);
-    if (jnum(a, "budget", "daily_usd", &lim)) {
-        double pct = 0;
-        fmt_usd(lim, y, sizeof y);
-        jnum(a, "live", "budget_today_pct", &pct);
-        snprintf(line, sizeof line, "%s of %s (%.0f%%)", x, y, pct);
-    } else {
-        snprintf(line, sizeof line, "%s (no daily budget)", x);
-    }
-    print_field(f, "spend today", line);
-    v = 0;
-    jnum(a, "live", "spend_month_usd", &v);
-    fmt_usd(v, x, sizeof x);
-    if (jnum(a, "budget", "monthly_usd", &lim)) {
-        double pct = 0;
-        fmt_usd(lim, y, sizeof y);
-        jnum(a, "live", "budget_month_pct", &pct);
-        snprintf(line, sizeof line, "%s of %s (%.0f%%)", x, y, pct);
-    } else {
-        snprintf(line, sizeof line, "%s (no monthly budget)", x);
-    }
-    print_field(f, "spend month", line);
+    print_spend(f, a, "spend today", "spend_today_usd", "daily_usd", "budget_today_pct", "daily");
+    print_spend(f, a, "spend month", "spend_month_usd", "monthly_usd", "budget_month_pct",
+                "monthly");
 
     yajl_val k = jget(a, "killed", NULL);
     if (YAJL_IS_OBJECT(k)) {

@@ -164,20 +164,10 @@ static int esc_list(int argc, char **argv)
     al_buf_init(&c.line, LINE_MAX_BYTES);
     if (!json) al__cli_table_init(&c.table, stdout, AL_ARRAY_LEN(heads), heads, "lllllll");
     rc = al_store_esc_each(st, &flt, list_row, &c);
-    if (!json) al__cli_table_end(&c.table);
-    al_buf_free(&c.line);
-    if (rc != AL_OK) {
-        fprintf(stderr, "%s: cannot read escalations: %s\n", prog, al_strerror(rc));
-        rc = 1;
-    } else if (fflush(stdout) != 0 || ferror(stdout)) {
-        rc = 1;
-    } else {
-        if (c.n == 0 && !json)
-            fprintf(stderr, "no %s%sescalations%s%s\n", flt.status ? status : "",
-                    flt.status ? " " : "", flt.agent ? " for agent " : "",
-                    flt.agent ? flt.agent : "");
-        rc = 0;
-    }
+    rc = al__cli_list_end(prog, "escalations", rc, json ? NULL : &c.table, &c.line);
+    if (rc == 0 && c.n == 0 && !json)
+        fprintf(stderr, "no %s%sescalations%s%s\n", flt.status ? status : "",
+                flt.status ? " " : "", flt.agent ? " for agent " : "", flt.agent ? flt.agent : "");
     al_store_close(st);
     al_config_unref(cfg);
     return rc;

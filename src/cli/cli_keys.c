@@ -313,6 +313,19 @@ void al__cli_table_end(al__cli_table_t *t)
     AL_FREE(t->cells);
 }
 
+int al__cli_list_end(const char *prog, const char *what, int walk_rc, al__cli_table_t *table,
+                     al_buf_t *line)
+{
+    if (table) al__cli_table_end(table);
+    al_buf_free(line);
+    if (walk_rc != AL_OK) {
+        fprintf(stderr, "%s: cannot read %s: %s\n", prog, what, al_strerror(walk_rc));
+        return 1;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) return 1;
+    return 0;
+}
+
 /* --- keys create ------------------------------------------------------------ */
 
 static void usage_keys(FILE *f)

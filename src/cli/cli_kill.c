@@ -235,6 +235,30 @@ static int find_row(void *ud, const al_kill_row_t *r)
     return 0;
 }
 
+/* The switch on (scope, target), if one is, into *was (was->found).  Prints
+ * the problem; AL_OK or the store's code. */
+static int find_switch(const char *prog, al_store_t *st, const char *scope, const char *target,
+                       find_ctx_t *was /* OUT */)
+{
+    memset(was, 0, sizeof *was);
+    was->scope = scope;
+    was->target = target;
+    int rc = al_store_kill_each(st, find_row, was);
+    if (rc != AL_OK)
+        fprintf(stderr, "%s: cannot read the kill switches: %s\n", prog, al_strerror(rc));
+    return rc;
+}
+
+/* The exit code once the switch is STATE ("on" / "off"): 0, or 1 after saying
+ * so when its change event (erc) could not be written. */
+static int recorded(const char *prog, const char *state, int erc)
+{
+    if (erc == AL_OK) return 0;
+    fprintf(stderr, "%s: the switch is %s but the change could not be recorded: %s\n", prog,
+            state, al_strerror(erc));
+    return 1;
+}
+
 /* --- kill ------------------------------------------------------------------------ */
 
 static int kill_set(int argc, char **argv)
@@ -285,9 +309,8 @@ static int kill_set(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    find_ctx_t was = {.scope = scope, .target = target};
-    if ((rc = al_store_kill_each(st, find_row, &was)) != AL_OK) {
-        fprintf(stderr, "%s: cannot read the kill switches: %s\n", prog, al_strerror(rc));
+    find_ctx_t was;
+    if (find_switch(prog, st, scope, target, &was) != AL_OK) {
         rc = 1;
         goto out;
     }
@@ -310,12 +333,7 @@ static int kill_set(int argc, char **argv)
                 was.row.reason, was.row.drain != drain ? " and drain" : "");
     fprintf(stderr, "killed %s: %s (takes effect within a second%s)\n", what, reason,
             drain ? "; in-flight requests may finish" : "");
-    rc = 0;
-    if (erc != AL_OK) {
-        fprintf(stderr, "%s: the switch is on but the change could not be recorded: %s\n",
-                prog, al_strerror(erc));
-        rc = 1;
-    }
+    rc = recorded(prog, "on", erc);
 out:
     al_store_close(st);
     al_config_unref(cfg);
@@ -387,17 +405,8 @@ static int kill_list(int argc, char **argv)
     al_buf_init(&c.line, 1 << 14);
     if (!json) al__cli_table_init(&c.table, stdout, AL_ARRAY_LEN(heads), heads, "llllll");
     rc = al_store_kill_each(st, list_row, &c);
-    if (!json) al__cli_table_end(&c.table);
-    al_buf_free(&c.line);
-    if (rc != AL_OK) {
-        fprintf(stderr, "%s: cannot read the kill switches: %s\n", prog, al_strerror(rc));
-        rc = 1;
-    } else if (fflush(stdout) != 0 || ferror(stdout)) {
-        rc = 1;
-    } else {
-        if (c.n == 0 && !json) fprintf(stderr, "no kill switches are on\n");
-        rc = 0;
-    }
+    rc = al__cli_list_end(prog, "the kill switches", rc, json ? NULL : &c.table, &c.line);
+    if (rc == 0 && c.n == 0 && !json) fprintf(stderr, "no kill switches are on\n");
     al_store_close(st);
     al_config_unref(cfg);
     return rc;
@@ -453,9 +462,8 @@ int al_cli_unkill(int argc, char **argv)
 
     if ((rc = al__cli_open(config, &cfg, &st)) != 0) return rc;
     /* What was on, for the record; the clear below decides. */
-    find_ctx_t was = {.scope = scope, .target = target};
-    if ((rc = al_store_kill_each(st, find_row, &was)) != AL_OK) {
-        fprintf(stderr, "%s: cannot read the kill switches: %s\n", prog, al_strerror(rc));
+    find_ctx_t was;
+    if (find_switch(prog, st, scope, target, &was) != AL_OK) {
         rc = 1;
         goto out;
     }
@@ -475,12 +483,7 @@ int al_cli_unkill(int argc, char **argv)
     int erc = change_event(st, "kill.cleared", actor, "unkill", scope, target,
                            was.found ? was.row.reason : "", was.found && was.row.drain);
     fprintf(stderr, "unkilled %s (takes effect within a second)\n", what);
-    rc = 0;
-    if (erc != AL_OK) {
-        fprintf(stderr, "%s: the switch is off but the change could not be recorded: %s\n",
-                prog, al_strerror(erc));
-        rc = 1;
-    }
+    rc = recorded(prog, "off", erc);
 out:
     al_store_close(st);
     al_config_unref(cfg);

@@ -2,7 +2,7 @@
  * completion, UTC day and month periods, threshold crossings.
  *
  * The ledger is a registry of entries, one per scope name, in a chained hash
- * table under a rwlock held only to find (read) or insert (write) an entry;
+ * table (util/registry.h) under a rwlock held only to find (read) or insert (write) an entry;
  * entries are allocated separately and freed only with the ledger, so a hold
  * keeps plain pointers to them.  Each entry has a mutex guarding: spent in
  * its current day and month (rolled forward to zero, never backwards, when
@@ -20,6 +20,7 @@
 #include "policy/budget.h"
 #include "util/common.h"
 #include "util/log.h"
+#include "util/registry.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -33,9 +34,8 @@
 #define AL_LEDGER_MAX_ENTRIES 100000u
 
 struct al_ledger_entry {
+    al_reg_node_t node;         /* first: the registry's key (kind 0, name) */
     pthread_mutex_t mu;
-    al_ledger_entry_t *next;    /* hash chain (registry lock) */
-    uint64_t hash;
     /* under mu */
     int64_t day, month;         /* periods day_spent / month_spent belong to */
     double day_spent, month_spent, total_spent;
@@ -47,10 +47,7 @@ struct al_ledger_entry {
 };
 
 struct al_ledger {
-    pthread_rwlock_t lock;
-    al_ledger_entry_t **buckets;
-    size_t mask;
-    size_t n;
+    al_registry_t reg;
 };
 
 /* --- periods ---------------------------------------------------------------- */
@@ -100,98 +97,51 @@ int64_t al_budget_month_start(int64_t wall_ms)
 
 /* --- registry ---------------------------------------------------------------- */
 
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    return h;
-}
-
 al_ledger_t *al_ledger_new(void)
 {
     al_ledger_t *l = al_calloc(1, sizeof *l);
-    AL_ASSERT(pthread_rwlock_init(&l->lock, NULL) == 0);
-    l->mask = 63;
-    l->buckets = al_calloc(l->mask + 1, sizeof *l->buckets);
+    al_registry_init(&l->reg, AL_LEDGER_MAX_ENTRIES);
     return l;
+}
+
+static void free_entry(al_reg_node_t *n)
+{
+    al_ledger_entry_t *e = (al_ledger_entry_t *)n;
+    pthread_mutex_destroy(&e->mu);
+    free(e);
 }
 
 void al_ledger_free(al_ledger_t *l)
 {
     if (!l) return;
-    for (size_t i = 0; i <= l->mask; i++) {
-        al_ledger_entry_t *e = l->buckets[i];
-        while (e) {
-            al_ledger_entry_t *nx = e->next;
-            pthread_mutex_destroy(&e->mu);
-            free(e);
-            e = nx;
-        }
-    }
-    free(l->buckets);
-    pthread_rwlock_destroy(&l->lock);
+    al_registry_destroy(&l->reg, free_entry);
     free(l);
-}
-
-static al_ledger_entry_t *find_locked(const al_ledger_t *l, uint64_t h, const char *name)
-{
-    for (al_ledger_entry_t *e = l->buckets[h & l->mask]; e; e = e->next)
-        if (e->hash == h && strcmp(e->name, name) == 0) return e;
-    return NULL;
 }
 
 static al_ledger_entry_t *lookup(al_ledger_t *l, const char *name)
 {
-    uint64_t h = name_hash(name);
-    pthread_rwlock_rdlock(&l->lock);
-    al_ledger_entry_t *e = find_locked(l, h, name);
-    pthread_rwlock_unlock(&l->lock);
-    return e;
+    return (al_ledger_entry_t *)al_registry_find(&l->reg, 0, name);
 }
 
-static void grow_locked(al_ledger_t *l)
+static al_reg_node_t *make_entry(char kind, const char *name, void *arg)
 {
-    size_t nb = (l->mask + 1) * 2;
-    al_ledger_entry_t **b = al_calloc(nb, sizeof *b);
-    for (size_t i = 0; i <= l->mask; i++) {
-        al_ledger_entry_t *e = l->buckets[i];
-        while (e) {
-            al_ledger_entry_t *nx = e->next;
-            e->next = b[e->hash & (nb - 1)];
-            b[e->hash & (nb - 1)] = e;
-            e = nx;
-        }
-    }
-    free(l->buckets);
-    l->buckets = b;
-    l->mask = nb - 1;
+    (void)kind;
+    int64_t now_wall_ms = *(const int64_t *)arg;
+    size_t len = strlen(name);
+    al_ledger_entry_t *e = al_calloc(1, sizeof *e + len + 1);
+    AL_ASSERT(pthread_mutex_init(&e->mu, NULL) == 0);
+    e->day = al_budget_day(now_wall_ms);
+    e->month = al_budget_month(now_wall_ms);
+    e->lim_day = e->lim_month = e->lim_total = -1;
+    memcpy(e->name, name, len + 1);
+    e->node.name = e->name;
+    return &e->node;
 }
 
 /* The entry for name, created when missing; NULL past the cap. */
 static al_ledger_entry_t *get_entry(al_ledger_t *l, const char *name, int64_t now_wall_ms)
 {
-    al_ledger_entry_t *e = lookup(l, name);
-    if (e) return e;
-    uint64_t h = name_hash(name);
-    pthread_rwlock_wrlock(&l->lock);
-    e = find_locked(l, h, name);
-    if (!e && l->n < AL_LEDGER_MAX_ENTRIES) {
-        size_t len = strlen(name);
-        e = al_calloc(1, sizeof *e + len + 1);
-        AL_ASSERT(pthread_mutex_init(&e->mu, NULL) == 0);
-        e->hash = h;
-        e->day = al_budget_day(now_wall_ms);
-        e->month = al_budget_month(now_wall_ms);
-        e->lim_day = e->lim_month = e->lim_total = -1;
-        memcpy(e->name, name, len + 1);
-        if (l->n + 1 > l->mask + 1) grow_locked(l);
-        e->next = l->buckets[h & l->mask];
-        l->buckets[h & l->mask] = e;
-        l->n++;
-    }
-    pthread_rwlock_unlock(&l->lock);
-    return e;
+    return (al_ledger_entry_t *)al_registry_get(&l->reg, 0, name, make_entry, &now_wall_ms);
 }
 
 /* Bring e's periods forward to now (under e->mu).  A clock stepping back

@@ -2,7 +2,7 @@
  * and requests in flight, per agent and per key (or scoped token).
  *
  * The limiter is a registry of entries, one per scope ("agent" + name, "key"
- * + id), in a chained hash table under a rwlock that is held only to find an
+ * + id), in a chained hash table (util/registry.h) under a rwlock that is held only to find an
  * entry (read) or insert one (write); entries are allocated separately and
  * live until the limiter is freed, so a pointer taken from the registry stays
  * valid with no lock held.  Each entry has its own mutex guarding a fixed
@@ -20,6 +20,7 @@
 #include "policy/limits.h"
 #include "util/common.h"
 #include "util/log.h"
+#include "util/registry.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -29,10 +30,8 @@
 #define AL_LIMITER_MAX_ENTRIES 100000u
 
 struct al_rl_entry {
+    al_reg_node_t node;         /* first: key 'a' agent / 'k' key + name */
     pthread_mutex_t mu;
-    al_rl_entry_t *next;        /* hash chain (registry lock) */
-    uint64_t hash;
-    char kind;                  /* 'a' agent, 'k' key */
     /* under mu */
     bool win_open;              /* a window was ever started */
     uint64_t win_start_ms;
@@ -44,97 +43,46 @@ struct al_rl_entry {
 };
 
 struct al_limiter {
-    pthread_rwlock_t lock;
-    al_rl_entry_t **buckets;
-    size_t mask;                /* nbuckets - 1 */
-    size_t n;
+    al_registry_t reg;
 };
-
-static uint64_t scope_hash(char kind, const char *name)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    h = (h ^ (uint8_t)kind) * 0x100000001b3ULL;
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * 0x100000001b3ULL;
-    return h;
-}
 
 al_limiter_t *al_limiter_new(void)
 {
     al_limiter_t *l = al_calloc(1, sizeof *l);
-    AL_ASSERT(pthread_rwlock_init(&l->lock, NULL) == 0);
-    l->mask = 63;
-    l->buckets = al_calloc(l->mask + 1, sizeof *l->buckets);
+    al_registry_init(&l->reg, AL_LIMITER_MAX_ENTRIES);
     return l;
+}
+
+static void free_entry(al_reg_node_t *n)
+{
+    al_rl_entry_t *e = (al_rl_entry_t *)n;
+    pthread_mutex_destroy(&e->mu);
+    free(e);
 }
 
 void al_limiter_free(al_limiter_t *l)
 {
     if (!l) return;
-    for (size_t i = 0; i <= l->mask; i++) {
-        al_rl_entry_t *e = l->buckets[i];
-        while (e) {
-            al_rl_entry_t *nx = e->next;
-            pthread_mutex_destroy(&e->mu);
-            free(e);
-            e = nx;
-        }
-    }
-    free(l->buckets);
-    pthread_rwlock_destroy(&l->lock);
+    al_registry_destroy(&l->reg, free_entry);
     free(l);
 }
 
-static al_rl_entry_t *find_locked(const al_limiter_t *l, uint64_t h, char kind, const char *name)
+static al_reg_node_t *make_entry(char kind, const char *name, void *arg)
 {
-    for (al_rl_entry_t *e = l->buckets[h & l->mask]; e; e = e->next)
-        if (e->hash == h && e->kind == kind && strcmp(e->name, name) == 0) return e;
-    return NULL;
-}
-
-static void grow_locked(al_limiter_t *l)
-{
-    size_t nb = (l->mask + 1) * 2;
-    al_rl_entry_t **b = al_calloc(nb, sizeof *b);
-    for (size_t i = 0; i <= l->mask; i++) {
-        al_rl_entry_t *e = l->buckets[i];
-        while (e) {
-            al_rl_entry_t *nx = e->next;
-            e->next = b[e->hash & (nb - 1)];
-            b[e->hash & (nb - 1)] = e;
-            e = nx;
-        }
-    }
-    free(l->buckets);
-    l->buckets = b;
-    l->mask = nb - 1;
+    (void)kind;
+    (void)arg;
+    size_t len = strlen(name);
+    al_rl_entry_t *e = al_calloc(1, sizeof *e + len + 1);
+    AL_ASSERT(pthread_mutex_init(&e->mu, NULL) == 0);
+    memcpy(e->name, name, len + 1);
+    e->node.name = e->name;
+    return &e->node;
 }
 
 /* The entry for (kind, name), created when missing; NULL past the cap. */
 static al_rl_entry_t *get_entry(al_limiter_t *l, char kind, const char *name)
 {
-    uint64_t h = scope_hash(kind, name);
-    pthread_rwlock_rdlock(&l->lock);
-    al_rl_entry_t *e = find_locked(l, h, kind, name);
-    pthread_rwlock_unlock(&l->lock);
-    if (e) return e;
-
-    pthread_rwlock_wrlock(&l->lock);
-    e = find_locked(l, h, kind, name);
-    if (!e && l->n < AL_LIMITER_MAX_ENTRIES) {
-        size_t len = strlen(name);
-        e = al_calloc(1, sizeof *e + len + 1);
-        AL_ASSERT(pthread_mutex_init(&e->mu, NULL) == 0);
-        e->hash = h;
-        e->kind = kind;
-        memcpy(e->name, name, len + 1);
-        if (l->n + 1 > l->mask + 1) grow_locked(l);
-        e->next = l->buckets[h & l->mask];
-        l->buckets[h & l->mask] = e;
-        l->n++;
-    }
-    pthread_rwlock_unlock(&l->lock);
-    return e;
+    return (al_rl_entry_t *)al_registry_get(&l->reg, kind, name, make_entry, NULL);
 }
 
 static bool has_limits(const al_limits_cfg_t *c)
