@@ -4,7 +4,7 @@
 #   make fuzz                          libFuzzer targets into build/fuzz/
 #   make bench                         benchmark against nginx and direct calls
 
-PKGS     := libuv libcurl yajl libfyaml libcrypto sqlite3
+PKGS     := libuv libcurl yajl libfyaml libcrypto sqlite3 libhs
 CC       ?= cc
 OPT      ?= -O2 -g
 CSTD     := -std=c11 -D_GNU_SOURCE

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PKGS=(
   build-essential pkg-config git ca-certificates curl
   libuv1-dev libhttp-parser-dev libcurl4-openssl-dev libyajl-dev libfyaml-dev
-  libssl-dev libsqlite3-dev sqlite3 libcmocka-dev
+  libssl-dev libsqlite3-dev sqlite3 libcmocka-dev libvectorscan-dev
   clang libclang-rt-14-dev llvm
   nodejs npm
   wrk nginx-light

@@ -4,6 +4,7 @@
  *   escalations  list/show/resolve     admin-token  create/list/revoke
  *   status  the running gateway's state (admin API)
  *   agents  list/show/permissions      kill, unkill  kill switches
+ *   guard   scan texts / evaluate the injection detector
  *   mock    an OpenAI-compatible upstream with fault injection */
 #include "cli/cli.h"
 #include "config/config.h"
@@ -47,6 +48,8 @@ static void usage(FILE *f)
           "  kill list --config FILE [--json]\n"
           "  unkill --config FILE (--agent A | --team T | --provider P | --model M | --all)\n"
           "         [--by NAME]\n"
+          "  guard scan [--config FILE] [--agent NAME]   find PII and injection in stdin lines\n"
+          "  guard eval FILE.jsonl... [--threshold X] [--part tune|test|all] [--json]\n"
           "  mock   --listen HOST:PORT [fault flags]   simulated OpenAI-compatible upstream\n"
           "  version\n"
           "\n"
@@ -129,6 +132,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "agents")) rc = al_cli_agents(sub_argc, sub_argv);
     else if (!strcmp(cmd, "kill")) rc = al_cli_kill(sub_argc, sub_argv);
     else if (!strcmp(cmd, "unkill")) rc = al_cli_unkill(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "guard")) rc = al_cli_guard(sub_argc, sub_argv);
     else if (!strcmp(cmd, "mock")) rc = al_mock_main(sub_argc, sub_argv);
     else {
         fprintf(stderr, "airlock: unknown command '%s'\n", cmd);

@@ -44,6 +44,8 @@ int al_cli_kill(int argc, char **argv);
 /* unkill (same scope flags) [--by NAME]: exits 1 when the switch was not on.
  * Records a kill.cleared event. */
 int al_cli_unkill(int argc, char **argv);
+/* `airlock guard scan|eval` (cli_guard.c). */
+int al_cli_guard(int argc, char **argv);
 
 /* Load the configuration at path for a CLI command: provider secrets named
  * by api_key_env are looked up in the environment but a missing one reads as

@@ -23,6 +23,7 @@
  * becomes one line, "FILE:LINE: key.path: reason", with a "did you mean"
  * hint when a close name exists. */
 #include "config/config.h"
+#include "guard/policy.h"
 #include "util/common.h"
 #include "util/log.h"
 
@@ -1870,6 +1871,33 @@ static const field_t review_fields[] = {
     { .key = k, .kind = K_MAP, .off = offsetof(type, member), .sub = fields, \
       .nsub = AL_ARRAY_LEN(fields) }
 
+/* A YAML subtree as JSON text (guardrails are parsed by guard/policy.c). */
+static int node_json(ctx_t *x, struct fy_node *v, int line, char **out)
+{
+    int rc, t;
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    char *s = fy_emit_node_to_string(v, FYECF_MODE_JSON_ONELINE | FYECF_WIDTH_INF);
+    if (!s) return fail(x, line, "cannot read this section");
+    *out = al_strdup(s);
+    free(s);
+    return 0;
+}
+
+static int h_agent_guardrails(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_agent_t *a = obj;
+    size_t len;
+    const char *s = scalar_text(v, &len);
+    a->guard_line = line;
+    if (s && (text_is(s, len, "off") || text_is(s, len, "false") || text_is(s, len, "none"))) {
+        a->guard_off = true;
+        return 0;
+    }
+    free(a->guard_json);
+    a->guard_json = NULL;
+    return node_json(x, v, line, &a->guard_json);
+}
+
 static const field_t agent_fields[] = {
     F_REQ("owner", h_owner),
     F_FN("description", h_description),
@@ -1885,6 +1913,7 @@ static const field_t agent_fields[] = {
     F_SUB("key_limits", al_agent_t, key_limits, limits_fields),
     F_SUB("budget", al_agent_t, budget, budget_fields),
     F_SUB("session", al_agent_t, session, session_fields),
+    F_FN("guardrails", h_agent_guardrails),
 };
 
 /* Absent keys: no SLA, no budget, no session caps but loop detection at 5,
@@ -2097,15 +2126,51 @@ static int team_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char
 
 enum {
     S_SERVER, S_STORE, S_LOG, S_PROVIDERS, S_MODELS, S_ROUTES, S_AGENTS, S_ESCALATION, S_ALERTS,
-    S_TEAMS, S_TOKENS, S_N
+    S_TEAMS, S_TOKENS, S_GUARDRAILS, S_N
 };
 static const char *const section_names[S_N] = {
     "server", "store", "log", "providers", "models", "routes", "agents", "escalation", "alerts",
-    "teams", "tokens",
+    "teams", "tokens", "guardrails",
 };
 #define SECTION_LIST \
-    "server, store, log, providers, models, routes, agents, escalation, alerts, teams, tokens"
+    "server, store, log, providers, models, routes, agents, escalation, alerts, teams, tokens, " \
+    "guardrails"
 
+
+/* Every agent's guardrail policy: the defaults merged with its own. */
+static int build_guardrails(ctx_t *x, int line)
+{
+    al_config_t *c = cfgof(x);
+    const al_guard_policy_t *dflt = NULL;
+    char err[400];
+    bool have_dflt = false;
+    int rc;
+
+    c->guard_set = al_guard_set_new();
+    for (size_t i = 0; i < c->n_agents; i++) {
+        al_agent_t *a = &c->agents[i];
+        if (a->guard_off || (!a->guard_json && !c->guard_json)) continue;
+        if (!a->guard_json) {
+            if (!have_dflt) {
+                rc = al_guard_policy_build(c->guard_set, c->guard_json, NULL, c, &dflt, err,
+                                           sizeof err);
+                if (rc) return fail(x, line, "%s", err);
+                have_dflt = true;
+            }
+            a->guard = dflt;
+            continue;
+        }
+        rc = al_guard_policy_build(c->guard_set, c->guard_json, a->guard_json, c, &a->guard, err,
+                                   sizeof err);
+        if (rc) return fail(x, a->guard_line, "agents.%s.%s", a->name, err);
+    }
+    /* Check the defaults even when every agent has its own. */
+    if (c->guard_json && !have_dflt) {
+        rc = al_guard_policy_build(c->guard_set, c->guard_json, NULL, c, &dflt, err, sizeof err);
+        if (rc) return fail(x, line, "%s", err);
+    }
+    return 0;
+}
 
 static size_t map_count(struct fy_node *n)
 {
@@ -2238,6 +2303,14 @@ static int parse_root(ctx_t *x, struct fy_node *root)
         return rc;
     path_pop(x, mark);
 
+    if (lines[S_GUARDRAILS]) {
+        mark = path_push(x, "guardrails", 10);
+        if ((rc = node_json(x, sec[S_GUARDRAILS], lines[S_GUARDRAILS], &c->guard_json)))
+            return rc;
+        path_pop(x, mark);
+    }
+    if ((rc = build_guardrails(x, lines[S_GUARDRAILS]))) return rc;
+
     if (c->server.workers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         c->server.workers = n < 1 ? 1 : n > 256 ? 256 : (unsigned)n;
@@ -2315,7 +2388,10 @@ static void free_config(cfg_impl_t *im)
         free(c->agents[i].data_classification);
         free(c->agents[i].models);
         free(c->agents[i].routes);
+        free(c->agents[i].guard_json);
     }
+    al_guard_set_free(c->guard_set);
+    free(c->guard_json);
     free(c->agents);
     for (size_t i = 0; i < c->n_routes; i++) {
         free(c->routes[i].name);

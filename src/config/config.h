@@ -216,6 +216,12 @@ typedef struct al_agent {
     size_t n_models;
     const al_route_t **routes;  /* routes named in the same `models` list */
     size_t n_routes;
+    /* guardrails: the top-level defaults merged with the agent's own
+       section; NULL = none apply (nothing configured, or `guardrails: off`) */
+    const struct al_guard_policy *guard;
+    char *guard_json;           /* the agent's own section as JSON, NULL if none */
+    bool guard_off;
+    int guard_line;
 } al_agent_t;
 
 typedef struct al_server_cfg {
@@ -271,6 +277,9 @@ typedef struct al_config {
     double max_price_input;           /* highest input price of any priced model
                                          (USD per million), for unknown prices */
     double max_price_output;
+    /* guardrails (`guardrails:`): every agent's policy lives in guard_set */
+    char *guard_json;                 /* the top-level section as JSON, NULL if none */
+    struct al_guard_set *guard_set;
 } al_config_t;
 
 /* Environment lookup used for api_key_env; NULL means getenv(). */

@@ -129,6 +129,8 @@ typedef struct shard {
     _Alignas(64) _Atomic uint64_t counter[AL_C__COUNT];
     _Atomic int64_t inflight;
     _Atomic int64_t conns;
+    _Atomic uint64_t guard[2][AL_MG__N][AL_MG_ACTIONS];
+    _Atomic uint64_t guard_ent[2][AL_MG_ENTITIES];
 } shard_t;
 
 typedef struct gauge_fn {
@@ -537,6 +539,59 @@ void al_metrics_inc(al_metrics_t *m, unsigned shard, al_counter_t c, uint64_t v)
     cell_add(&m->shards[shard]->counter[c], v);
 }
 
+void al_metrics_guard(al_metrics_t *m, unsigned shard, unsigned dir, al_mg_det_t det,
+                      unsigned action, uint64_t n)
+{
+    AL_ASSERT(shard < m->n_shards && dir < 2 && (unsigned)det < AL_MG__N &&
+              action < AL_MG_ACTIONS);
+    cell_add(&m->shards[shard]->guard[dir][det][action], n);
+}
+
+void al_metrics_guard_entity(al_metrics_t *m, unsigned shard, unsigned dir, unsigned ent,
+                             uint64_t n)
+{
+    AL_ASSERT(shard < m->n_shards && dir < 2);
+    cell_add(&m->shards[shard]->guard_ent[dir][ent < AL_MG_ENTITIES ? ent : AL_MG_ENTITIES - 1],
+             n);
+}
+
+static void put_family(al_buf_t *b, const char *name, const char *type, const char *help);
+
+/* The guardrail families: only cells that were ever counted are shown. */
+static void render_guard(al_metrics_t *m, al_buf_t *out)
+{
+    static const char *const dirs[] = {"input", "output"};
+    static const char *const dets[] = {"pii", "injection", "leakage", "schema", "classifier"};
+    static const char *const acts[] = {"allow", "flag", "redact", "block", "escalate", "retry"};
+    static const char *const ents[] = {"EMAIL",      "PHONE",  "CREDIT_CARD", "IBAN",
+                                       "US_SSN",     "IP_ADDRESS", "SECRET", "custom"};
+    put_family(out, "airlock_guardrail_verdicts_total", "counter",
+               "Guardrail verdicts by direction, detector and action.");
+    for (unsigned d = 0; d < 2; d++)
+        for (unsigned k = 0; k < AL_MG__N; k++)
+            for (unsigned a = 0; a < AL_MG_ACTIONS; a++) {
+                uint64_t v = 0;
+                for (unsigned i = 0; i < m->n_shards; i++) v += cell_get(&m->shards[i]->guard[d][k][a]);
+                if (v)
+                    al_buf_printf(out,
+                                  "airlock_guardrail_verdicts_total{direction=\"%s\",detector="
+                                  "\"%s\",action=\"%s\"} %" PRIu64 "\n",
+                                  dirs[d], dets[k], acts[a], v);
+            }
+    put_family(out, "airlock_guardrail_entities_total", "counter",
+               "PII and secret values found, by direction and entity type.");
+    for (unsigned d = 0; d < 2; d++)
+        for (unsigned e = 0; e < AL_MG_ENTITIES; e++) {
+            uint64_t v = 0;
+            for (unsigned i = 0; i < m->n_shards; i++) v += cell_get(&m->shards[i]->guard_ent[d][e]);
+            if (v)
+                al_buf_printf(out,
+                              "airlock_guardrail_entities_total{direction=\"%s\",entity=\"%s\"} "
+                              "%" PRIu64 "\n",
+                              dirs[d], ents[e], v);
+        }
+}
+
 void al_metrics_inflight(al_metrics_t *m, unsigned shard, int delta)
 {
     AL_ASSERT(shard < m->n_shards);
@@ -856,6 +911,7 @@ int al_metrics_render(al_metrics_t *m, al_buf_t *out)
     put_family(out, "airlock_open_connections", "gauge", "Open client connections.");
     al_buf_printf(out, "airlock_open_connections %" PRId64 "\n", conns);
 
+    render_guard(m, out);
     for (unsigned c = 0; c < AL_C__COUNT; c++) {
         put_family(out, counter_info[c].name, "counter", counter_info[c].help);
         al_buf_printf(out, "%s %" PRIu64 "\n", counter_info[c].name,

@@ -62,6 +62,18 @@ void al_metrics_free(al_metrics_t *m);
 void al_metrics_observe(al_metrics_t *m, unsigned shard, const al_event_t *e);
 
 void al_metrics_inc(al_metrics_t *m, unsigned shard, al_counter_t c, uint64_t v);
+/* Guardrail verdicts: airlock_guardrail_verdicts_total{direction,detector,
+ * action} and airlock_guardrail_entities_total{direction,entity}.  dir 0 =
+ * input, 1 = output; det one of al_mg_det_t; action an al_gaction_t (0..5);
+ * ent a built-in entity (0..6) or 7 for any custom one. */
+typedef enum { AL_MG_PII, AL_MG_INJECTION, AL_MG_LEAKAGE, AL_MG_SCHEMA, AL_MG_CLASSIFIER,
+               AL_MG__N } al_mg_det_t;
+#define AL_MG_ACTIONS 6
+#define AL_MG_ENTITIES 8
+void al_metrics_guard(al_metrics_t *m, unsigned shard, unsigned dir, al_mg_det_t det,
+                      unsigned action, uint64_t n);
+void al_metrics_guard_entity(al_metrics_t *m, unsigned shard, unsigned dir, unsigned ent,
+                             uint64_t n);
 /* Gauges kept as per-shard up/down counts. */
 void al_metrics_inflight(al_metrics_t *m, unsigned shard, int delta);
 void al_metrics_open_conns(al_metrics_t *m, unsigned shard, int delta);

@@ -112,10 +112,11 @@ static unsigned attempts_per_target(const al_ctx_t *c)
 static void stream_begin(al_ctx_t *c)
 {
     if (c->stream_started || !c->req) return;
-    const char *hdrs[14];
+    const char *hdrs[16];
     size_t n = 0;
     hdrs[n++] = c->reqid_hdr;
     hdrs[n++] = "Cache-Control: no-cache";
+    if (c->guard_hdr[0]) hdrs[n++] = c->guard_hdr;
     n += al__rl_headers(c, hdrs + n, 6);
     if (c->route_hdr[0]) hdrs[n++] = c->route_hdr;
     if (c->target_hdr[0]) hdrs[n++] = c->target_hdr;
@@ -192,6 +193,12 @@ int al__deliver_chunk(al_ctx_t *c, const char *json, size_t len)
     if (u.known) c->usage = u;
     if (usage_only && !c->client_usage) return 0;
     if (!usage_only) c->chunks_relayed++;
+    if (c->g) return al__guard_chunk(c, json, len);
+    return al__emit_chunk(c, json, len);
+}
+
+int al__emit_chunk(al_ctx_t *c, const char *json, size_t len)
+{
     if (c->face_anthropic) {
         msgs_init(c);
         int rc = al_msgs_stream_chunk(&c->mst, json, len);
@@ -204,6 +211,10 @@ int al__deliver_chunk(al_ctx_t *c, const char *json, size_t len)
 int al__deliver_done(al_ctx_t *c)
 {
     if (c->saw_done) return 0;
+    if (c->g) {
+        int rc = al__guard_done(c);
+        if (rc) return rc;
+    }
     c->saw_done = true;
     if (c->face_anthropic) {
         msgs_init(c);
@@ -390,7 +401,8 @@ static void stream_error(al_ctx_t *c, const char *type, const char *message)
 
 /* A complete 2xx body, translated for the client: p/len point into c->resp,
  * t or m (which the caller frees).  false when it is malformed. */
-static bool body_prepare(al_ctx_t *c, al_buf_t *t, al_buf_t *m, const char **pp, size_t *plen)
+static bool body_prepare(al_ctx_t *c, al_buf_t *t, al_buf_t *m, const char **pp, size_t *plen,
+                         int *gv)
 {
     const char *p = c->resp.p ? c->resp.p : "";
     size_t len = c->resp.len;
@@ -408,6 +420,17 @@ static bool body_prepare(al_ctx_t *c, al_buf_t *t, al_buf_t *m, const char **pp,
         int rc = al_usage_parse(p, len, &u);
         if (rc == AL_EPARSE) return false;
         if (rc == AL_OK) c->usage = u;
+    }
+    if (gv && c->g) {
+        /* The output guardrails see the OpenAI shape, before any translation. */
+        if (p != t->p) {
+            al_buf_reset(t);
+            al_buf_append(t, p, len);
+            if (t->err) return false;
+            p = t->p;
+        }
+        *gv = al__guard_body(c, &p, &len, t);
+        if (*gv != AL_GB_OK) return true;
     }
     if (c->face_anthropic) {
         if (al_msgs_response(p, len, c->rq.model_name, m) != AL_OK) return false;
@@ -437,7 +460,7 @@ bool al__deliver_body(al_ctx_t *c)
     al_buf_t t, m;
     const char *p;
     size_t len;
-    if (!body_prepare(c, &t, &m, &p, &len)) {
+    if (!body_prepare(c, &t, &m, &p, &len, NULL)) {
         al_buf_free(&t);
         al_buf_free(&m);
         return false;
@@ -599,6 +622,50 @@ static void advance(al_ctx_t *c)
     if (c->pos < c->n_order) metric(c, AL_C_FALLBACKS);
 }
 
+static void start_attempt(al_ctx_t *c, const al_route_target_t *tgt, bool probe);
+
+/* An answer the output guardrails did not let through as it was. */
+static void guard_verdict(al_ctx_t *c, int gv, const al_route_target_t *tgt, bool probe,
+                          double lat, al_buf_t *t, al_buf_t *m)
+{
+    const char *type = "guardrail_blocked", *code = "guardrail", *msg = "blocked by a guardrail";
+    al__guard_blocked(c, &type, &code, &msg);
+    al_buf_free(t);
+    al_buf_free(m);
+    al__attempt_note(c, c->model, gv == AL_GB_RETRY || gv == AL_GB_INVALID ? AL_ATT_INVALID_OUTPUT
+                                                                            : AL_ATT_OK,
+                     c->up_status, lat);
+    breaker_note(c, tgt, AL_ATT_OK, probe, lat);
+    al__bill_attempt(c, true);
+    if (gv == AL_GB_RETRY) {
+        if (al__policy_extend(c)) {
+            start_attempt(c, c->tgt, false); /* once more on the same target */
+            return;
+        }
+        gv = AL_GB_INVALID;
+        al__guard_blocked(c, &type, &code, &msg);
+    }
+    attempts_close(c);
+    char m2[300];
+    snprintf(m2, sizeof m2, "%s", msg); /* the state is freed with the answer */
+    switch (gv) {
+    case AL_GB_ESCALATE:
+        al__escalate(c, m2);
+        return;
+    case AL_GB_INVALID:
+        al__fail(c, 502, "invalid_output", "schema", "error", "%s",
+                 m2[0] ? m2 : "the answer does not match the requested schema");
+        return;
+    case AL_GB_ERROR:
+        al__fail(c, 500, "server_error", "guardrail_error", "error",
+                 "the guardrails could not check the answer");
+        return;
+    default:
+        al__fail(c, 400, "guardrail_blocked", code, "rejected", "%s", m2);
+        return;
+    }
+}
+
 static void on_up_done(void *ud, al_up_result_t res, const char *detail)
 {
     al_ctx_t *c = ud;
@@ -630,6 +697,32 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
         al_http_req_t *req = c->req;
         if (c->stream_started) al_http_stream_end(req); /* completes c */
         else al_http_respond_error(req, 499, "client_closed", NULL, "client closed", NULL, 0);
+        return;
+    }
+    const char *gtype, *gcode, *gmsg;
+    if (c->stream_started && al__guard_blocked(c, &gtype, &gcode, &gmsg)) {
+        /* The output guardrails stopped the stream (the attempt itself was fine). */
+        al__attempt_note(c, c->model, AL_ATT_OK, c->up_status, lat);
+        breaker_note(c, tgt, res == AL_UP_OK || res == AL_UP_TOO_BIG ? AL_ATT_OK : classify(c, res),
+                     probe, lat);
+        al__bill_attempt(c, true);
+        attempts_close(c);
+        if (c->face_anthropic) {
+            msgs_init(c);
+            al_msgs_stream_error(&c->mst, "invalid_request_error", gmsg);
+        } else {
+            al_buf_t b;
+            al_buf_init(&b, 4096);
+            al_buf_puts(&b, "data: ");
+            al_http_error_json(&b, gtype, gcode, gmsg);
+            al_buf_puts(&b, "\n\n");
+            if (!b.err) client_write(c, b.p, b.len);
+            al_buf_free(&b);
+        }
+        c->ev.status = 200;
+        AL_EVENT_SET(&c->ev, outcome, "rejected", 8);
+        AL_EVENT_SET(&c->ev, error_type, gtype, strlen(gtype));
+        if (c->req) al_http_stream_end(c->req);
         return;
     }
     if (c->stream_started) {
@@ -668,10 +761,15 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
     al_buf_t t, m;
     const char *body = NULL;
     size_t blen = 0;
-    if (o == AL_ATT_OK && !body_prepare(c, &t, &m, &body, &blen)) {
+    int gv = AL_GB_OK;
+    if (o == AL_ATT_OK && !body_prepare(c, &t, &m, &body, &blen, &gv)) {
         al_buf_free(&t);
         al_buf_free(&m);
         o = AL_ATT_MALFORMED;
+    }
+    if (o == AL_ATT_OK && gv != AL_GB_OK) {
+        guard_verdict(c, gv, tgt, probe, lat, &t, &m);
+        return;
     }
     int status = c->up_status > 0 ? c->up_status : 0;
     al__attempt_note(c, c->model, o, status, lat);

@@ -22,6 +22,8 @@
 
 typedef enum { K_CHAT, K_EMBEDDINGS, K_MODELS, K_MESSAGES, K_ESCALATION } al_kind_t;
 
+typedef struct al_gctx al_gctx_t;  /* guard.c: a request's guardrail state */
+
 typedef struct al_ctx {
     al_worker_t *w;
     al_http_req_t *req;            /* NULL once the client is gone */
@@ -34,6 +36,9 @@ typedef struct al_ctx {
     const char *body;              /* the OpenAI-shaped request body */
     size_t body_len;
     char *xbody;                   /* owned translation of a Messages request */
+    char *gbody;                   /* owned redacted request (guardrails) */
+    al_gctx_t *g;                  /* guardrail state, NULL when no policy applies */
+    char guard_hdr[160];           /* x-airlock-guardrails line, "" when none */
     bool client_usage;             /* client asked for the usage chunk */
 
     /* route and attempts */
@@ -140,10 +145,26 @@ void al__kill_request(al_ctx_t *c, const char *reason);
  * client gone, -2 malformed), the stream's end, a whole 2xx body in c->resp
  * (false when malformed). */
 int al__deliver_chunk(al_ctx_t *c, const char *json, size_t len);
+/* A chunk as it goes to the client (after the output guardrails). */
+int al__emit_chunk(al_ctx_t *c, const char *json, size_t len);
 int al__deliver_done(al_ctx_t *c);
 bool al__deliver_body(al_ctx_t *c);
 void al__attempt_note(al_ctx_t *c, const al_model_t *m, al_attempt_outcome_t o, int status,
                       double latency_ms);
+
+/* guard.c: input guardrails, then al__route_begin (or an answer). */
+void al__guard_begin(al_ctx_t *c);
+/* Verdicts to the event and metrics; frees the state (cancels detectors). */
+void al__guard_finish(al_ctx_t *c);
+enum { AL_GB_OK = 0, AL_GB_BLOCK, AL_GB_RETRY, AL_GB_INVALID, AL_GB_ESCALATE, AL_GB_ERROR };
+/* A complete OpenAI-shaped answer: may rewrite it into own (*pp, *plen
+ * then point there); returns AL_GB_*. */
+int al__guard_body(al_ctx_t *c, const char **pp, size_t *plen, al_buf_t *own);
+/* A stream chunk / the stream's end through the output guardrails: 0, -1
+ * client gone, -2 malformed, -3 blocked (al__guard_blocked says why). */
+int al__guard_chunk(al_ctx_t *c, const char *json, size_t len);
+int al__guard_done(al_ctx_t *c);
+bool al__guard_blocked(const al_ctx_t *c, const char **type, const char **code, const char **msg);
 
 /* policy.c */
 bool al__policy_admit(al_ctx_t *c);   /* after model resolution; false = answered */

@@ -24,7 +24,7 @@
 void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
                       const char *extra_hdr, const char *extra_hdr2)
 {
-    const char *hdrs[14];
+    const char *hdrs[16];
     size_t n = 0;
     if (c->ev.n_attempts)
         snprintf(c->attempts_hdr, sizeof c->attempts_hdr, "x-airlock-attempts: %u",
@@ -34,6 +34,7 @@ void al__respond_json(al_ctx_t *c, int status, const char *body, size_t len,
     if (c->target_hdr[0]) hdrs[n++] = c->target_hdr;
     if (c->attempts_hdr[0]) hdrs[n++] = c->attempts_hdr;
     if (c->ev.degraded) hdrs[n++] = "x-airlock-degraded: true";
+    if (c->guard_hdr[0]) hdrs[n++] = c->guard_hdr;
     if (extra_hdr && extra_hdr[0]) hdrs[n++] = extra_hdr;
     if (extra_hdr2 && extra_hdr2[0]) hdrs[n++] = extra_hdr2;
     n += al__rl_headers(c, hdrs + n, AL_ARRAY_LEN(hdrs) - n);
@@ -79,6 +80,7 @@ static void ctx_free(al_ctx_t *c)
     al_buf_free(&c->resp);
     al_buf_free(&c->last_err);
     free(c->xbody);
+    free(c->gbody);
     free(c->tok);
     if (c->esc) {
         al_esc_row_free(c->esc);
@@ -134,6 +136,7 @@ void al__ctx_finish(al_ctx_t *c)
     }
     ctx_settle(c);
     al__policy_settle(c);
+    al__guard_finish(c);
     if (c->act_prev) c->act_prev->act_next = c->act_next;
     else if (w->active == c) w->active = c->act_next;
     if (c->act_next) c->act_next->act_prev = c->act_prev;
@@ -452,7 +455,7 @@ static void handle_api(al_ctx_t *c)
     set_deadline(c);
     al_buf_init(&c->resp, c->cfg->server.max_response_bytes);
     req->on_drain = al__on_req_drain;
-    al__route_begin(c);
+    al__guard_begin(c);
 }
 
 static bool path_is(const char *path, const char *p)

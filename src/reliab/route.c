@@ -40,6 +40,7 @@ const char *al_attempt_outcome_name(al_attempt_outcome_t o)
     case AL_ATT_SKIP_CONTEXT: return "skipped_context";
     case AL_ATT_CANCELLED: return "cancelled";
     case AL_ATT_SKIP_KILLED: return "skipped_killed";
+    case AL_ATT_INVALID_OUTPUT: return "invalid_output";
     }
     return "unknown";
 }
@@ -64,6 +65,7 @@ bool al_attempt_falls_back(al_attempt_outcome_t o)
     case AL_ATT_HTTP_4XX:
     case AL_ATT_CANCELLED:
     case AL_ATT_DEADLINE:
+    case AL_ATT_INVALID_OUTPUT:
         return false;
     case AL_ATT_HTTP_429:
     case AL_ATT_HTTP_5XX:

@@ -29,11 +29,13 @@ typedef enum al_attempt_outcome {
     AL_ATT_SKIP_CONTEXT,      /* not tried: context_window too small */
     AL_ATT_CANCELLED,         /* client left */
     AL_ATT_SKIP_KILLED,       /* not tried: a kill switch covers its provider or model */
+    AL_ATT_INVALID_OUTPUT,    /* answered, but failed the structured-output check */
 } al_attempt_outcome_t;
 
 /* "ok", "http_429", "http_5xx", "http_auth", "context_length", "http_4xx",
  * "timeout", "connect_error", "reset", "malformed", "deadline",
- * "skipped_breaker", "skipped_context", "cancelled", "skipped_killed". */
+ * "skipped_breaker", "skipped_context", "cancelled", "skipped_killed",
+ * "invalid_output". */
 const char *al_attempt_outcome_name(al_attempt_outcome_t o);
 /* The AL_RETRY_* class of an outcome, 0 when it is never retried on the
  * same target (ok, 4xx, auth, context, skips, deadline, cancelled). */

@@ -354,6 +354,10 @@ int al_event_to_json(const al_event_t *e, al_buf_t *out)
     size_t dn = strnlen(e->detail, sizeof e->detail);
     if (json_ok(e->detail, dn, '{')) al_buf_append(out, e->detail, dn);
     else al_buf_puts(out, "null");
+    put_key(out, "guardrails");
+    size_t gn = strnlen(e->guardrails, sizeof e->guardrails);
+    if (json_ok(e->guardrails, gn, '{')) al_buf_append(out, e->guardrails, gn);
+    else al_buf_puts(out, "null");
     al_buf_putc(out, '}');
 
     if (out->err) return -1;

@@ -51,6 +51,10 @@ typedef struct al_event {
                                   "outcome":O,"status":N|null,"latency_ms":X};
                                   truncated to whole elements with a final
                                   {"truncated":K} when it does not fit */
+    char guardrails[1024];     /* JSON object, "" = nothing fired: the guardrail
+                                  verdicts {"input":[...],"output":[...]} with
+                                  detector, entity, count, action, score and
+                                  features; never a matched value */
 } al_event_t;
 
 /* Initialise with unknowns (-1) and empty strings. */

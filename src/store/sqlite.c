@@ -26,8 +26,8 @@
  * airlock is upgraded in place at open, inside the same IMMEDIATE
  * transaction that reads the version (so two processes opening it at once
  * upgrade it once); a newer one is refused.  Version 2 added the reliability
- * fields of an event, version 3 its session, token and detail; each upgrade
- * adds the missing columns with ALTER TABLE, keeping every row.  Escalations,
+ * fields of an event, version 3 its session, token and detail, version 4 its
+ * guardrail verdicts; each upgrade adds the missing columns with ALTER TABLE, keeping every row.  Escalations,
  * admin tokens and kill switches live beside the keys and are served by qdb
  * like them.  Triggers bump counters in `meta` whenever keys, escalations or
  * kill switches change, so watchers can poll one cheap row instead of the
@@ -57,7 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define WRITE_TRIES 10
 #define BUSY_TIMEOUT_MS 5000
 #define QUEUE_CAPACITY_MAX 10000000u /* the config bound */
@@ -140,7 +140,9 @@ static const char schema_sql[] =
     /* Version 3; keep in step with event_cols_v3. */
     "  session_id TEXT,\n"     /* NULL: none */
     "  token_id TEXT,\n"
-    "  detail TEXT);\n"        /* a JSON object; NULL: none */
+    "  detail TEXT,\n"        /* a JSON object; NULL: none */
+    /* Version 4; keep in step with event_cols_v4. */
+    "  guardrails TEXT);\n"    /* a JSON object; NULL: nothing fired */
     "CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);\n"
     "CREATE INDEX IF NOT EXISTS events_agent_ts ON events(agent, ts_ms);\n"
     "CREATE TABLE IF NOT EXISTS keys (\n"
@@ -236,17 +238,21 @@ static const col_decl_t event_cols_v3[] = {
     {"detail", "TEXT"},
 };
 
+static const col_decl_t event_cols_v4[] = {
+    {"guardrails", "TEXT"},
+};
+
 #define EVENT_COLS                                                              \
     "id, request_id, ts_ms, method, path, agent, key_id, model, provider, "     \
     "upstream_model, status, outcome, error_type, stream, input_tokens, "       \
     "output_tokens, cached_tokens, cost_usd, latency_ms, ttft_ms, upstream_ms, " \
     "bytes_in, bytes_out, kind, actor, route, degraded, escalation_id, n_attempts, "    \
-    "attempts, session_id, token_id, detail"
+    "attempts, session_id, token_id, detail, guardrails"
 
 static const char insert_sql[] =
     "INSERT INTO events(" EVENT_COLS ") VALUES "
     "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,"
-    "?24,?25,?26,?27,?28,?29,?30,?31,?32,?33)";
+    "?24,?25,?26,?27,?28,?29,?30,?31,?32,?33,?34)";
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -410,6 +416,11 @@ static int upgrade(sqlite3 *db, int64_t from, char *err, size_t errlen)
      * kill_switches table and its counter come from schema_sql.) */
     if (from < 3 &&
         add_columns(db, "events", event_cols_v3, AL_ARRAY_LEN(event_cols_v3), err, errlen) !=
+            AL_OK)
+        return AL_EIO;
+    /* 4: an event's guardrail verdicts. */
+    if (from < 4 &&
+        add_columns(db, "events", event_cols_v4, AL_ARRAY_LEN(event_cols_v4), err, errlen) !=
             AL_OK)
         return AL_EIO;
     return AL_OK;
@@ -628,6 +639,7 @@ static void bind_event(sqlite3_stmt *st, const al_event_t *e)
     BIND_TEXT(st, 31, e, session_id, true);
     BIND_TEXT(st, 32, e, token_id, true);
     BIND_TEXT(st, 33, e, detail, true);
+    BIND_TEXT(st, 34, e, guardrails, true);
 }
 
 /* One attempt at ring[head .. head+n) in one transaction.  Rows the database
@@ -1125,6 +1137,7 @@ static void row_to_event(sqlite3_stmt *st, al_event_t *e)
     col_text(st, 30, e->session_id, sizeof e->session_id);
     col_text(st, 31, e->token_id, sizeof e->token_id);
     col_text(st, 32, e->detail, sizeof e->detail);
+    col_text(st, 33, e->guardrails, sizeof e->guardrails);
 }
 
 int al_store_events_each(al_store_t *s, const al_event_filter_t *f, al_event_cb cb, void *ud)

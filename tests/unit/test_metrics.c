@@ -540,9 +540,22 @@ static void test_counters_and_gauges(void **state)
     al_metrics_open_conns(m, 1, 3);
     al_metrics_open_conns(m, 0, 2);
     al_metrics_open_conns(m, 1, -1);
+    /* guardrail verdicts, summed over shards; cells never counted stay out */
+    al_metrics_guard(m, 0, 0, AL_MG_PII, 2 /* redact */, 2);
+    al_metrics_guard(m, 1, 0, AL_MG_PII, 2, 1);
+    al_metrics_guard(m, 1, 1, AL_MG_LEAKAGE, 3 /* block */, 1);
+    al_metrics_guard_entity(m, 0, 0, 0 /* EMAIL */, 4);
+    al_metrics_guard_entity(m, 1, 1, 42 /* a custom one */, 1);
 
     char *t = render(m);
     check_exposition(t);
+    assert_line(t, "airlock_guardrail_verdicts_total{direction=\"input\",detector=\"pii\","
+                   "action=\"redact\"} 3");
+    assert_line(t, "airlock_guardrail_verdicts_total{direction=\"output\",detector=\"leakage\","
+                   "action=\"block\"} 1");
+    assert_line(t, "airlock_guardrail_entities_total{direction=\"input\",entity=\"EMAIL\"} 4");
+    assert_line(t, "airlock_guardrail_entities_total{direction=\"output\",entity=\"custom\"} 1");
+    assert_null(strstr(t, "detector=\"schema\""));
     assert_line(t, "airlock_timeouts_total 5");
     assert_line(t, "airlock_connections_total 1");
     assert_line(t, "airlock_upstream_errors_total 1");
@@ -559,7 +572,8 @@ static void test_counters_and_gauges(void **state)
     assert_line(t, "airlock_open_connections 4");
     /* every family has HELP and TYPE */
     assert_int_equal(count_prefix(t, "# HELP "), count_prefix(t, "# TYPE "));
-    assert_int_equal(count_prefix(t, "# TYPE "), 6 + 2 + AL_C__COUNT);
+    /* + the two guardrail families */
+    assert_int_equal(count_prefix(t, "# TYPE "), 6 + 2 + 2 + AL_C__COUNT);
     free(t);
     al_metrics_free(m);
 }

@@ -186,7 +186,7 @@ static void test_open_creates_schema_and_refuses_newer(void **state)
     assert_true(al_store_writable(s));
     assert_int_equal(al_store_depth(s), 0);
     al_store_close(s);
-    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 3);
+    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 4);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE "
                                       "name IN ('events','keys','events_ts','events_agent_ts',"
                                       "'escalations','admin_tokens','escalations_status',"
@@ -608,6 +608,9 @@ static void test_event_round_trip(void **state)
     AL_EVENT_SET(&e, token_id, "jti_00112233445566778899aabb", 28);
     static const char det[] = "{\"limit\":\"tpm\",\"used\":[1,2.5,null]}";
     AL_EVENT_SET(&e, detail, det, sizeof det - 1);
+    static const char gr[] = "{\"input\":[{\"detector\":\"pii\",\"entity\":\"EMAIL\","
+                             "\"count\":2,\"action\":\"redact\"}]}";
+    AL_EVENT_SET(&e, guardrails, gr, sizeof gr - 1);
     submit_one(s, &e);
     al_event_t e2; /* all the unknowns */
     al_event_init(&e2);
@@ -631,6 +634,7 @@ static void test_event_round_trip(void **state)
     assert_string_equal(back.session_id, e.session_id);
     assert_string_equal(back.token_id, "jti_00112233445566778899aabb");
     assert_string_equal(back.detail, det);
+    assert_string_equal(back.guardrails, gr);
     assert_string_equal(back.kind, "request"); /* "" is written as "request" */
     flt.agent = "";
     assert_int_equal(al_store_events_each(s, &flt, keep_first, &back), 0);
@@ -653,7 +657,8 @@ static void test_event_round_trip(void **state)
                                       "kind = 'request' AND actor IS NULL AND route IS NULL AND "
                                       "escalation_id IS NULL AND attempts IS NULL AND "
                                       "degraded = 0 AND n_attempts = 0 AND session_id IS NULL "
-                                      "AND token_id IS NULL AND detail IS NULL"),
+                                      "AND token_id IS NULL AND detail IS NULL "
+                                      "AND guardrails IS NULL"),
                      1);
 }
 
@@ -736,7 +741,7 @@ static void test_event_insert_sync(void **state)
     assert_string_equal(back.session_id, "");
     char *a = json_of(&back);
     assert_non_null(strstr(a, ",\"session_id\":null,\"token_id\":\"jti_sync\","
-                              "\"detail\":{\"answer\":\"use the fallback\"}}"));
+                              "\"detail\":{\"answer\":\"use the fallback\"},\"guardrails\":null}"));
     assert_non_null(strstr(a, "\"kind\":\"escalation.resolved\",\"actor\":\"cli:alice\","
                               "\"route\":null,"));
     free(a);
@@ -782,9 +787,9 @@ static void test_upgrade_from_v1(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 23);
 
     al_store_t *s = open_or_fail(f->url, NULL);
-    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 33);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 34);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 4);
     /* The old row reads back with the defaults of the new fields. */
     al_event_t back;
     assert_int_equal(al_store_events_each(s, NULL, keep_first, &back), 0);
@@ -843,8 +848,8 @@ static void test_upgrade_partial(void **state)
     sqlite3_close(db);
     al_store_t *s = open_or_fail(f->url, NULL);
     al_store_close(s);
-    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 33);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 34);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 4);
 }
 
 /* --- upgrade from schema 2 ---------------------------------------------------- */
@@ -929,9 +934,9 @@ static void test_upgrade_from_v2(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT value FROM meta WHERE name = 'keys_version'"), 8);
 
     al_store_t *s = open_or_fail(f->url, NULL);
-    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 33);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 34);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 3);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 4);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                       "('events_kind_ts','kill_switches','events_ts',"
                                       "'events_agent_ts')"),

@@ -1,0 +1,515 @@
+/* engine.c - the guardrails' scanning engine.  A scanner holds two
+ * Vectorscan block-mode databases with distinct id ranges: the built-in PII
+ * candidate patterns (ids from PII_BASE) with the policy's custom entities
+ * (ids from CUSTOM_BASE, compiled with HS_FLAG_SOM_LEFTMOST so their span is
+ * known), and, when asked, the injection feature patterns (ids from
+ * INJ_BASE; kept apart because that set is large and slow, see
+ * al_scanner_build).  The match callback hands PII candidates to
+ * al_pii_confirm, checks custom matches against word boundaries and their
+ * validator, and routes injection hits to al_inject_on_match.  Confirmed
+ * spans are then sorted, overlaps resolved (longer span first, then the
+ * earlier pattern) and capped at AL_SCAN_MAX_FINDS.  The scanner is
+ * immutable and shared: it keeps a prototype scratch valid for both
+ * databases, and each thread clones its own scratch from it the first time
+ * it scans with a scanner; the thread's cache is keyed by a global
+ * generation number, never by address, because a freed scanner's address
+ * can come back for a new one.  The candidate array is per thread too and
+ * reused from scan to scan. */
+#include "guard/engine.h"
+
+#include <hs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PII_BASE 0u
+#define CUSTOM_BASE 100000u
+#define INJ_BASE 200000u
+#define MAX_CUSTOM 64
+#define MAX_RESCAN_DEPTH 2
+#define MAX_PII_IDS 64       /* built-in patterns tracked for the re-report skip */
+/* Candidates kept per thread between scans; a bigger array is freed after
+ * the scan so one huge text does not pin memory forever. */
+#define CAND_KEEP 4096
+
+struct al_scanner {
+    hs_database_t *db;       /* PII + custom entities */
+    hs_database_t *db_inj;   /* injection features; NULL without them */
+    hs_scratch_t *proto;     /* prototype valid for both; cloned per thread */
+    uint64_t gen;            /* unique for the life of the process */
+    size_t n_pii, n_inj;
+    size_t n_custom;
+    struct {
+        char name[32];
+        al_validator_t validator;
+    } custom[MAX_CUSTOM];
+};
+
+/* A confirmed span before dedup. */
+typedef struct cand {
+    uint32_t start, end;
+    uint16_t entity;
+    uint32_t pat;            /* database id, the tie-breaker */
+} cand_t;
+
+typedef struct tls_state {
+    uint64_t gen;            /* generation of the scanner scratch belongs to */
+    hs_scratch_t *scratch;
+    bool busy;               /* scratch in use (a rescan from inside a scan) */
+    cand_t *cand;
+    size_t cand_cap;
+} tls_state_t;
+
+static _Atomic uint64_t g_gen = 1;
+static __thread tls_state_t t_st;
+static pthread_key_t g_key;
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+
+/* Frees a thread's scratch and candidate array when the thread exits. */
+static void tls_destroy(void *p)
+{
+    tls_state_t *st = p;
+    if (st->scratch) hs_free_scratch(st->scratch);
+    st->scratch = NULL;
+    free(st->cand);
+    st->cand = NULL;
+    st->cand_cap = 0;
+    st->gen = 0;
+}
+
+static bool g_key_ok;
+
+static void key_init(void)
+{
+    g_key_ok = pthread_key_create(&g_key, tls_destroy) == 0;
+}
+
+/* The thread's scratch for s, cloned from the prototype when the cached one
+ * belongs to another scanner.  NULL on failure. */
+static hs_scratch_t *thread_scratch(const al_scanner_t *s)
+{
+    tls_state_t *st = &t_st;
+    if (st->scratch && st->gen == s->gen) return st->scratch;
+    pthread_once(&g_key_once, key_init);
+    hs_scratch_t *fresh = NULL;
+    if (hs_clone_scratch(s->proto, &fresh) != HS_SUCCESS) return NULL;
+    if (st->scratch) hs_free_scratch(st->scratch);
+    st->scratch = fresh;
+    st->gen = s->gen;
+    /* Registers the exit-time cleanup; without a key the scratch leaks at
+     * thread exit, which only costs memory. */
+    if (g_key_ok) pthread_setspecific(g_key, st);
+    return fresh;
+}
+
+/* --- build ------------------------------------------------------------- */
+
+int al_scanner_build(const al_custom_entity_t *custom, size_t n_custom, bool with_inject,
+                     al_scanner_t **out, char *err, size_t errlen)
+{
+    int rc = AL_OK;
+    const char **exprs = NULL;
+    unsigned *flags = NULL, *ids = NULL;
+    hs_compile_error_t *cerr = NULL;
+    al_scanner_t *s = NULL;
+
+    if (err && errlen) err[0] = '\0';
+    *out = NULL;
+    if (n_custom > MAX_CUSTOM || (n_custom && !custom)) {
+        if (err) snprintf(err, errlen, "too many custom entities (max %d)", MAX_CUSTOM);
+        return AL_EINVAL;
+    }
+    const al_pat_t *pii = NULL, *inj = NULL;
+    size_t n_pii = al_pii_patterns(&pii);
+    size_t n_inj = with_inject ? al_inject_patterns(&inj) : 0;
+    size_t n = n_pii + n_custom + n_inj;
+
+    s = al_calloc(1, sizeof(*s));
+    s->n_pii = n_pii;
+    s->n_inj = n_inj;
+    s->n_custom = n_custom;
+    for (size_t i = 0; i < n_custom; i++) {
+        const al_custom_entity_t *c = &custom[i];
+        size_t nl = strnlen(c->name, sizeof(c->name));
+        bool name_ok = nl > 0 && nl < sizeof(c->name);
+        for (size_t j = 0; name_ok && j < nl; j++) {
+            char ch = c->name[j];
+            name_ok = (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+        }
+        if (!name_ok || al_pii_entity_lookup(c->name, nl) >= 0) {
+            if (err)
+                snprintf(err, errlen, "custom entity %zu: bad name '%.*s' (A-Z, 0-9, _; "
+                         "at most 31; not a built-in)", i, (int)nl, c->name);
+            rc = AL_EINVAL;
+            goto out;
+        }
+        if (!c->regex || !c->regex[0]) {
+            if (err) snprintf(err, errlen, "entity '%.31s': empty regex", c->name);
+            rc = AL_EINVAL;
+            goto out;
+        }
+        memcpy(s->custom[i].name, c->name, sizeof(c->name));
+        s->custom[i].name[sizeof(s->custom[i].name) - 1] = '\0';
+        s->custom[i].validator = c->validator;
+    }
+
+    exprs = al_calloc(n ? n : 1, sizeof(*exprs));
+    flags = al_calloc(n ? n : 1, sizeof(*flags));
+    ids = al_calloc(n ? n : 1, sizeof(*ids));
+    size_t k = 0;
+    for (size_t i = 0; i < n_pii; i++, k++) {
+        exprs[k] = pii[i].expr;
+        flags[k] = pii[i].flags;
+        ids[k] = PII_BASE + (unsigned)i;
+    }
+    for (size_t i = 0; i < n_custom; i++, k++) {
+        exprs[k] = custom[i].regex;
+        flags[k] = HS_FLAG_SOM_LEFTMOST;
+        ids[k] = CUSTOM_BASE + (unsigned)i;
+    }
+    for (size_t i = 0; i < n_inj; i++, k++) {
+        exprs[k] = inj[i].expr;
+        flags[k] = inj[i].flags;
+        ids[k] = INJ_BASE + (unsigned)i;
+    }
+
+    /* Two databases, one per detector family, with distinct id ranges.  The
+     * injection set is large and slow next to the PII one (measured: alone it
+     * scans several times slower than the PII set), so keeping it apart lets a
+     * PII-only scan (output direction, redaction) skip it and the decoded
+     * payload rescans run it alone; a scan asking for both costs the same as
+     * one merged database would, as Vectorscan runs their engines side by
+     * side anyway.  Custom regexes live with PII, so a bad one is reported
+     * by its entity name. */
+    size_t n_first = n_pii + n_custom;
+    if (hs_compile_multi(exprs, flags, ids, (unsigned)n_first, HS_MODE_BLOCK, NULL, &s->db,
+                         &cerr) != HS_SUCCESS) {
+        int at = cerr ? cerr->expression : -1;
+        const char *msg = cerr && cerr->message ? cerr->message : "compile failed";
+        if (err) {
+            if (at >= 0 && (size_t)at >= n_pii)
+                snprintf(err, errlen, "entity '%s': bad regex: %s",
+                         s->custom[(size_t)at - n_pii].name, msg);
+            else if (at >= 0)
+                snprintf(err, errlen, "built-in PII pattern %d: %s", at, msg);
+            else
+                snprintf(err, errlen, "scanner: %s", msg);
+        }
+        rc = AL_EINVAL;
+        goto out;
+    }
+    if (n_inj && hs_compile_multi(exprs + n_first, flags + n_first, ids + n_first,
+                                  (unsigned)n_inj, HS_MODE_BLOCK, NULL, &s->db_inj,
+                                  &cerr) != HS_SUCCESS) {
+        int at = cerr ? cerr->expression : -1;
+        if (err)
+            snprintf(err, errlen, "injection pattern %d: %s", at,
+                     cerr && cerr->message ? cerr->message : "compile failed");
+        rc = AL_EINVAL;
+        goto out;
+    }
+    if (hs_alloc_scratch(s->db, &s->proto) != HS_SUCCESS ||
+        (s->db_inj && hs_alloc_scratch(s->db_inj, &s->proto) != HS_SUCCESS)) {
+        if (err) snprintf(err, errlen, "scanner: cannot allocate scratch");
+        rc = AL_ENOMEM;
+        goto out;
+    }
+    s->gen = atomic_fetch_add(&g_gen, 1);
+    *out = s;
+    s = NULL;
+out:
+    if (cerr) hs_free_compile_error(cerr);
+    free(exprs);
+    free(flags);
+    free(ids);
+    al_scanner_free(s);
+    return rc;
+}
+
+void al_scanner_free(al_scanner_t *s)
+{
+    if (!s) return;
+    if (s->proto) hs_free_scratch(s->proto);
+    if (s->db) hs_free_database(s->db);
+    if (s->db_inj) hs_free_database(s->db_inj);
+    free(s);
+}
+
+const char *al_scanner_entity_name(const al_scanner_t *s, unsigned entity)
+{
+    if (entity < AL_ENT_CUSTOM) return al_pii_entity_name(entity);
+    if (!s || entity - AL_ENT_CUSTOM >= s->n_custom) return NULL;
+    return s->custom[entity - AL_ENT_CUSTOM].name;
+}
+
+size_t al_scanner_n_entities(const al_scanner_t *s)
+{
+    return AL_ENT_CUSTOM + (s ? s->n_custom : 0);
+}
+
+/* --- scan -------------------------------------------------------------- */
+
+typedef struct scan_ctx {
+    const al_scanner_t *s;
+    const char *text;
+    size_t len;
+    unsigned what;
+    al_scan_result_t *r;
+    tls_state_t *tls;
+    size_t n_cand;
+    bool oom;
+    uint32_t last_s[MAX_PII_IDS], last_e[MAX_PII_IDS];   /* last confirmed span per pattern */
+} scan_ctx_t;
+
+static bool is_alnum(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+
+static void push_cand(scan_ctx_t *c, size_t s, size_t e, unsigned entity, unsigned pat)
+{
+    tls_state_t *t = c->tls;
+    if (c->n_cand) {
+        /* The same pattern often reports one start with growing ends (or the
+         * same span twice): keep only the longest. */
+        cand_t *last = &t->cand[c->n_cand - 1];
+        if (last->start == s && last->pat == pat && last->entity == entity) {
+            if (e > last->end) last->end = (uint32_t)e;
+            return;
+        }
+    }
+    if (c->n_cand == t->cand_cap) {
+        size_t ncap = t->cand_cap ? t->cand_cap * 2 : 256;
+        cand_t *p = realloc(t->cand, ncap * sizeof(*p));
+        if (!p) {
+            c->oom = true;
+            return;
+        }
+        t->cand = p;
+        t->cand_cap = ncap;
+    }
+    t->cand[c->n_cand++] = (cand_t){(uint32_t)s, (uint32_t)e, (uint16_t)entity, pat};
+}
+
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
+                    unsigned int fl, void *ud)
+{
+    (void)fl;
+    scan_ctx_t *c = ud;
+    if (id >= INJ_BASE) return 0;   /* injection ids live in the other database */
+    if (id >= CUSTOM_BASE) {
+        unsigned i = id - CUSTOM_BASE;
+        size_t s = (size_t)from, e = (size_t)to;
+        if (e <= s) return 0;
+        /* An entity is never a fragment of a longer alphanumeric token. */
+        const unsigned char *t = (const unsigned char *)c->text;
+        if (s > 0 && is_alnum(t[s]) && is_alnum(t[s - 1])) return 0;
+        if (e < c->len && is_alnum(t[e - 1]) && is_alnum(t[e])) return 0;
+        if (!al_pii_validate(c->s->custom[i].validator, c->text + s, e - s)) return 0;
+        push_cand(c, s, e, AL_ENT_CUSTOM + i, id);
+        return 0;
+    }
+    unsigned pid = id - PII_BASE;
+    /* A pattern reporting again inside the span it just confirmed (a digit
+     * run reports once per group) adds nothing: skip the confirm. */
+    if (pid < MAX_PII_IDS && to > c->last_s[pid] && to <= c->last_e[pid]) return 0;
+    size_t s = 0, e = 0;
+    int ent = al_pii_confirm(pid, c->text, c->len, (size_t)from, (size_t)to, &s, &e);
+    if (ent < 0 || e <= s || e > c->len) return 0;
+    if (pid < MAX_PII_IDS) {
+        c->last_s[pid] = (uint32_t)s;
+        c->last_e[pid] = (uint32_t)e;
+    }
+    push_cand(c, s, e, (unsigned)ent, id);
+    return c->oom ? 1 : 0;
+}
+
+static int cmp_start(const void *a, const void *b)
+{
+    const cand_t *x = a, *y = b;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    if (x->end != y->end) return x->end > y->end ? -1 : 1;   /* longer first */
+    if (x->pat != y->pat) return x->pat < y->pat ? -1 : 1;
+    return 0;
+}
+
+/* Priority inside a cluster of overlapping spans: longer, then the earlier
+ * pattern, then the earlier start. */
+static int cmp_prio(const void *a, const void *b)
+{
+    const cand_t *x = a, *y = b;
+    uint32_t lx = x->end - x->start, ly = y->end - y->start;
+    if (lx != ly) return lx > ly ? -1 : 1;
+    if (x->pat != y->pat) return x->pat < y->pat ? -1 : 1;
+    if (x->start != y->start) return x->start < y->start ? -1 : 1;
+    return 0;
+}
+
+/* Does [s, e) overlap any span of keep[0, n) (sorted by start, disjoint)? */
+static bool overlaps_kept(const cand_t *keep, size_t n, uint32_t s, uint32_t e)
+{
+    size_t lo = 0, hi = n;   /* first kept with end > s */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (keep[mid].end <= s) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && keep[lo].start < e;
+}
+
+/* Resolves overlaps among c[0, n) in place; returns the number kept, sorted
+ * by start and disjoint.  Spans are grouped into clusters that overlap
+ * transitively; inside a cluster the longest span wins (then the earlier
+ * pattern), and the rest are taken greedily where they still fit. */
+static size_t resolve(cand_t *c, size_t n)
+{
+    if (n == 0) return 0;
+    /* Matches arrive in order of their end, so the spans are usually sorted
+     * already; check before paying for the sort. */
+    bool sorted = true;
+    for (size_t i = 1; i < n && sorted; i++) sorted = cmp_start(&c[i - 1], &c[i]) <= 0;
+    if (!sorted) qsort(c, n, sizeof(*c), cmp_start);
+    size_t out = 0, i = 0;
+    while (i < n) {
+        size_t j = i + 1;
+        uint32_t reach = c[i].end;
+        while (j < n && c[j].start < reach) {
+            if (c[j].end > reach) reach = c[j].end;
+            j++;
+        }
+        if (j - i == 1) {
+            c[out++] = c[i];
+        } else {
+            cand_t *cl = c + i;
+            size_t k = j - i, nk = 0;
+            qsort(cl, k, sizeof(*cl), cmp_prio);
+            /* Kept spans of this cluster go to cl[0, nk), sorted by start;
+             * nk <= the index being examined, so nothing unread is lost. */
+            for (size_t m = 0; m < k; m++) {
+                cand_t x = cl[m];
+                if (overlaps_kept(cl, nk, x.start, x.end)) continue;
+                size_t pos = nk;
+                while (pos > 0 && cl[pos - 1].start > x.start) {
+                    cl[pos] = cl[pos - 1];
+                    pos--;
+                }
+                cl[pos] = x;
+                nk++;
+            }
+            memmove(c + out, cl, nk * sizeof(*cl));
+            out += nk;
+        }
+        i = j;
+    }
+    return out;
+}
+
+typedef struct rescan_ud {
+    const al_scanner_t *s;
+    al_scan_result_t *r;
+} rescan_ud_t;
+
+static int on_inj_match(unsigned int id, unsigned long long from, unsigned long long to,
+                        unsigned int fl, void *ud)
+{
+    (void)fl;
+    scan_ctx_t *c = ud;
+    if (id >= INJ_BASE)
+        al_inject_on_match(&c->r->inj, id - INJ_BASE, c->text, c->len, (size_t)from, (size_t)to);
+    return 0;
+}
+
+/* Scans a decoded payload with the same database; only injection ids count.
+ * Nesting is bounded by st->depth. */
+static void rescan(void *ud, al_inject_state_t *st, const char *text, size_t len)
+{
+    rescan_ud_t *u = ud;
+    if (!u || !u->s || st != &u->r->inj || st->depth > MAX_RESCAN_DEPTH) return;
+    if (!text || len == 0 || len > UINT32_MAX || !u->s->db_inj) return;
+    tls_state_t *t = &t_st;
+    hs_scratch_t *scr = NULL, *tmp = NULL;
+    if (!t->busy && (scr = thread_scratch(u->s)) != NULL) {
+        t->busy = true;
+    } else {
+        if (hs_clone_scratch(u->s->proto, &tmp) != HS_SUCCESS) return;
+        scr = tmp;
+    }
+    scan_ctx_t c = {.s = u->s, .text = text, .len = len, .what = AL_SCAN_INJECT, .r = u->r};
+    st->depth++;
+    hs_scan(u->s->db_inj, text, (unsigned)len, 0, scr, on_inj_match, &c);
+    st->depth--;
+    if (tmp) hs_free_scratch(tmp);
+    else t->busy = false;
+}
+
+int al_scanner_scan(const al_scanner_t *s, const char *text, size_t len, unsigned what,
+                    al_scan_result_t *r)
+{
+    r->n_finds = 0;
+    r->n_dropped = 0;
+    memset(&r->inj, 0, sizeof(r->inj));
+    if (!s || (!text && len)) return AL_EINVAL;
+    if (len > UINT32_MAX) return AL_EINVAL;
+    if (!text) text = "";
+
+    tls_state_t *t = &t_st;
+    hs_scratch_t *scr = NULL, *tmp = NULL;
+    if (!t->busy) {
+        scr = thread_scratch(s);
+        if (!scr) return AL_ENOMEM;
+        t->busy = true;
+    } else {
+        /* Called from inside a scan on this thread (a callback scanning
+         * again): use a private scratch. */
+        if (hs_clone_scratch(s->proto, &tmp) != HS_SUCCESS) return AL_ENOMEM;
+        scr = tmp;
+    }
+
+    if (what & AL_SCAN_INJECT) al_inject_begin(&r->inj);
+    scan_ctx_t c = {.s = s, .text = text, .len = len, .what = what, .r = r, .tls = t};
+    /* A nested scan must not clobber the outer scan's candidates. */
+    tls_state_t nested = {0};
+    if (tmp) c.tls = &nested;
+
+    int rc = AL_OK;
+    if (len > 0 && (what & AL_SCAN_PII)) {
+        hs_error_t he = hs_scan(s->db, text, (unsigned)len, 0, scr, on_match, &c);
+        if (c.oom) rc = AL_ENOMEM;
+        else if (he != HS_SUCCESS && he != HS_SCAN_TERMINATED) rc = AL_EIO;
+    }
+    if (rc == AL_OK && len > 0 && (what & AL_SCAN_INJECT) && s->db_inj) {
+        if (hs_scan(s->db_inj, text, (unsigned)len, 0, scr, on_inj_match, &c) != HS_SUCCESS)
+            rc = AL_EIO;
+    }
+    if (tmp) hs_free_scratch(tmp);
+    else t->busy = false;
+
+    if (rc == AL_OK && (what & AL_SCAN_PII)) {
+        size_t kept = resolve(c.tls->cand, c.n_cand);
+        size_t take = AL_MIN(kept, (size_t)AL_SCAN_MAX_FINDS);
+        for (size_t i = 0; i < take; i++) {
+            const cand_t *x = &c.tls->cand[i];
+            r->finds[i] = (al_find_t){x->start, x->end, x->entity};
+        }
+        r->n_finds = take;
+        r->n_dropped = kept - take;
+    }
+    if (c.tls == &nested) free(nested.cand);
+    else if (t->cand_cap > CAND_KEEP) {
+        free(t->cand);
+        t->cand = NULL;
+        t->cand_cap = 0;
+    }
+
+    if (rc == AL_OK && (what & AL_SCAN_INJECT)) {
+        rescan_ud_t u = {s, r};
+        al_inject_end(&r->inj, text, len, rescan, &u);
+    }
+    if (rc != AL_OK) {
+        r->n_finds = 0;
+        r->n_dropped = 0;
+    }
+    return rc;
+}
