@@ -3,9 +3,10 @@
  * of ASCII whitespace becomes one space), so the normaliser's only state is
  * "the last byte was whitespace" and any split of a stream normalises the
  * same way.  The prompt, normalised, keeps every distinct min_span-character
- * window in an open-addressing set keyed by a polynomial hash modulo the
- * Mersenne prime 2^61-1 with a random base per instance (so nobody can
- * craft colliding texts offline).  The response is normalised into a ring of
+ * window in an open-addressing set keyed by a polynomial hash modulo 2^64
+ * (one multiply per byte) with a random odd base per instance; every hit is
+ * confirmed byte by byte, so a collision costs a comparison, never a false
+ * report.  The response is normalised into a ring of
  * the last min_span characters with the same rolling hash; a window whose
  * hash is in the set is confirmed byte by byte against the prompt before it
  * counts.  al_leak_find runs the same machine on a private ring, maps the
@@ -19,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MOD ((UINT64_C(1) << 61) - 1)
 #define EMPTY SIZE_MAX
 #define MIN_SPAN 16
 
@@ -46,14 +46,6 @@ struct al_leak {
     bool leaked;
 };
 
-static uint64_t mulmod(uint64_t a, uint64_t b)
-{
-    unsigned __int128 x = (unsigned __int128)a * b;
-    uint64_t r = (uint64_t)(x & MOD) + (uint64_t)(x >> 61);
-    r = (r & MOD) + (r >> 61);
-    return r >= MOD ? r - MOD : r;
-}
-
 static bool is_space(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
@@ -76,8 +68,8 @@ static void roll_push(const al_leak_t *l, roll_t *r, unsigned char x)
 {
     size_t at = r->count % l->m;
     uint64_t h = r->h;
-    if (r->count >= l->m) h = (h + MOD - mulmod(r->ring[at], l->top)) % MOD;
-    r->h = (mulmod(h, l->base) + x) % MOD;
+    if (r->count >= l->m) h -= r->ring[at] * l->top;
+    r->h = h * l->base + x;
     r->ring[at] = x;
     r->count++;
 }
@@ -90,10 +82,19 @@ static bool ring_eq(const al_leak_t *l, const roll_t *r, size_t pos)
            memcmp(r->ring, l->p + pos + (l->m - o), o) == 0;
 }
 
+/* The slot a hash starts probing at: the hash's low bits are poor (an odd
+ * multiplier mod 2^64 keeps low bits of the input low), so mix first. */
+static size_t slot_of(const al_leak_t *l, uint64_t h)
+{
+    h ^= h >> 31;
+    h *= UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(h >> 32) & l->mask;
+}
+
 /* Prompt position of the ring's window, or EMPTY. */
 static size_t lookup(const al_leak_t *l, const roll_t *r)
 {
-    for (size_t i = r->h & l->mask;; i = (i + 1) & l->mask) {
+    for (size_t i = slot_of(l, r->h);; i = (i + 1) & l->mask) {
         const slot_t *s = &l->tab[i];
         if (s->pos == EMPTY) return EMPTY;
         if (s->h == r->h && ring_eq(l, r, s->pos)) return s->pos;
@@ -113,13 +114,14 @@ static bool build(al_leak_t *l)
     l->mask = cap - 1;
     uint64_t h = 0;
     for (size_t i = 0; i < l->np; i++) {
-        if (i >= l->m) h = (h + MOD - mulmod(l->p[i - l->m], l->top)) % MOD;
-        h = (mulmod(h, l->base) + l->p[i]) % MOD;
+        if (i >= l->m) h -= l->p[i - l->m] * l->top;
+        h = h * l->base + l->p[i];
         if (i + 1 < l->m) continue;
-        /* One entry per distinct hash: equal hashes of different windows
-         * are a 2^-61-per-pair event; a repeated window is stored once, so
-         * probing stays short however repetitive the prompt is. */
-        size_t j = h & l->mask;
+        /* One entry per distinct hash: a repeated window is stored once, so
+         * probing stays short however repetitive the prompt is (two different
+         * windows of the operator's own prompt sharing a hash is rare and
+         * costs only that window). */
+        size_t j = slot_of(l, h);
         while (l->tab[j].pos != EMPTY && l->tab[j].h != h) j = (j + 1) & l->mask;
         if (l->tab[j].pos == EMPTY) {
             l->tab[j].h = h;
@@ -146,9 +148,9 @@ al_leak_t *al_leak_new(const char *prompt, size_t len, size_t min_span)
     if (l->np < l->m) goto fail;
     uint64_t b;
     al_fast_random(&b, sizeof(b));
-    l->base = 256 + b % (MOD - 512);
+    l->base = b | 0x101;   /* odd, and never a tiny multiplier */
     l->top = 1;
-    for (size_t i = 1; i < l->m; i++) l->top = mulmod(l->top, l->base);
+    for (size_t i = 1; i < l->m; i++) l->top *= l->base;
     if (!build(l)) goto fail;
     return l;
 fail:

@@ -4,13 +4,13 @@
  * one digit-run pattern (see K_NUM).  al_pii_confirm then parses the entity
  * with a small hand-written grammar from the anchor (for a digit run: from
  * each plausible start of the token, leftmost first), tries the longest
- * plausible span first, checks
- * the word boundaries and the hard negatives (numbers glued to other tokens,
- * prices, dates and times, version strings, UUID fragments, numbers in code)
- * and runs the validator: Luhn and IIN prefixes for cards, the per-country
- * length and mod-97 for IBANs, the SSA rules for SSNs, octet and group
- * syntax for IPs, digit counts per numbering plan (NANP, UK, DE, FR, IN and
- * E.164 in general) for phones, and the fixed structure of each secret.
+ * plausible span first, checks the word boundaries and the hard negatives
+ * (numbers glued to other tokens, prices, dates and times, version strings,
+ * UUID fragments, numbers in code) and runs the validator: Luhn and IIN
+ * prefixes for cards, the per-country length and mod-97 for IBANs, the SSA
+ * rules for SSNs, octet and group syntax for IPs, digit counts per
+ * numbering plan (NANP, UK, DE, FR, IN and E.164 in general) for phones,
+ * and the fixed structure of each secret.
  * Every parser looks at a bounded window, so one candidate costs O(1) work
  * however hostile the text. */
 #include "guard/pii.h"

@@ -82,6 +82,7 @@ static const char *ent_name(const al_redact_map_t *m, unsigned ent)
 {
     const char *s = NULL;
     if (ent < m->n_ent) s = m->sc ? al_scanner_entity_name(m->sc, ent) : al_pii_entity_name(ent);
+    else if (ent == 0xffff) s = "SYSTEM_PROMPT"; /* a leaked span of the system prompt */
     return s && *s ? s : "PII";
 }
 
