@@ -202,9 +202,28 @@ static int32_t map_placeholder(const al_redact_map_t *m, const char *t, size_t l
     return -1;
 }
 
+/* A restored value inside tool call arguments (JSON text): escaped so the
+ * arguments stay valid JSON whatever the value holds (a PEM block's
+ * newlines, quotes). */
+static void put_escaped(al_buf_t *out, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\') {
+            al_buf_putc(out, '\\');
+            al_buf_putc(out, (char)c);
+        } else if (c < 0x20) {
+            al_buf_printf(out, "\\u%04x", c);
+        } else {
+            al_buf_putc(out, (char)c);
+        }
+    }
+}
+
 /* Plain text between findings; with restore, known placeholders become
- * their values. */
-static void put_gap(al_redact_map_t *m, const char *t, size_t len, bool restore, al_buf_t *out)
+ * their values (escaped for JSON when esc). */
+static void put_gap(al_redact_map_t *m, const char *t, size_t len, bool restore, bool esc,
+                    al_buf_t *out)
 {
     size_t pos = 0;
     while (restore && pos < len) {
@@ -218,26 +237,33 @@ static void put_gap(al_redact_map_t *m, const char *t, size_t len, bool restore,
             continue;
         }
         al_buf_append(out, t + pos, at - pos);
-        al_buf_append(out, m->vals.p + m->ents[k].off, m->ents[k].len);
+        if (esc) put_escaped(out, m->vals.p + m->ents[k].off, m->ents[k].len);
+        else al_buf_append(out, m->vals.p + m->ents[k].off, m->ents[k].len);
         pos = at + plen;
     }
     al_buf_append(out, t + pos, len - pos);
 }
 
-int al_redact_text(al_redact_map_t *m, const char *text, size_t len, const al_find_t *f,
-                   const bool *redact, size_t n, bool restore, al_buf_t *out)
+static int redact_text(al_redact_map_t *m, const char *text, size_t len, const al_find_t *f,
+                       const bool *redact, size_t n, bool restore, bool esc, al_buf_t *out)
 {
     size_t pos = 0;
     for (size_t i = 0; redact && i < n; i++) {
         size_t s = f[i].start, e = f[i].end;
         if (!redact[i] || s < pos || e <= s || e > len) continue;
-        put_gap(m, text + pos, s - pos, restore, out);
+        put_gap(m, text + pos, s - pos, restore, esc, out);
         al_buf_printf(out, "[%s_%u]", ent_name(m, f[i].entity),
                       (unsigned)map_number(m, f[i].entity, text + s, e - s));
         pos = e;
     }
-    put_gap(m, text + pos, len - pos, restore, out);
+    put_gap(m, text + pos, len - pos, restore, esc, out);
     return out->err;
+}
+
+int al_redact_text(al_redact_map_t *m, const char *text, size_t len, const al_find_t *f,
+                   const bool *redact, size_t n, bool restore, al_buf_t *out)
+{
+    return redact_text(m, text, len, f, redact, n, restore, false, out);
 }
 
 /* --- UTF-8 ----------------------------------------------------------------- */
@@ -710,7 +736,8 @@ static int decide_rewrite(walk_t *w, al_text_role_t role, const char *t, size_t 
         *same = true;
         return al_buf_append(&w->txt, t, len);
     }
-    rc = al_redact_text(w->m, t, len, w->fc, w->rd, n, w->restore, &w->txt);
+    rc = redact_text(w->m, t, len, w->fc, w->rd, n, w->restore,
+                     role == AL_TR_TOOL_ARGS || role == AL_TR_OUT_TOOL_ARGS, &w->txt);
     if (rc != AL_OK) return rc;
     *same = w->txt.len == len && (len == 0 || memcmp(w->txt.p, t, len) == 0);
     return AL_OK;

@@ -552,12 +552,36 @@ void al__guard_begin(al_ctx_t *c)
     guard_scan(c);
 }
 
+/* logprobs carry the answer's tokens outside the texts the output checks
+ * rewrite: a request asking for them is refused while output redaction or
+ * blocking is on, rather than leak what the checks would have removed. */
+static bool wants_logprobs(const al_ctx_t *c)
+{
+    if (!memmem(c->body, c->body_len, "\"logprobs\"", 10)) return false;
+    if (al_json_depth(c->body, c->body_len) > 128) return false;
+    char *tmp = al_malloc(c->body_len + 1);
+    memcpy(tmp, c->body, c->body_len);
+    tmp[c->body_len] = '\0';
+    yajl_val root = yajl_tree_parse(tmp, NULL, 0);
+    free(tmp);
+    yajl_val lp = root ? al_json_get(root, "logprobs") : NULL;
+    bool yes = lp && YAJL_IS_TRUE(lp);
+    yajl_tree_free(root);
+    return yes;
+}
+
 /* The request's texts: scan, redact, then the model-based detectors. */
 static void guard_scan(al_ctx_t *c)
 {
     al_gctx_t *g = c->g;
     const al_guard_policy_t *p = g->pol;
     bool chat = c->kind == K_CHAT || c->kind == K_MESSAGES;
+    if (chat && p->out.pii && wants_logprobs(c)) {
+        al__fail(c, 400, "invalid_request_error", "logprobs_with_output_guardrails", "rejected",
+                 "logprobs cannot be returned while output guardrails rewrite this agent's "
+                 "answers");
+        return;
+    }
     if (p->any_input || (chat && p->out.leakage != AL_GA_ALLOW)) {
         al_buf_t out;
         bool changed = false;

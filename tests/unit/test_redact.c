@@ -496,6 +496,48 @@ static void test_response_restore(void **state)
     al_buf_free(&fk.rel);
 }
 
+/* A restored value with quotes and a newline inside tool call arguments:
+ * escaped, so the arguments stay JSON; in content it is restored as is. */
+static void test_restore_escapes_tool_args(void **state)
+{
+    fake_t fk;
+    al_buf_t out, tmp;
+    bool changed;
+    (void)state;
+    fake_init(&fk);
+    al_redact_map_t *m = al_redact_map_new(g_sc);
+    static const char secret[] = "k\"ey\nline2\\";
+    al_find_t f = {0, (uint32_t)(sizeof secret - 1), AL_ENT_SECRET};
+    bool r = true;
+    al_buf_init(&tmp, 4096);
+    assert_int_equal(al_redact_text(m, secret, sizeof secret - 1, &f, &r, 1, false, &tmp), AL_OK);
+    assert_string_equal(tmp.p, "[SECRET_1]");
+    al_buf_free(&tmp);
+    const char *resp =
+        "{\"choices\":[{\"message\":{\"content\":\"x [SECRET_1]\",\"tool_calls\":[{\"id\":\"t\","
+        "\"type\":\"function\",\"function\":{\"name\":\"n\",\"arguments\":"
+        "\"{\\\"k\\\":\\\"[SECRET_1]\\\"}\"}}]}}]}";
+    al_buf_init(&out, 1 << 20);
+    assert_int_equal(al_redact_response(resp, strlen(resp), m, true, &hooks, &fk, &out, &changed),
+                     AL_OK);
+    assert_true(changed);
+    yajl_val v = parse(out.p, out.len);
+    yajl_val ch = at(get(v, "choices"), 0);
+    const char *content[] = {"message", "content", NULL};
+    assert_string_equal(str(yajl_tree_get(ch, content, yajl_t_string)), "x k\"ey\nline2\\");
+    const char *tcs[] = {"message", "tool_calls", NULL};
+    yajl_val tc = at(yajl_tree_get(ch, tcs, yajl_t_array), 0);
+    const char *fa[] = {"function", "arguments", NULL};
+    const char *args = str(yajl_tree_get(tc, fa, yajl_t_string));
+    yajl_val av = parse(args, strlen(args)); /* still JSON */
+    assert_string_equal(str(get(av, "k")), "k\"ey\nline2\\");
+    yajl_tree_free(av);
+    yajl_tree_free(v);
+    al_buf_free(&out);
+    al_redact_map_free(m);
+    al_buf_free(&fk.rel);
+}
+
 /* --- streams ------------------------------------------------------------------------- */
 
 typedef struct sink {
@@ -950,6 +992,7 @@ int main(void)
         cmocka_unit_test(test_request_block),
         cmocka_unit_test(test_map_cap),
         cmocka_unit_test(test_response_restore),
+        cmocka_unit_test(test_restore_escapes_tool_args),
         cmocka_unit_test(test_stream_two_way),
         cmocka_unit_test(test_stream_three_way),
         cmocka_unit_test(test_stream_restore_split),
