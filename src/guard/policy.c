@@ -229,7 +229,7 @@ static int parse_pii(draft_t *d, ddir_t *x, const char *path, yajl_val v, bool i
     if (!YAJL_IS_OBJECT(v)) return AL_OK;
     yajl_val mode = al_json_get(v, "mode");
     if (mode) {
-        snprintf(p, sizeof p, "%s.mode", path);
+        snprintf(p, sizeof p, "%.100s.mode", path);
         if (is_str(mode) && strcmp(mode->u.string, "reversible") == 0) x->reversible = true;
         else if (!is_str(mode) || strcmp(mode->u.string, "mask") != 0)
             return bad(d, p, "must be mask or reversible");
@@ -238,11 +238,11 @@ static int parse_pii(draft_t *d, ddir_t *x, const char *path, yajl_val v, bool i
     }
     yajl_val ents = al_json_get(v, "entities");
     if (ents) {
-        snprintf(p, sizeof p, "%s.entities", path);
+        snprintf(p, sizeof p, "%.100s.entities", path);
         if (!YAJL_IS_OBJECT(ents)) return bad(d, p, "must map entity names to actions");
         for (size_t i = 0; i < ents->u.object.len; i++) {
             const char *k = ents->u.object.keys[i];
-            snprintf(p, sizeof p, "%s.entities.%.40s", path, k);
+            snprintf(p, sizeof p, "%.100s.entities.%.40s", path, k);
             if (!valid_entity_name(k)) return bad(d, p, "not an entity name");
             if (x->n_over >= AL_GUARD_MAX_ENT) return bad(d, p, "too many entities");
             ent_over_t *o = &x->over[x->n_over++];
