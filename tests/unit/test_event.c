@@ -33,6 +33,7 @@ static const char *const key_order[] = {
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms", "ttft_ms",
     "upstream_ms", "bytes_in", "bytes_out", "kind", "actor", "route", "degraded",
     "escalation_id", "n_attempts", "attempts", "session_id", "token_id", "detail",
+    "guardrails",
 };
 
 /* Serialize e, check the return value matches what was appended, parse it
@@ -173,7 +174,8 @@ static void test_json_defaults_are_null(void **state)
                                                       "cached_tokens", "cost_usd", "ttft_ms",
                                                       "upstream_ms", "actor", "route",
                                                       "escalation_id", "session_id",
-                                                      "token_id", "detail", NULL};
+                                                      "token_id", "detail", "guardrails",
+                                                      NULL};
          *k; k++)
         assert_null_field(v, *k);
     assert_int_field(v, "status", 401);
@@ -188,7 +190,7 @@ static void test_json_defaults_are_null(void **state)
     assert_true(YAJL_IS_ARRAY(at));
     assert_int_equal(at->u.array.len, 0);
     assert_non_null(strstr(text, "\"attempts\":[],"));
-    assert_non_null(strstr(text, ",\"detail\":null}"));
+    assert_non_null(strstr(text, ",\"detail\":null,\"guardrails\":null}"));
     yajl_tree_free(v);
     free(text);
 }
@@ -466,9 +468,33 @@ static void detail_out(al_event_t *e, const char *in, char *out, size_t outsz)
     const char *p = strstr(text, ",\"detail\":");
     assert_non_null(p);
     p += strlen(",\"detail\":");
-    size_t n = strlen(p);
-    assert_true(n >= 1 && p[n - 1] == '}');
-    snprintf(out, outsz, "%.*s", (int)(n - 1), p);
+    const char *q = strstr(p, ",\"guardrails\":null}");
+    assert_non_null(q);
+    snprintf(out, outsz, "%.*s", (int)(q - p), p);
+    yajl_tree_free(v);
+    free(text);
+}
+
+/* The guardrail verdicts are embedded as an object; anything that is not
+ * one (a truncated write) comes out as null, never as broken JSON. */
+static void test_json_guardrails(void **state)
+{
+    (void)state;
+    al_event_t e;
+    char *text;
+    static const char gr[] = "{\"input\":[{\"detector\":\"pii\",\"entity\":\"EMAIL\","
+                             "\"count\":2,\"action\":\"redact\"}]}";
+    al_event_init(&e);
+    snprintf(e.guardrails, sizeof e.guardrails, "%s", gr);
+    yajl_val v = to_tree(&e, &text);
+    yajl_val g = field(v, "guardrails");
+    assert_true(YAJL_IS_OBJECT(g));
+    assert_non_null(strstr(text, gr));
+    yajl_tree_free(v);
+    free(text);
+    snprintf(e.guardrails, sizeof e.guardrails, "{\"input\":[{\"detector\"");
+    v = to_tree(&e, &text);
+    assert_true(YAJL_IS_NULL(field(v, "guardrails")));
     yajl_tree_free(v);
     free(text);
 }
@@ -491,7 +517,7 @@ static void test_json_policy_fields(void **state)
     assert_str_field(v, "token_id", "jti_0123456789abcdef");
     /* Embedded as it is: the same bytes, a real object. */
     char want[1024];
-    snprintf(want, sizeof want, ",\"detail\":%s}", detail);
+    snprintf(want, sizeof want, ",\"detail\":%s,\"guardrails\":null}", detail);
     assert_non_null(strstr(text, want));
     yajl_val d = field(v, "detail");
     assert_true(YAJL_IS_OBJECT(d));
@@ -612,6 +638,7 @@ int main(void)
         cmocka_unit_test(test_json_reliability_fields),
         cmocka_unit_test(test_json_attempts_checked),
         cmocka_unit_test(test_json_policy_fields),
+        cmocka_unit_test(test_json_guardrails),
         cmocka_unit_test(test_json_cap),
         cmocka_unit_test(test_fmt_ts_and_ids),
     };
