@@ -2,7 +2,11 @@
 # guard.sh - build and run the guardrails scanner benchmark (bench/guard_bench.c)
 # against the release objects: `make` first, then link the bench with every
 # library object except main.o.  Pins itself to one core when taskset exists
-# (BENCH_GUARD_CPU, default 1) so the figures are per core.
+# (BENCH_GUARD_CPU, default 1) so the figures are per core.  Measures the PII
+# scanner alone (built without the injection features); BENCH_GUARD_INJECT=1
+# adds the PII + injection rows, BENCH_GUARD_ONLY=clean|dense|msg runs one
+# measurement (for perf record).  The machine is shared: run it a few times
+# and take the best.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,12 +1,17 @@
 /* engine.c - the guardrails' scanning engine.  A scanner holds two
  * Vectorscan block-mode databases with distinct id ranges: the built-in PII
- * candidate patterns (ids from PII_BASE) with the policy's custom entities
+ * candidate patterns (ids from PII_BASE; the digit-run pattern excepted,
+ * which this file matches itself 64 bytes at a time with SSE2 masks, see
+ * scan_digits, because a class-led pattern halves Vectorscan's speed on
+ * prose with ordinary numbers) with the policy's custom entities
  * (ids from CUSTOM_BASE, compiled with HS_FLAG_SOM_LEFTMOST so their span is
  * known), and, when asked, the injection feature patterns (ids from
  * INJ_BASE; kept apart because that set is large and slow, see
  * al_scanner_build).  The match callback hands PII candidates to
  * al_pii_confirm, checks custom matches against word boundaries and their
- * validator, and routes injection hits to al_inject_on_match.  Confirmed
+ * validator, and routes injection hits to al_inject_on_match.  The digit
+ * runs' candidates come first, Vectorscan's after them, and the two lists
+ * are merged by start.  Confirmed
  * spans are then sorted, overlaps resolved (longer span first, then the
  * earlier pattern) and capped at AL_SCAN_MAX_FINDS.  The scanner is
  * immutable and shared: it keeps a prototype scratch valid for both
@@ -19,6 +24,9 @@
 
 #include <hs.h>
 #include <pthread.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +41,11 @@
 /* Candidates kept per thread between scans; a bigger array is freed after
  * the scan so one huge text does not pin memory forever. */
 #define CAND_KEEP 4096
+/* A built-in pattern with this bit in its flags is not compiled: it stands
+ * for the digit runs that the engine finds itself (see scan_digits).  The
+ * same value is defined in pii.c, which marks its numeric pattern with it;
+ * no Vectorscan flag uses the bit. */
+#define AL_PAT_DIGIT_RUN (1u << 30)
 
 struct al_scanner {
     hs_database_t *db;       /* PII + custom entities */
@@ -40,6 +53,8 @@ struct al_scanner {
     hs_scratch_t *proto;     /* prototype valid for both; cloned per thread */
     uint64_t gen;            /* unique for the life of the process */
     size_t n_pii, n_inj;
+    int num_id;              /* the built-in digit-run pattern (found here, not by
+                              * Vectorscan), -1 if none */
     size_t n_custom;
     struct {
         char name[32];
@@ -60,6 +75,8 @@ typedef struct tls_state {
     bool busy;               /* scratch in use (a rescan from inside a scan) */
     cand_t *cand;
     size_t cand_cap;
+    cand_t *tmp;             /* merge buffer */
+    size_t tmp_cap;
 } tls_state_t;
 
 static _Atomic uint64_t g_gen = 1;
@@ -76,6 +93,9 @@ static void tls_destroy(void *p)
     free(st->cand);
     st->cand = NULL;
     st->cand_cap = 0;
+    free(st->tmp);
+    st->tmp = NULL;
+    st->tmp_cap = 0;
     st->gen = 0;
 }
 
@@ -159,11 +179,20 @@ int al_scanner_build(const al_custom_entity_t *custom, size_t n_custom, bool wit
     flags = al_calloc(n ? n : 1, sizeof(*flags));
     ids = al_calloc(n ? n : 1, sizeof(*ids));
     size_t k = 0;
-    for (size_t i = 0; i < n_pii; i++, k++) {
+    s->num_id = -1;
+    for (size_t i = 0; i < n_pii; i++) {
+        /* (Built-in ids from LEAD_SLOT up are simply not tracked for the
+         * re-report skip.) */
+        if (pii[i].flags & AL_PAT_DIGIT_RUN) {
+            s->num_id = (int)i;
+            continue;
+        }
         exprs[k] = pii[i].expr;
         flags[k] = pii[i].flags;
         ids[k] = PII_BASE + (unsigned)i;
+        k++;
     }
+    size_t n_vs_pii = k;   /* built-in patterns Vectorscan runs */
     for (size_t i = 0; i < n_custom; i++, k++) {
         exprs[k] = custom[i].regex;
         flags[k] = HS_FLAG_SOM_LEFTMOST;
@@ -183,15 +212,15 @@ int al_scanner_build(const al_custom_entity_t *custom, size_t n_custom, bool wit
      * one merged database would, as Vectorscan runs their engines side by
      * side anyway.  Custom regexes live with PII, so a bad one is reported
      * by its entity name. */
-    size_t n_first = n_pii + n_custom;
+    size_t n_first = n_vs_pii + n_custom;
     if (hs_compile_multi(exprs, flags, ids, (unsigned)n_first, HS_MODE_BLOCK, NULL, &s->db,
                          &cerr) != HS_SUCCESS) {
         int at = cerr ? cerr->expression : -1;
         const char *msg = cerr && cerr->message ? cerr->message : "compile failed";
         if (err) {
-            if (at >= 0 && (size_t)at >= n_pii)
+            if (at >= 0 && (size_t)at >= n_vs_pii)
                 snprintf(err, errlen, "entity '%s': bad regex: %s",
-                         s->custom[(size_t)at - n_pii].name, msg);
+                         s->custom[(size_t)at - n_vs_pii].name, msg);
             else if (at >= 0)
                 snprintf(err, errlen, "built-in PII pattern %d: %s", at, msg);
             else
@@ -259,6 +288,7 @@ typedef struct scan_ctx {
     al_scan_result_t *r;
     tls_state_t *tls;
     size_t n_cand;
+    size_t dpos;             /* the digit-run scan has covered text[0, dpos) */
     bool oom;
     uint32_t last_s[MAX_PII_IDS], last_e[MAX_PII_IDS];   /* last confirmed span per pattern */
 } scan_ctx_t;
@@ -293,6 +323,199 @@ static void push_cand(scan_ctx_t *c, size_t s, size_t e, unsigned entity, unsign
     t->cand[c->n_cand++] = (cand_t){(uint32_t)s, (uint32_t)e, (uint16_t)entity, pat};
 }
 
+/* Skip slot of the digit runs' '('/'+' reports: they find phones from the
+ * lead only, so they must not hide the run's own reports (which may find a
+ * longer entity further left, "1 (415) 555-2671"). */
+#define LEAD_SLOT (MAX_PII_IDS - 1)
+
+/* A built-in candidate: pattern pid matched text[from, to); slot is where
+ * the confirmed span is remembered (pid, or LEAD_SLOT). */
+static void pii_candidate(scan_ctx_t *c, unsigned pid, unsigned slot, size_t from, size_t to)
+{
+    /* A pattern reporting again inside the span it just confirmed (a digit
+     * run reports once per group) adds nothing: skip the confirm. */
+    if (slot < MAX_PII_IDS && to > c->last_s[slot] && to <= c->last_e[slot]) return;
+    size_t s = 0, e = 0;
+    int ent = al_pii_confirm(pid, c->text, c->len, from, to, &s, &e);
+    if (ent < 0 || e <= s || e > c->len) return;
+    if (slot < MAX_PII_IDS) {
+        c->last_s[slot] = (uint32_t)s;
+        c->last_e[slot] = (uint32_t)e;
+    }
+    push_cand(c, s, e, (unsigned)ent, PII_BASE + pid);
+}
+
+/* --- digit runs ---------------------------------------------------------- */
+
+static inline bool is_dig(unsigned char c) { return (unsigned char)(c - '0') < 10; }
+static inline bool is_run(unsigned char c)
+{
+    return is_dig(c) || c == ' ' || c == '.' || c == '-';
+}
+
+/* Index of the first ASCII digit in t[i, lim), or some index >= lim when
+ * there is none.  Thirty-two bytes at a time where SSE2 is there (every
+ * x86-64), reading up to 31 bytes past lim while they are inside t[0, len). */
+static size_t next_digit(const char *t, size_t i, size_t lim, size_t len)
+{
+#if defined(__SSE2__)
+    const __m128i lo = _mm_set1_epi8('0' - 1), hi = _mm_set1_epi8('9' + 1);
+    while (i < lim && i + 32 <= len) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(t + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(t + i + 16));
+        unsigned ma = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpgt_epi8(a, lo), _mm_cmplt_epi8(a, hi)));
+        unsigned mb = (unsigned)_mm_movemask_epi8(
+            _mm_and_si128(_mm_cmpgt_epi8(b, lo), _mm_cmplt_epi8(b, hi)));
+        uint32_t m = ma | (mb << 16);
+        if (m) return i + (size_t)__builtin_ctz(m);
+        i += 32;
+    }
+#else
+    (void)len;
+#endif
+    while (i < lim && !is_dig((unsigned char)t[i])) i++;
+    return i;
+}
+
+/* The engine's own matcher for the built-in digit-run pattern (flag
+ * AL_PAT_DIGIT_RUN): it reports exactly where Vectorscan would report
+ * "[0-9][0-9. \\-]{5,}[0-9](?:[^0-9]|$)" (at the end of every digit group
+ * at least seven bytes into a run of digits, spaces, dots and dashes, the
+ * byte after the group included), plus once at the first digit of a run
+ * led by '(' or by '+' and a non-zero digit (phones whose groups are all
+ * short).  A class-led pattern is the slowest kind for Vectorscan (it
+ * halved the whole database's speed on prose full of ordinary numbers).
+ * digits_exact walks the runs whose first digit is before lim, from
+ * c->dpos (always the start of the text, a byte that is not in a run, or
+ * a place with no digit of a run before it); scan_digits skips the blocks
+ * where no report can be and hands the rest to digits_exact. */
+static void digits_exact(scan_ctx_t *c, size_t lim)
+{
+    const unsigned char *t = (const unsigned char *)c->text;
+    size_t len = c->len, pos = c->dpos;
+    unsigned pid = (unsigned)c->s->num_id;
+    if (lim > len) lim = len;
+    while (pos < lim && !c->oom) {
+        size_t i = next_digit(c->text, pos, lim, len);
+        if (i >= lim) {
+            pos = lim;
+            break;
+        }
+        if (i > 0 && (t[i - 1] == '(' || (t[i - 1] == '+' && t[i] != '0')))
+            pii_candidate(c, pid, LEAD_SLOT, i, i + 1);
+        /* Group by group: digits, then separators; the run goes on while a
+         * digit follows the separators. */
+        size_t j = i;
+        for (;;) {
+            size_t q = j;
+            while (q < len && is_dig(t[q])) q++;
+            size_t k = q - 1;   /* the group's last digit */
+            if (k - i >= 6) {
+                /* A group ending inside the span this pattern confirmed last
+                 * gets that span again (confirm_num tries the same starts in
+                 * the same order, and the first entity covering an earlier
+                 * digit of the run covers this one too): skip it. */
+                if (!(pid < LEAD_SLOT && k >= c->last_s[pid] && k < c->last_e[pid]))
+                    pii_candidate(c, pid, pid < LEAD_SLOT ? pid : MAX_PII_IDS, 0,
+                                  q < len ? q + 1 : q);
+            }
+            while (q < len && (t[q] == ' ' || t[q] == '.' || t[q] == '-')) q++;
+            j = q;
+            if (q >= len || !is_dig(t[q])) break;
+        }
+        pos = j;
+    }
+    if (pos > c->dpos) c->dpos = pos;
+}
+
+#define BLK 64
+#define BLK_STEP 58   /* blocks overlap by the six bytes a report looks back */
+
+#if defined(__SSE2__)
+/* Bit k: p[k] is a digit. */
+static inline uint64_t block_digits(const char *p)
+{
+    const __m128i lo = _mm_set1_epi8('0' - 1), hi = _mm_set1_epi8('9' + 1);
+    uint64_t dd = 0;
+    for (int q = 0; q < 4; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * q));
+        __m128i dm = _mm_and_si128(_mm_cmpgt_epi8(v, lo), _mm_cmplt_epi8(v, hi));
+        dd |= (uint64_t)(unsigned)_mm_movemask_epi8(dm) << (16 * q);
+    }
+    return dd;
+}
+
+/* Bit k of *r: p[k] is a separator of a run (space, dot, dash); of *l:
+ * p[k] is '(' or '+'. */
+static inline void block_seps(const char *p, uint64_t *r, uint64_t *l)
+{
+    const __m128i sp = _mm_set1_epi8(' '), dot = _mm_set1_epi8('.'), dash = _mm_set1_epi8('-');
+    const __m128i par = _mm_set1_epi8('('), plus = _mm_set1_epi8('+');
+    uint64_t rr = 0, ll = 0;
+    for (int q = 0; q < 4; q++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + 16 * q));
+        __m128i rm = _mm_or_si128(_mm_cmpeq_epi8(v, sp),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, dot), _mm_cmpeq_epi8(v, dash)));
+        __m128i lm = _mm_or_si128(_mm_cmpeq_epi8(v, par), _mm_cmpeq_epi8(v, plus));
+        rr |= (uint64_t)(unsigned)_mm_movemask_epi8(rm) << (16 * q);
+        ll |= (uint64_t)(unsigned)_mm_movemask_epi8(lm) << (16 * q);
+    }
+    *r = rr;
+    *l = ll;
+}
+#else
+static inline uint64_t block_digits(const char *p)
+{
+    uint64_t dd = 0;
+    for (int k = 0; k < BLK; k++) dd |= (uint64_t)is_dig((unsigned char)p[k]) << k;
+    return dd;
+}
+
+static inline void block_seps(const char *p, uint64_t *r, uint64_t *l)
+{
+    uint64_t rr = 0, ll = 0;
+    for (int k = 0; k < BLK; k++) {
+        unsigned char ch = (unsigned char)p[k];
+        rr |= (uint64_t)(ch == ' ' || ch == '.' || ch == '-') << k;
+        ll |= (uint64_t)(ch == '(' || ch == '+') << k;
+    }
+    *r = rr;
+    *l = ll;
+}
+#endif
+
+/* Every digit-run report of the text, in order.  A block of 64 bytes needs
+ * the exact walk only when some digit ends seven run bytes (a report needs
+ * a digit six or more run bytes after the run's first digit) or follows
+ * '(' or '+'; prose with ordinary numbers (years, prices, times) almost
+ * never has either, so most blocks cost a few vector compares. */
+static void scan_digits(scan_ctx_t *c)
+{
+    const unsigned char *t = (const unsigned char *)c->text;
+    size_t len = c->len, b = 0;
+    c->dpos = 0;
+    for (; b + BLK <= len && !c->oom; b += BLK_STEP) {
+        uint64_t d = block_digits(c->text + b), r, l;
+        if (!d) continue;
+        block_seps(c->text + b, &r, &l);
+        r |= d;
+        uint64_t r2 = r & (r << 1), r4 = r2 & (r2 << 2), r7 = r4 & (r4 << 3);
+        if (!((r7 | (l << 1)) & d)) continue;
+        /* Resume at the start of the run around b (no run crosses p0). */
+        size_t p0 = b;
+        while (p0 > c->dpos && is_run(t[p0 - 1])) p0--;
+        if (p0 > c->dpos) c->dpos = p0;
+        digits_exact(c, b + BLK);
+    }
+    if (b < len && !c->oom) {
+        size_t p0 = b;
+        while (p0 > c->dpos && is_run(t[p0 - 1])) p0--;
+        if (p0 > c->dpos) c->dpos = p0;
+        digits_exact(c, len);
+    }
+}
+
 static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
                     unsigned int fl, void *ud)
 {
@@ -309,20 +532,10 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
         if (e < c->len && is_alnum(t[e - 1]) && is_alnum(t[e])) return 0;
         if (!al_pii_validate(c->s->custom[i].validator, c->text + s, e - s)) return 0;
         push_cand(c, s, e, AL_ENT_CUSTOM + i, id);
-        return 0;
+        return c->oom ? 1 : 0;
     }
     unsigned pid = id - PII_BASE;
-    /* A pattern reporting again inside the span it just confirmed (a digit
-     * run reports once per group) adds nothing: skip the confirm. */
-    if (pid < MAX_PII_IDS && to > c->last_s[pid] && to <= c->last_e[pid]) return 0;
-    size_t s = 0, e = 0;
-    int ent = al_pii_confirm(pid, c->text, c->len, (size_t)from, (size_t)to, &s, &e);
-    if (ent < 0 || e <= s || e > c->len) return 0;
-    if (pid < MAX_PII_IDS) {
-        c->last_s[pid] = (uint32_t)s;
-        c->last_e[pid] = (uint32_t)e;
-    }
-    push_cand(c, s, e, (unsigned)ent, id);
+    pii_candidate(c, pid, pid < LEAD_SLOT ? pid : MAX_PII_IDS, (size_t)from, (size_t)to);
     return c->oom ? 1 : 0;
 }
 
@@ -345,6 +558,38 @@ static int cmp_prio(const void *a, const void *b)
     if (x->pat != y->pat) return x->pat < y->pat ? -1 : 1;
     if (x->start != y->start) return x->start < y->start ? -1 : 1;
     return 0;
+}
+
+/* The digit-run candidates c->tls->cand[0, n_dig) and Vectorscan's after
+ * them are each in text order as a rule: merges the two by start so that
+ * resolve finds them sorted (it sorts otherwise). */
+static void merge_runs(scan_ctx_t *c, size_t n_dig)
+{
+    tls_state_t *t = c->tls;
+    size_t n = c->n_cand;
+    if (n_dig == 0 || n_dig == n) return;
+    cand_t *a = t->cand;
+    if (cmp_start(&a[n_dig - 1], &a[n_dig]) <= 0) return;   /* already in order */
+    for (size_t i = 1; i < n; i++)
+        if (i != n_dig && cmp_start(&a[i - 1], &a[i]) > 0) return;   /* resolve sorts */
+    if (t->tmp_cap < n) {
+        size_t ncap = t->tmp_cap ? t->tmp_cap : 256;
+        while (ncap < n) ncap *= 2;
+        cand_t *p = realloc(t->tmp, ncap * sizeof(*p));
+        if (!p) return;   /* resolve sorts instead */
+        t->tmp = p;
+        t->tmp_cap = ncap;
+    }
+    size_t i = 0, j = n_dig, k = 0;
+    while (i < n_dig && j < n) t->tmp[k++] = cmp_start(&a[j], &a[i]) < 0 ? a[j++] : a[i++];
+    while (i < n_dig) t->tmp[k++] = a[i++];
+    while (j < n) t->tmp[k++] = a[j++];
+    cand_t *sw = t->cand;
+    size_t swc = t->cand_cap;
+    t->cand = t->tmp;
+    t->cand_cap = t->tmp_cap;
+    t->tmp = sw;
+    t->tmp_cap = swc;
 }
 
 /* Does [s, e) overlap any span of keep[0, n) (sorted by start, disjoint)? */
@@ -475,7 +720,11 @@ int al_scanner_scan(const al_scanner_t *s, const char *text, size_t len, unsigne
 
     int rc = AL_OK;
     if (len > 0 && (what & AL_SCAN_PII)) {
-        hs_error_t he = hs_scan(s->db, text, (unsigned)len, 0, scr, on_match, &c);
+        if (s->num_id >= 0) scan_digits(&c);
+        size_t n_dig = c.n_cand;
+        hs_error_t he = c.oom ? HS_SCAN_TERMINATED
+                              : hs_scan(s->db, text, (unsigned)len, 0, scr, on_match, &c);
+        if (!c.oom && he == HS_SUCCESS) merge_runs(&c, n_dig);
         if (c.oom) rc = AL_ENOMEM;
         else if (he != HS_SUCCESS && he != HS_SCAN_TERMINATED) rc = AL_EIO;
     }
@@ -496,11 +745,16 @@ int al_scanner_scan(const al_scanner_t *s, const char *text, size_t len, unsigne
         r->n_finds = take;
         r->n_dropped = kept - take;
     }
-    if (c.tls == &nested) free(nested.cand);
-    else if (t->cand_cap > CAND_KEEP) {
+    if (c.tls == &nested) {
+        free(nested.cand);
+        free(nested.tmp);
+    } else if (t->cand_cap > CAND_KEEP || t->tmp_cap > CAND_KEEP) {
         free(t->cand);
         t->cand = NULL;
         t->cand_cap = 0;
+        free(t->tmp);
+        t->tmp = NULL;
+        t->tmp_cap = 0;
     }
 
     if (rc == AL_OK && (what & AL_SCAN_INJECT)) {

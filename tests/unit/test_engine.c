@@ -180,6 +180,44 @@ static void test_custom_validators(void **state)
     al_scanner_free(s);
 }
 
+/* Custom validators read only what they check: Luhn the digits, mod-97 the
+ * alphanumerics, whatever else the regex matches around them. */
+static void test_custom_validators_skip_other_bytes(void **state)
+{
+    (void)state;
+    /* 123455 passes Luhn, 123456 does not. */
+    al_custom_entity_t c[2] = {
+        {"EMPLOYEE_ID", (char *)"EMP-[0-9]{6}", AL_VAL_LUHN},
+        {"REF", (char *)"RF[0-9]{2}/[0-9]{4}/[0-9]{4}", AL_VAL_MOD97},
+    };
+    char good[20] = "", bad[20] = "";
+    for (int cc = 0; cc < 100 && !good[0]; cc++) {
+        char v[16];
+        snprintf(v, sizeof(v), "RF%02d12345678", cc);
+        if (al_pii_mod97(v, 12)) {
+            snprintf(good, sizeof(good), "RF%02d/1234/5678", cc);
+            snprintf(bad, sizeof(bad), "RF%02d/1234/5678", (cc + 1) % 100);
+        }
+    }
+    assert_true(good[0]);
+    al_scanner_t *s = build(c, 2, false);
+    char t[256];
+    snprintf(t, sizeof(t), "badge EMP-123456 is void, EMP-123455 is Ana's; ref %s, not %s.", good,
+             bad);
+    const al_scan_result_t *r = scan(s, t, AL_SCAN_PII);
+    assert_int_equal(r->n_finds, 2);
+    assert_find(r, 0, t, AL_ENT_CUSTOM, "EMP-123455");
+    assert_find(r, 1, t, AL_ENT_CUSTOM + 1, good);
+    al_scanner_free(s);
+    /* The same through the validator entry point. */
+    assert_true(al_pii_validate(AL_VAL_LUHN, "EMP-123455", 10));
+    assert_false(al_pii_validate(AL_VAL_LUHN, "EMP-123456", 10));
+    assert_false(al_pii_validate(AL_VAL_LUHN, "EMP-", 4));   /* no digits */
+    assert_true(al_pii_validate(AL_VAL_MOD97, good, strlen(good)));
+    assert_false(al_pii_validate(AL_VAL_MOD97, bad, strlen(bad)));
+    assert_false(al_pii_validate(AL_VAL_MOD97, NULL, 3));
+}
+
 /* --- overlaps ---------------------------------------------------------------- */
 
 static void test_overlaps(void **state)
@@ -405,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_custom_regex),
         cmocka_unit_test(test_custom_validators),
+        cmocka_unit_test(test_custom_validators_skip_other_bytes),
         cmocka_unit_test(test_overlaps),
         cmocka_unit_test(test_finds_cap),
         cmocka_unit_test(test_what_mask),

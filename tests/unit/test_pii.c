@@ -393,6 +393,38 @@ static void test_mixed_text(void **state)
 }
 
 /* Hostile input: empty, NUL bytes, long runs that must stay linear. */
+/* Every entity at every offset of a longer text, with and without ordinary
+ * numbers around it: the digit runs are found 64 bytes at a time, and the
+ * e-mail pattern once missed matches more than ~60 bytes into a text. */
+static void test_offsets(void **state)
+{
+    (void)state;
+    static const struct {
+        int ent;
+        const char *val;
+    } cases[] = {
+        {AL_ENT_EMAIL, "jane.doe@example.com"},  {AL_ENT_PHONE, "(415) 555-2671"},
+        {AL_ENT_PHONE, "+44 20 7946 0958"},      {AL_ENT_PHONE, "+49 (30) 123456"},
+        {AL_ENT_CREDIT_CARD, "4111 1111 1111 1111"}, {AL_ENT_US_SSN, "123-45-6789"},
+        {AL_ENT_IP_ADDRESS, "10.1.2.3"},         {AL_ENT_IBAN, "DE89 3704 0044 0532 0130 00"},
+    };
+    static const char filler[] = "we met on 2024-03-15 at 10:30 and paid $1,234.50 for v1.12.45 ";
+    char buf[512];
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        for (size_t pad = 0; pad < 200; pad++) {
+            for (int numbers = 0; numbers < 2; numbers++) {
+                size_t o = 0;
+                for (size_t i = 0; i < pad; i++)
+                    buf[o++] = numbers ? filler[i % (sizeof(filler) - 1)] : "the cat sat "[i % 12];
+                if (o && buf[o - 1] != ' ') buf[o++] = ' ';
+                o += (size_t)snprintf(buf + o, sizeof(buf) - o, "see %s and that was it",
+                                      cases[c].val);
+                expect_one(buf, cases[c].ent, cases[c].val);
+            }
+        }
+    }
+}
+
 static void test_hostile(void **state)
 {
     (void)state;
@@ -448,6 +480,7 @@ int main(void)
         cmocka_unit_test(test_hard_negatives),
         cmocka_unit_test(test_word_boundaries),
         cmocka_unit_test(test_mixed_text),
+        cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_hostile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
