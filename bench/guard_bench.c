@@ -1,14 +1,15 @@
 /* guard_bench.c - throughput and latency of the guardrails scanner.  Builds
- * a scanner with the built-in PII and one custom entity (plus the injection
- * features in a second scanner when BENCH_GUARD_INJECT=1), generates ~64 MB of clean English prose with ordinary
- * numbers (years, counts, prices, percentages, times, versions) and ~64 MB
- * of PII-dense text (an entity every few words) in memory with a fixed-seed
- * PRNG, and times al_scanner_scan over each in 1 MB slices (what a large
- * request body costs; best of 3, a slow configuration stops after 2 s), for
- * PII alone (a scanner built without the injection features) and, when
- * asked, with injection too, then the p50/p99 of scanning a 2 KB chat-like
- * message 20,000 times (best p50 of 3 rounds).  Prints MB/s (1 MB = 10^6 bytes)
- * and microseconds; bench/guard.sh builds and runs it. */
+ * a scanner with the built-in PII and one custom entity (and a second one
+ * with the injection features too when BENCH_GUARD_INJECT=1), generates
+ * ~64 MB of clean English prose with ordinary numbers (years, counts,
+ * prices, percentages, times, versions, dates) and ~64 MB of PII-dense text
+ * (an entity every few words) in memory with a fixed-seed PRNG, and times
+ * al_scanner_scan over each in 1 MB slices (what a large request body
+ * costs; best of 3, a slow configuration stops after 2 s), then the p50/p99
+ * of scanning a 2 KB chat-like message 20,000 times (best of 3 rounds).
+ * BENCH_GUARD_ONLY=clean|dense|msg runs one measurement (for perf record).
+ * Prints MB/s (1 MB = 10^6 bytes) and microseconds; bench/guard.sh builds
+ * and runs it. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -37,7 +37,7 @@
 #define INJ_BASE 200000u
 #define MAX_CUSTOM 64
 #define MAX_RESCAN_DEPTH 2
-#define MAX_PII_IDS 64       /* built-in patterns tracked for the re-report skip */
+#define MAX_PII_IDS 32       /* patterns tracked for the re-report skip; see LEAD_SLOT */
 /* Candidates kept per thread between scans; a bigger array is freed after
  * the scan so one huge text does not pin memory forever. */
 #define CAND_KEEP 4096
@@ -222,7 +222,7 @@ int al_scanner_build(const al_custom_entity_t *custom, size_t n_custom, bool wit
                 snprintf(err, errlen, "entity '%s': bad regex: %s",
                          s->custom[(size_t)at - n_vs_pii].name, msg);
             else if (at >= 0)
-                snprintf(err, errlen, "built-in PII pattern %d: %s", at, msg);
+                snprintf(err, errlen, "built-in PII pattern %u: %s", ids[at] - PII_BASE, msg);
             else
                 snprintf(err, errlen, "scanner: %s", msg);
         }

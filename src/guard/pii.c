@@ -564,6 +564,9 @@ static int confirm_phone(const char *t, size_t len, size_t from, size_t *os, siz
         }
         /* A group followed by ':' and a digit is a time. */
         if (q + 1 < len && AT(q) == ':' && is_digit(AT(q + 1))) break;
+        /* Two single-digit groups in a row are in no numbering plan's
+         * format ("1 2 3 4 ..."): stop before such a run costs more. */
+        if (n == 1 && !paren && ng > 0 && g[ng - 1].n == 1 && !g[ng - 1].paren) return -1;
         g[ng++] = (pgroup_t){(uint8_t)n, paren, sep, ds, q};
         total += n;
         p = q;

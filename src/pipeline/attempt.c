@@ -244,8 +244,10 @@ static int on_sse_event(void *ud, const char *event, size_t elen, const char *da
             al_buf_reset(&c->last_err);
             if (!eb.err) al_buf_append(&c->last_err, eb.p, eb.len);
             c->up_status = 502;
-            if (!eb.err && memmem(eb.p, eb.len, "\"rate_limit_exceeded\"", 21)) c->up_status = 429;
-            else if (!eb.err && memmem(eb.p, eb.len, "\"overloaded\"", 12)) c->up_status = 503;
+            if (!eb.err && eb.p && memmem(eb.p, eb.len, "\"rate_limit_exceeded\"", 21))
+                c->up_status = 429;
+            else if (!eb.err && eb.p && memmem(eb.p, eb.len, "\"overloaded\"", 12))
+                c->up_status = 503;
             al_buf_free(&eb);
             return -1;
         }
@@ -460,13 +462,53 @@ bool al__deliver_body(al_ctx_t *c)
     al_buf_t t, m;
     const char *p;
     size_t len;
-    if (!body_prepare(c, &t, &m, &p, &len, NULL)) {
+    int gv = AL_GB_OK;
+    if (!body_prepare(c, &t, &m, &p, &len, &gv)) {
         al_buf_free(&t);
         al_buf_free(&m);
         return false;
     }
+    if (gv != AL_GB_OK) {
+        /* A person's answer meets the output guardrails too; it cannot be
+         * retried or escalated again, so those become a refusal. */
+        const char *type = "guardrail_blocked", *code = "guardrail", *msg = "blocked by a guardrail";
+        al__guard_blocked(c, &type, &code, &msg);
+        char m2[300];
+        snprintf(m2, sizeof m2, "%s", msg);
+        al_buf_free(&t);
+        al_buf_free(&m);
+        bool schema = gv == AL_GB_RETRY || gv == AL_GB_INVALID;
+        if (gv == AL_GB_ERROR)
+            al__fail(c, 500, "server_error", "guardrail_error", "error",
+                     "the guardrails could not check the answer");
+        else
+            al__fail(c, schema ? 502 : 400, schema ? "invalid_output" : "guardrail_blocked",
+                     schema ? "schema" : code, schema ? "error" : "rejected", "%s", m2);
+        return true;
+    }
     body_send(c, p, len, &t, &m);
     return true;
+}
+
+void al__guard_stream_stop(al_ctx_t *c)
+{
+    const char *type = "guardrail_blocked", *code = "guardrail", *msg = "blocked by a guardrail";
+    al__guard_blocked(c, &type, &code, &msg);
+    if (c->face_anthropic) {
+        msgs_init(c);
+        al_msgs_stream_error(&c->mst, "invalid_request_error", msg);
+    } else {
+        al_buf_t b;
+        al_buf_init(&b, 4096);
+        al_buf_puts(&b, "data: ");
+        al_http_error_json(&b, type, code, msg);
+        al_buf_puts(&b, "\n\n");
+        if (!b.err) client_write(c, b.p, b.len);
+        al_buf_free(&b);
+    }
+    c->ev.status = 200;
+    AL_EVENT_SET(&c->ev, outcome, "rejected", 8);
+    AL_EVENT_SET(&c->ev, error_type, type, strlen(type));
 }
 
 /* A 4xx that is the request's own fault: the client gets it as it is. */
@@ -675,7 +717,9 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
     c->ev.upstream_ms = lat;
     c->xfer = NULL;
     c->simx = NULL;
-    if (res != AL_UP_OK && !c->client_gone)
+    const char *gtype, *gcode, *gmsg;
+    bool gblocked = al__guard_blocked(c, &gtype, &gcode, &gmsg); /* we stopped it */
+    if (res != AL_UP_OK && !c->client_gone && !gblocked)
         al_metrics_inc(c->w->gw->metrics, c->w->idx, AL_C_UPSTREAM_ERRORS, 1);
     if (c->up_anthropic && c->ast.usage.known && !c->usage.known) c->usage = c->ast.usage;
 
@@ -699,30 +743,23 @@ static void on_up_done(void *ud, al_up_result_t res, const char *detail)
         else al_http_respond_error(req, 499, "client_closed", NULL, "client closed", NULL, 0);
         return;
     }
-    const char *gtype, *gcode, *gmsg;
-    if (c->stream_started && al__guard_blocked(c, &gtype, &gcode, &gmsg)) {
+    if (gblocked) {
         /* The output guardrails stopped the stream (the attempt itself was fine). */
         al__attempt_note(c, c->model, AL_ATT_OK, c->up_status, lat);
         breaker_note(c, tgt, res == AL_UP_OK || res == AL_UP_TOO_BIG ? AL_ATT_OK : classify(c, res),
                      probe, lat);
         al__bill_attempt(c, true);
         attempts_close(c);
-        if (c->face_anthropic) {
-            msgs_init(c);
-            al_msgs_stream_error(&c->mst, "invalid_request_error", gmsg);
+        if (c->stream_started) {
+            al__guard_stream_stop(c);
+            if (c->req) al_http_stream_end(c->req);
         } else {
-            al_buf_t b;
-            al_buf_init(&b, 4096);
-            al_buf_puts(&b, "data: ");
-            al_http_error_json(&b, gtype, gcode, gmsg);
-            al_buf_puts(&b, "\n\n");
-            if (!b.err) client_write(c, b.p, b.len);
-            al_buf_free(&b);
+            /* Nothing was sent yet: an ordinary answer. */
+            bool schema = strcmp(gtype, "invalid_output") == 0;
+            char m2[300];
+            snprintf(m2, sizeof m2, "%s", gmsg);
+            al__fail(c, schema ? 502 : 400, gtype, gcode, schema ? "error" : "rejected", "%s", m2);
         }
-        c->ev.status = 200;
-        AL_EVENT_SET(&c->ev, outcome, "rejected", 8);
-        AL_EVENT_SET(&c->ev, error_type, gtype, strlen(gtype));
-        if (c->req) al_http_stream_end(c->req);
         return;
     }
     if (c->stream_started) {
@@ -973,6 +1010,7 @@ static void start_attempt(al_ctx_t *c, const al_route_target_t *tgt, bool probe)
     c->retry_after[0] = '\0';
     c->usage = (al_usage_t){0};
     al_buf_reset(&c->resp);
+    if (c->g) al__guard_attempt_reset(c);
     c->up_anthropic = c->model->provider->type == AL_PROVIDER_ANTHROPIC;
     const al_provider_t *p = c->model->provider;
     AL_EVENT_SET(&c->ev, provider, p->name, strlen(p->name));

@@ -161,10 +161,17 @@ enum { AL_GB_OK = 0, AL_GB_BLOCK, AL_GB_RETRY, AL_GB_INVALID, AL_GB_ESCALATE, AL
  * then point there); returns AL_GB_*. */
 int al__guard_body(al_ctx_t *c, const char **pp, size_t *plen, al_buf_t *own);
 /* A stream chunk / the stream's end through the output guardrails: 0, -1
- * client gone, -2 malformed, -3 blocked (al__guard_blocked says why). */
+ * client gone, -2 malformed, AL_GUARD_STOP blocked (al__guard_blocked says
+ * why; a value no AL_E* code or translator uses). */
+#define AL_GUARD_STOP (-100)
 int al__guard_chunk(al_ctx_t *c, const char *json, size_t len);
 int al__guard_done(al_ctx_t *c);
 bool al__guard_blocked(const al_ctx_t *c, const char **type, const char **code, const char **msg);
+/* A new upstream attempt before anything was sent: forget the last one's
+ * held bytes, stream state and output verdicts. */
+void al__guard_attempt_reset(al_ctx_t *c);
+/* A stream the output guardrails stopped: its error event, the outcome. */
+void al__guard_stream_stop(al_ctx_t *c);
 
 /* policy.c */
 bool al__policy_admit(al_ctx_t *c);   /* after model resolution; false = answered */

@@ -95,12 +95,13 @@ static void answer_human(al_ctx_t *c, const char *answer)
                       c->ev.escalation_id, (long long)now);
         rc = chunk.err ? -1 : al__deliver_chunk(c, chunk.p, chunk.len);
     }
-    if (rc == 0) al__deliver_done(c);
+    if (rc == 0) rc = al__deliver_done(c);
     al_buf_free(&d);
     al_buf_free(&chunk);
     c->usage = (al_usage_t){.known = true};
     c->ev.status = 200;
     AL_EVENT_SET(&c->ev, outcome, c->client_gone ? "client_closed" : "ok", c->client_gone ? 13 : 2);
+    if (rc == AL_GUARD_STOP && !c->client_gone) al__guard_stream_stop(c);
     if (c->req) al_http_stream_end(c->req);
 }
 
@@ -370,9 +371,13 @@ void al__escalate(al_ctx_t *c, const char *reason)
     snprintf(r->attempts, sizeof r->attempts, "%s", c->ev.attempts);
     snprintf(r->status, sizeof r->status, "open");
     if (c->req) {
-        size_t n = AL_MIN(c->req->body.len, (size_t)AL_ESC_REQUEST_MAX);
+        /* With guardrails that redacted it, the person sees what the
+         * provider would have seen: placeholders, never the raw values. */
+        const char *b = c->gbody ? c->body : c->req->body.p;
+        size_t bl = c->gbody ? c->body_len : c->req->body.len;
+        size_t n = AL_MIN(bl, (size_t)AL_ESC_REQUEST_MAX);
         r->request = al_malloc(n + 1);
-        memcpy(r->request, c->req->body.p, n);
+        memcpy(r->request, b, n);
         r->request[n] = '\0';
     }
     c->esc = r;

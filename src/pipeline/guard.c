@@ -53,6 +53,7 @@ struct al_gctx {
     gdet_t det[AL_GUARD_MAX_DETECTORS];
     unsigned pending;
     al_buf_t cls_text;
+    al_buf_t more;                 /* findings past one scan's cap */
     /* leakage */
     al_buf_t sys;
     al_leak_t *leak;
@@ -92,6 +93,23 @@ static void buf_cap_append(al_buf_t *b, size_t cap, const char *p, size_t len)
     al_buf_append(b, p, len);
 }
 
+/* Keep the last cap bytes: the newest messages are where an attack lands. */
+static void buf_tail_append(al_buf_t *b, size_t cap, const char *p, size_t len)
+{
+    if (len >= cap) {
+        al_buf_reset(b);
+        al_buf_append(b, p + len - cap, cap);
+        return;
+    }
+    if (b->len + len + 1 > cap) {
+        size_t drop = b->len + len + 1 - cap;
+        memmove(b->p, b->p + drop, b->len - drop);
+        b->len -= drop;
+    }
+    if (b->len) al_buf_putc(b, '\n');
+    al_buf_append(b, p, len);
+}
+
 /* The entity types of one direction that hit `block` (or escalate). */
 static void ent_list(const al_gctx_t *g, int dir, char *out, size_t n)
 {
@@ -125,8 +143,6 @@ static int h_scan(void *ud, al_text_role_t role, const char *text, size_t len, c
             what |= AL_SCAN_INJECT;
         if (role == AL_TR_SYSTEM && (p->out.leakage != AL_GA_ALLOW))
             buf_cap_append(&g->sys, SYS_TEXT_MAX, text, len);
-        if (p->in.n_det && (role == AL_TR_USER || role == AL_TR_TOOL_RESULT || role == AL_TR_EMBED))
-            buf_cap_append(&g->cls_text, CLS_TEXT_MAX, text, len);
     } else if (p->out.pii) {
         what |= AL_SCAN_PII;
     }
@@ -139,6 +155,30 @@ static int h_scan(void *ud, al_text_role_t role, const char *text, size_t len, c
             g->inj_fam |= g->res.inj.families;
         }
         *n = g->res.n_finds;
+        if (g->res.n_dropped) {
+            /* More values than one scan keeps: scan on from the last kept
+             * one, so none passes unseen. */
+            al_buf_reset(&g->more);
+            al_buf_append(&g->more, g->res.finds, g->res.n_finds * sizeof(al_find_t));
+            size_t off = g->res.finds[g->res.n_finds - 1].end;
+            while (g->res.n_dropped && off < len) {
+                rc = al_scanner_scan(p->sc, text + off, len - off, AL_SCAN_PII, &g->res);
+                if (rc != AL_OK) return rc;
+                for (size_t i = 0; i < g->res.n_finds; i++) {
+                    al_find_t x = g->res.finds[i];
+                    x.start += (uint32_t)off;
+                    x.end += (uint32_t)off;
+                    al_buf_append(&g->more, &x, sizeof x);
+                }
+                if (!g->res.n_finds) break;
+                off += g->res.finds[g->res.n_finds - 1].end;
+            }
+            if (g->more.err) return AL_ETOOBIG; /* fails closed */
+            *f = (const al_find_t *)(const void *)g->more.p;
+            *n = g->more.len / sizeof(al_find_t);
+            g->res.n_finds = 0;
+            return AL_OK;
+        }
     } else {
         g->res.n_finds = 0;
     }
@@ -206,9 +246,15 @@ static int h_decide(void *ud, al_text_role_t role, const al_find_t *f, size_t n,
 static void h_released(void *ud, al_text_role_t role, const char *text, size_t len)
 {
     al_gctx_t *g = ud;
+    /* Model-based detectors see the request as the provider will: redacted. */
+    if (g->pol->in.n_det && (role == AL_TR_USER || role == AL_TR_TOOL_RESULT || role == AL_TR_EMBED))
+        buf_tail_append(&g->cls_text, CLS_TEXT_MAX, text, len);
     if (role != AL_TR_OUT_CONTENT) return;
     if (g->gs && g->leak && !g->leak_hit && al_leak_feed(g->leak, text, len)) g->leak_hit = true;
-    if (g->gs && (g->req_schema || g->pol->out.schema_doc) && g->out_text.len < OUT_TEXT_MAX)
+    /* One streamed answer is checked at its end; with n > 1 the choices'
+     * texts interleave and are not checked (documented). */
+    if (g->gs && (g->req_schema || g->pol->out.schema_doc) && g->c->rq.n <= 1 &&
+        g->out_text.len < OUT_TEXT_MAX)
         al_buf_append(&g->out_text, text, len);
 }
 
@@ -339,6 +385,7 @@ static void gctx_free(al_gctx_t *g)
         if (g->det[i].job) al_classify_cancel(g->det[i].job);
     al_redact_map_free(g->map);
     al_buf_free(&g->cls_text);
+    al_buf_free(&g->more);
     al_buf_free(&g->sys);
     al_buf_free(&g->out_text);
     al_leak_free(g->leak);
@@ -532,6 +579,7 @@ void al__guard_begin(al_ctx_t *c)
     c->g = g;
     g->map = al_redact_map_new(p->sc);
     al_buf_init(&g->cls_text, CLS_TEXT_MAX + 16);
+    al_buf_init(&g->more, 64u << 20);
     al_buf_init(&g->sys, SYS_TEXT_MAX + 16);
     al_buf_init(&g->out_text, OUT_TEXT_MAX);
     bool chat = c->kind == K_CHAT || c->kind == K_MESSAGES;
@@ -576,7 +624,9 @@ static void guard_scan(al_ctx_t *c)
     al_gctx_t *g = c->g;
     const al_guard_policy_t *p = g->pol;
     bool chat = c->kind == K_CHAT || c->kind == K_MESSAGES;
-    if (chat && p->out.pii && wants_logprobs(c)) {
+    bool rewrites = p->out.pii || p->in.reversible ||
+                    (p->out.leakage != AL_GA_ALLOW && p->out.leakage != AL_GA_FLAG);
+    if (chat && rewrites && wants_logprobs(c)) {
         al__fail(c, 400, "invalid_request_error", "logprobs_with_output_guardrails", "rejected",
                  "logprobs cannot be returned while output guardrails rewrite this agent's "
                  "answers");
@@ -680,22 +730,25 @@ static bool schema_ok(al_gctx_t *g, const char *text, size_t len)
     return rc == AL_OK;
 }
 
-/* The first choice's message content of a chat completion, for the schema. */
-static bool body_content(const char *p, size_t len, al_buf_t *out)
+/* Every choice's message content of a chat completion against the schema
+ * (a choice without text content, a tool call, is not checked).  true when
+ * all pass or the body cannot be read (the caller judges that). */
+static bool body_choices_ok(al_gctx_t *g, const char *p, size_t len)
 {
-    if (al_json_depth(p, len) > 128) return false;
+    if (al_json_depth(p, len) > 128) return true;
     char *tmp = al_malloc(len + 1);
     memcpy(tmp, p, len);
     tmp[len] = '\0';
     yajl_val root = yajl_tree_parse(tmp, NULL, 0);
     free(tmp);
-    if (!root) return false;
+    if (!root) return true;
+    bool ok = true;
     yajl_val ch = al_json_get(root, "choices");
-    yajl_val c0 = ch && YAJL_IS_ARRAY(ch) && ch->u.array.len ? ch->u.array.values[0] : NULL;
-    yajl_val msg = c0 ? al_json_get(c0, "message") : NULL;
-    yajl_val ct = msg ? al_json_get(msg, "content") : NULL;
-    bool ok = ct && YAJL_IS_STRING(ct);
-    if (ok) al_buf_puts(out, ct->u.string);
+    for (size_t i = 0; ok && ch && YAJL_IS_ARRAY(ch) && i < ch->u.array.len; i++) {
+        yajl_val msg = al_json_get(ch->u.array.values[i], "message");
+        yajl_val ct = msg ? al_json_get(msg, "content") : NULL;
+        if (ct && YAJL_IS_STRING(ct)) ok = schema_ok(g, ct->u.string, strlen(ct->u.string));
+    }
     yajl_tree_free(root);
     return ok;
 }
@@ -744,13 +797,11 @@ int al__guard_body(al_ctx_t *c, const char **pp, size_t *plen, al_buf_t *own)
         al_buf_free(&out);
     }
     if (schema_of(g)) {
-        al_buf_t ct;
-        al_buf_init(&ct, c->cfg->server.max_response_bytes);
-        bool have = body_content(*pp, *plen, &ct);
-        bool ok = !have || schema_ok(g, ct.p ? ct.p : "", ct.len);
-        al_buf_free(&ct);
+        bool ok = body_choices_ok(g, *pp, *plen);
         if (!ok) {
             al_gaction_t a = p->out.schema;
+            set_block(g, "schema", "the answer does not match the requested schema: %s",
+                      g->schema_err);
             if (a == AL_GA_RETRY && g->schema_retries == 0) {
                 g->schema_retries++;
                 return AL_GB_RETRY;
@@ -779,7 +830,7 @@ int al__guard_chunk(al_ctx_t *c, const char *json, size_t len)
 {
     al_gctx_t *g = c->g;
     if (!g || !stream_filtered(g->pol, g)) return al__emit_chunk(c, json, len);
-    if (g->blocked) return -3;
+    if (g->blocked) return AL_GUARD_STOP;
     if (!g->gs) {
         g->gs = al_gstream_new(g->map, g->pol->in.reversible, &hooks, g, g->pol->stream_window);
         if (!g->gs) return -1;
@@ -790,14 +841,14 @@ int al__guard_chunk(al_ctx_t *c, const char *json, size_t len)
         char ents[200];
         ent_list(g, DIR_OUT, ents, sizeof ents);
         set_block(g, "pii", "blocked by guardrail 'pii' (%s) in the output", ents);
-        return -3;
+        return AL_GUARD_STOP;
     }
     if (rc == AL_EPARSE) return -2;
     if (rc != AL_OK) return rc < 0 ? rc : -1;
     if (g->leak_hit && g->pol->out.leakage != AL_GA_FLAG && g->pol->out.leakage != AL_GA_ALLOW) {
         set_block(g, "leakage", "blocked by guardrail 'leakage': the answer repeats the system "
                                 "prompt");
-        return -3;
+        return AL_GUARD_STOP;
     }
     return 0;
 }
@@ -806,26 +857,26 @@ int al__guard_done(al_ctx_t *c)
 {
     al_gctx_t *g = c->g;
     if (!g || !g->gs) return 0;
-    if (g->blocked) return -3;
+    if (g->blocked) return AL_GUARD_STOP;
     int rc = al_gstream_flush(g->gs, emit, c);
     if (rc == AL_ESTATE || g->pii_block[DIR_OUT]) {
         char ents[200];
         ent_list(g, DIR_OUT, ents, sizeof ents);
         set_block(g, "pii", "blocked by guardrail 'pii' (%s) in the output", ents);
-        return -3;
+        return AL_GUARD_STOP;
     }
     if (rc != AL_OK) return rc == AL_EPARSE ? -2 : -1;
     if (g->leak_hit && g->pol->out.leakage != AL_GA_FLAG && g->pol->out.leakage != AL_GA_ALLOW) {
         set_block(g, "leakage", "blocked by guardrail 'leakage': the answer repeats the system "
                                 "prompt");
-        return -3;
+        return AL_GUARD_STOP;
     }
     if (schema_of(g) && g->out_text.len && !schema_ok(g, g->out_text.p, g->out_text.len) &&
         g->pol->out.schema != AL_GA_FLAG) {
         /* Too late to retry a stream: the client gets an error instead of [DONE]. */
         set_block(g, "schema", "the answer does not match the requested schema: %s",
                   g->schema_err);
-        return -3;
+        return AL_GUARD_STOP;
     }
     return 0;
 }
@@ -839,4 +890,24 @@ bool al__guard_blocked(const al_ctx_t *c, const char **type, const char **code, 
     *code = g->block_code;
     *msg = g->block_msg;
     return true;
+}
+
+void al__guard_attempt_reset(al_ctx_t *c)
+{
+    al_gctx_t *g = c->g;
+    if (!g || c->stream_started) return;
+    al_gstream_free(g->gs);
+    g->gs = NULL;
+    al_buf_reset(&g->out_text);
+    g->blocked = false;
+    g->block_code[0] = g->block_msg[0] = '\0';
+    g->pii_block[DIR_OUT] = g->pii_escalate[DIR_OUT] = false;
+    memset(g->ent_block[DIR_OUT], 0, sizeof g->ent_block[DIR_OUT]);
+    memset(g->ent_n[DIR_OUT], 0, sizeof g->ent_n[DIR_OUT]);
+    g->leak_hit = false;
+    if (g->leak) {
+        /* The feed state starts over with the new answer. */
+        al_leak_free(g->leak);
+        g->leak = g->sys.len ? al_leak_new(g->sys.p, g->sys.len, g->pol->out.leak_min) : NULL;
+    }
 }
