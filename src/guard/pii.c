@@ -331,6 +331,16 @@ static int confirm_email(const char *t, size_t len, size_t to, size_t *os, size_
     while (s < at && (AT(s) == '.' || AT(s) == '-' || AT(s) == '+')) s++;
     if (s == at || AT(at - 1) == '.') return -1;
     if (s > 0 && (is_word(AT(s - 1)) || AT(s - 1) == '@')) return -1;
+    {
+        /* A token in a URL's user part ("https://ghp_...@github.com") is a
+         * SECRET, not an address: leave it to the secret patterns. */
+        static const char *const tok[] = {"ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_",
+                                          "sk-", "xox", "AKIA", "ASIA", "glpat-"};
+        for (size_t k = 0; k < sizeof tok / sizeof tok[0]; k++) {
+            size_t tl = strlen(tok[k]);
+            if (at - s > tl + 8 && memcmp(t + s, tok[k], tl) == 0) return -1;
+        }
+    }
     /* Domain labels. */
     size_t e = at + 1, last_label = e, end_ok = 0;
     int labels = 0;

@@ -287,6 +287,10 @@ static void test_secret(void **state)
     expect_none("a risk-free task-based desk-sharing sk-learn-is-a-library");
     expect_none("XAKIAIOSFODNN7EXAMPLE AKIAIOSFODNN7EXAM ghp_short xoxb-short");
     expect_none("eyJhbGciOi.x.y and eyJ alone");
+    /* A token in a URL's user part is the secret, not an email address. */
+    expect_one("git clone https://gho_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@github.com/o/r.git",
+               AL_ENT_SECRET, "gho_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+    expect_one("write to sk.jones@example.com", AL_ENT_EMAIL, "sk.jones@example.com");
 }
 
 /* --- validators inside text ------------------------------------------------- */
