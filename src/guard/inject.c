@@ -1236,13 +1236,46 @@ static bool add_pat(char **arena, size_t *left, const char *w, unsigned flags, s
  * repetition separators, the two-byte prefixes of the discussion cues. */
 static int8_t g_b64[256];
 static bool g_sep[256];
-static uint64_t g_cue2[65536 / 64];
+static uint64_t g_cue2[2][65536 / 64];   /* [topic]: bytes 0-1 and 1-2 of the cues */
 static bool g_norep[256];   /* bytes whose runs are layout, not repetition */
 static void build_byte_tables(void);
+
+/* Per step of every rule, filled once: the first bytes of the words an
+ * entry compares first (its first word forwards, its last backwards), so
+ * a step whose list cannot start at a token is rejected without walking
+ * the list, and whether the list names a line break. */
+typedef struct cstep {
+    uint64_t first[4];   /* bit c: some entry's compared word starts with byte c */
+    bool any;            /* an entry matches any word ("*", "") */
+    bool nl;             /* the list has "\n" */
+} cstep_t;
+static cstep_t g_cstep[N_RULES][2][MAX_STEPS];
+
+static void compile_steps(void)
+{
+    for (size_t r = 0; r < N_RULES; r++)
+        for (int side = 0; side < 2; side++) {
+            const step_t *st = side ? g_rules[r].fwd : g_rules[r].back;
+            for (int k = 0; k < MAX_STEPS && st[k].w; k++) {
+                cstep_t *c = &g_cstep[r][side][k];
+                for (const char *const *w = st[k].w; *w; w++) {
+                    const char *e = *w, *first = e;
+                    if (!side)
+                        for (const char *q = e; *q; q++)
+                            if (*q == ' ') first = q + 1;
+                    unsigned char f0 = (unsigned char)first[0];
+                    if (e[0] == '\n') c->nl = true;
+                    if (!f0 || f0 == '*') c->any = true;
+                    else c->first[f0 / 64] |= 1ull << (f0 % 64);
+                }
+            }
+        }
+}
 
 static void build_table(void)
 {
     build_byte_tables();
+    compile_steps();
     char *arena = g_exprbuf;
     size_t left = sizeof(g_exprbuf);
     for (size_t r = 0; r < N_RULES; r++) {
@@ -1294,6 +1327,7 @@ static void build_table(void)
 #define TOK_MAX 24       /* bytes of a word kept (longer words match nothing) */
 #define LOOK_TOKENS 12   /* words looked at on each side of the anchor */
 #define LOOK_BYTES 160   /* bytes looked at on each side (whitespace runs count once) */
+#define LOOK_SHORT 88    /* the first try backwards (usually 12+ tokens) */
 #define MATCH_CALLS_MAX 4096  /* anchor hits examined per scan */
 
 typedef struct tok {
@@ -1361,6 +1395,7 @@ static int tokenize(const char *text, size_t s, size_t e, tok_t *out, int max, b
     int n = 0;
     size_t i = s;
     unsigned char wb[64];
+    int head = 0;
     *cut = false;
     while (i < e) {
         char kind = 0;
@@ -1423,14 +1458,22 @@ static int tokenize(const char *text, size_t s, size_t e, tok_t *out, int max, b
             if (n < max) {
                 out[n++] = tk[k];
             } else if (keep_last) {
-                memmove(out, out + 1, (size_t)(max - 1) * sizeof(*out));
-                out[max - 1] = tk[k];
+                /* a ring: the oldest token is overwritten, rotated at the end */
+                out[head] = tk[k];
+                head = head + 1 == max ? 0 : head + 1;
                 *cut = true;
             } else {
                 *cut = true;
                 return n;
             }
         }
+    }
+    if (head) {
+        tok_t tmp[64];
+        int h = head > 64 ? 64 : head;
+        memcpy(tmp, out, (size_t)h * sizeof(*out));
+        memmove(out, out + h, (size_t)(n - h) * sizeof(*out));
+        memcpy(out + n - h, tmp, (size_t)h * sizeof(*out));
     }
     return n;
 }
@@ -1453,6 +1496,15 @@ static bool word_eq(const char *e, size_t en, const char *w)
  * is read from its last word. */
 static int entry_at(const char *e, const tok_t *t, int nt, int j, int dir)
 {
+    /* quick reject on the first letter of the word compared first (the
+     * last one backwards): most entries of a list fail here */
+    if (!e[0]) return j;
+    if (j >= nt) return -1;
+    const char *first = e;
+    if (dir < 0)
+        for (const char *q = e; *q; q++)
+            if (*q == ' ') first = q + 1;
+    if (first[0] != '*' && first[0] != t[j].w[0]) return -1;
     const char *words[8];
     size_t lens[8];
     int nw = 0;
@@ -1473,18 +1525,19 @@ static int entry_at(const char *e, const tok_t *t, int nt, int j, int dir)
     return j;
 }
 
-static bool list_has_nl(const char *const *w)
-{
-    for (; *w; w++)
-        if ((*w)[0] == '\n') return true;
-    return false;
-}
-
 /* One repetition of a step at t[j]: the index after it or -1.  A line
  * break is skipped unless the step names it. */
-static int step_once(const step_t *s, const tok_t *t, int nt, int j, int dir)
+static int step_once(const step_t *s, const cstep_t *cs, const tok_t *t, int nt, int j,
+                     int dir)
 {
-    if (j < nt && t[j].w[0] == '\n' && !list_has_nl(s->w)) j++;
+    if (j < nt && t[j].w[0] == '\n' && !cs->nl) j++;
+    if (j >= nt) {
+        /* only an empty entry could match past the end */
+        if (!cs->any) return -1;
+    } else if (!cs->any) {
+        unsigned char c = (unsigned char)t[j].w[0];
+        if (!(cs->first[c / 64] & (1ull << (c % 64)))) return -1;
+    }
     for (const char *const *w = s->w; *w; w++) {
         int r = entry_at(*w, t, nt, j, dir);
         if (r >= 0) return r;
@@ -1492,19 +1545,20 @@ static int step_once(const step_t *s, const tok_t *t, int nt, int j, int dir)
     return -1;
 }
 
-static bool steps_match(const step_t *s, const tok_t *t, int nt, int j, int dir, int depth)
+static bool steps_match(const step_t *s, const cstep_t *cs, const tok_t *t, int nt, int j,
+                        int dir, int depth)
 {
     if (!s->w || depth >= MAX_STEPS) return true;
     int pos[9];
     int k = 0;
     pos[0] = j;
     while (k < s->max && k < 8) {
-        int r = step_once(s, t, nt, pos[k], dir);
+        int r = step_once(s, cs, t, nt, pos[k], dir);
         if (r < 0) break;
         pos[++k] = r;
     }
     for (int c = k; c >= (int)s->min; c--)
-        if (steps_match(s + 1, t, nt, pos[c], dir, depth + 1)) return true;
+        if (steps_match(s + 1, cs + 1, t, nt, pos[c], dir, depth + 1)) return true;
     return false;
 }
 
@@ -1582,7 +1636,20 @@ static int back_tokens(const char *text, size_t ws, tok_t *back)
     while (s > 0 && s < ws && (t[s] & 0xc0) == 0x80) s++;   /* not inside a character */
     bool cut = false;
     tok_t tmp[LOOK_TOKENS];
-    int n = tokenize(text, s, ws, tmp, LOOK_TOKENS, true, &cut);
+    int n = -1;
+    /* Most windows hold more tokens than are kept: try a short one first,
+     * started at a space (where any tokenization is at a boundary, so its
+     * tokens are the full window's); if it fills up, they are the same
+     * last tokens. */
+    if (ws >= s + LOOK_SHORT + 16) {
+        size_t s2 = ws - LOOK_SHORT;
+        while (s2 < ws && t[s2] != ' ' && t[s2] != '\t' && t[s2] != '\n' && t[s2] != '\r') s2++;
+        if (s2 < ws) {
+            n = tokenize(text, s2, ws, tmp, LOOK_TOKENS, true, &cut);
+            if (!cut) n = -1;
+        }
+    }
+    if (n < 0) n = tokenize(text, s, ws, tmp, LOOK_TOKENS, true, &cut);
     int first = (s > 0 && !cut && n > 0) ? 1 : 0;   /* the first word may be cut */
     int nb = 0;
     for (int i = n - 1; i >= first; i--) back[nb++] = tmp[i];
@@ -1629,8 +1696,11 @@ static void run_rules(al_inject_state_t *st, fired_t *f, const group_t *g, const
     const char *me = NULL;   /* the group entry that matched */
     if (g->key) {
         for (const char *const *e = g->key; *e && !me; e++) {
-            const char *sp = strrchr(*e, ' ');
+            const char *sp = NULL;
+            for (const char *q = *e; *q; q++)
+                if (*q == ' ') sp = q;
             const char *last = sp ? sp + 1 : *e;
+            if (last[0] != '*' && last[0] != anchor.w[0]) continue;
             if (!word_eq(last, strlen(last), anchor.w)) continue;
             if (!sp) {
                 me = *e;
@@ -1663,8 +1733,8 @@ static void run_rules(al_inject_state_t *st, fired_t *f, const group_t *g, const
             nf = tokenize(text, we, e, fwd, LOOK_TOKENS, false, &cut);
             if (e == len && !cut) memcpy(fwd[nf++].w, "$", 2);
         }
-        if (r->back[0].w && !steps_match(r->back, back, nb, skip, -1, 0)) continue;
-        if (r->fwd[0].w && !steps_match(r->fwd, fwd, nf, 0, 1, 0)) continue;
+        if (r->back[0].w && !steps_match(r->back, g_cstep[ri][0], back, nb, skip, -1, 0)) continue;
+        if (r->fwd[0].w && !steps_match(r->fwd, g_cstep[ri][1], fwd, nf, 0, 1, 0)) continue;
         f->bits[ri / 64] |= 1ull << (ri % 64);
         add_evidence(st, r->fam, r->weight / 100.0);
     }
@@ -1720,6 +1790,21 @@ static bool is_alpha(unsigned char c)
 /* A quote mark followed by an override verb, the quote closing within 160
  * bytes: the text mentions an attack phrase ("what does 'ignore previous
  * instructions' do?").  Returns the number of such mentions. */
+/* Does any of the 8 bytes at p equal one that can open a quote (" ` '
+ * or the lead bytes 0xe2 0xc2)?  Exact, word-at-a-time. */
+static bool maybe_quote8(const unsigned char *p)
+{
+    static const unsigned char q[] = {'"', '`', '\'', 0xe2, 0xc2};
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t x;
+    memcpy(&x, p, 8);
+    for (size_t k = 0; k < sizeof q; k++) {
+        uint64_t v = x ^ (ones * q[k]);
+        if ((v - ones) & ~v & highs) return true;
+    }
+    return false;
+}
+
 static unsigned quoted_mentions(const char *p, size_t len)
 {
     static const char *const verbs[] = {"ignore", "disregard", "forget", "ignoriere",
@@ -1729,6 +1814,9 @@ static unsigned quoted_mentions(const char *p, size_t len)
     const unsigned char *t = (const unsigned char *)p;
     unsigned n = 0;
     for (size_t i = 0; i < len; i++) {
+        /* eight bytes at a time while none can open a quote */
+        while (i + 8 <= len && !maybe_quote8(t + i)) i += 8;
+        if (i >= len) break;
         size_t q = 0;  /* length of the opening quote */
         unsigned char c = t[i];
         if (c == '"' || c == '`') q = 1;
@@ -1796,40 +1884,61 @@ static const cue_t g_cues[] = {
     {"por ejemplo", 20, false},        {"cómo funciona", 20, false},
 };
 
-/* How strongly the text talks about injection, in [0, DISCUSS_MAX]. */
+enum { NCUES = sizeof(g_cues) / sizeof(g_cues[0]) };
+
+/* Marks in found the cues of one kind (topic or generic) in the text: one
+ * pass, at each byte only the cues starting with its two bytes are tried. */
+static void find_cues(const unsigned char *t, size_t len, bool topic, bool *found)
+{
+    int16_t head[256], next[NCUES];   /* cues by their first byte, a list each */
+    for (size_t c = 0; c < 256; c++) head[c] = -1;
+    size_t left = 0;
+    for (size_t k = NCUES; k-- > 0;) {
+        if (g_cues[k].topic != topic) continue;
+        unsigned char f0 = (unsigned char)g_cues[k].s[0];
+        next[k] = head[f0];
+        head[f0] = (int16_t)k;
+        left++;
+    }
+    /* Every cue is 3+ bytes long, so one starting at s has its first or
+     * second two bytes at an even offset: only even offsets are looked up
+     * (in the set of both), and a hit tries the cues starting there and
+     * one byte before. */
+    const uint64_t *bm = g_cue2[topic];
+    for (size_t i = 0; i + 1 < len && left; i += 2) {
+        unsigned key = (unsigned)lower(t[i]) << 8 | lower(t[i + 1]);
+        if (!(bm[key / 64] & (1ull << (key % 64)))) continue;
+        for (size_t s = i ? i - 1 : 0; s <= i && s + 1 < len; s++) {
+            unsigned char c0 = lower(t[s]), c1 = lower(t[s + 1]);
+            for (int16_t k = head[c0]; k >= 0; k = next[k]) {
+                const char *n = g_cues[k].s;
+                if (found[k] || (unsigned char)n[1] != c1) continue;
+                size_t j = 1;
+                while (n[j] && s + j < len && lower(t[s + j]) == (unsigned char)n[j]) j++;
+                if (!n[j]) {
+                    found[k] = true;
+                    left--;
+                }
+            }
+        }
+    }
+}
+
+/* How strongly the text talks about injection, in [0, DISCUSS_MAX]: 0
+ * without a topic cue or a quoted attack phrase, so the generic cues are
+ * only looked for when one is there. */
 static double discussion(const char *p, size_t len)
 {
     double keep_topic = 1.0, keep_gen = 1.0;
     unsigned q = quoted_mentions(p, len);
     if (q) keep_topic *= 0.55;
-    /* one pass: at each byte, only the cues starting with it are tried */
-    enum { NCUES = sizeof(g_cues) / sizeof(g_cues[0]) };
     bool found[NCUES] = {false};
-    int16_t head[256], next[NCUES];   /* cues by their first byte, a list each */
-    for (size_t c = 0; c < 256; c++) head[c] = -1;
-    for (size_t k = NCUES; k-- > 0;) {
-        unsigned char f0 = (unsigned char)g_cues[k].s[0];
-        next[k] = head[f0];
-        head[f0] = (int16_t)k;
-    }
     const unsigned char *t = (const unsigned char *)p;
-    size_t left = NCUES;
-    for (size_t i = 0; i + 1 < len && left; i++) {
-        unsigned char c0 = lower(t[i]), c1 = lower(t[i + 1]);
-        unsigned key = (unsigned)c0 << 8 | c1;
-        if (!(g_cue2[key / 64] & (1ull << (key % 64)))) continue;
-        int16_t k0 = head[c0];
-        for (int16_t k = k0; k >= 0; k = next[k]) {
-            const char *n = g_cues[k].s;
-            if (found[k] || (unsigned char)n[1] != c1) continue;
-            size_t j = 1;
-            while (n[j] && i + j < len && lower(t[i + j]) == (unsigned char)n[j]) j++;
-            if (!n[j]) {
-                found[k] = true;
-                left--;
-            }
-        }
-    }
+    find_cues(t, len, true, found);
+    bool topic = q > 0;
+    for (size_t i = 0; i < NCUES && !topic; i++) topic = found[i];
+    if (!topic) return 0.0;
+    find_cues(t, len, false, found);
     for (size_t i = 0; i < NCUES; i++) {
         if (!found[i]) continue;
         double w = g_cues[i].w / 100.0;
@@ -1898,7 +2007,10 @@ static void build_byte_tables(void)
     }
     for (size_t k = 0; k < sizeof(g_cues) / sizeof(g_cues[0]); k++) {
         unsigned key = (unsigned)(unsigned char)g_cues[k].s[0] << 8 | (unsigned char)g_cues[k].s[1];
-        g_cue2[key / 64] |= 1ull << (key % 64);
+        g_cue2[g_cues[k].topic][key / 64] |= 1ull << (key % 64);
+        /* and the second two bytes (find_cues looks at even offsets only) */
+        key = (unsigned)(unsigned char)g_cues[k].s[1] << 8 | (unsigned char)g_cues[k].s[2];
+        g_cue2[g_cues[k].topic][key / 64] |= 1ull << (key % 64);
     }
 }
 
@@ -1925,15 +2037,22 @@ static void scan_base64(al_inject_state_t *st, dctx_t *d, const char *text, size
 {
     const unsigned char *t = (const unsigned char *)text;
     size_t i = 0;
-    while (i < len && d->blobs < DECODE_MAX_BLOBS) {
-        if (b64_val(t[i]) < 0) {
-            i++;
+    /* i is at the start of a possible run (t[i - 1] is no base64 byte): a
+     * run worth a look has B64_MIN base64 bytes from i, so the window is
+     * checked from its end and the scan jumps past the last byte that is
+     * not base64 (most windows hold a space: words are skipped at once) */
+    while (i + B64_MIN <= len && d->blobs < DECODE_MAX_BLOBS) {
+        size_t q = i + B64_MIN;
+        while (q > i && g_b64[t[q - 1]] >= 0) q--;
+        if (q > i) {
+            i = q;
             continue;
         }
         size_t s = i;
+        i += B64_MIN;
         while (i < len && g_b64[t[i]] >= 0) i++;
         size_t n = i - s;
-        if (n < B64_MIN) continue;   /* most runs are words: no second look */
+        if (i < len) i++;   /* the byte ending the run is not base64 */
         bool up = false, lo = false;
         for (size_t k = s; k < i && !(up && lo); k++) {
             up |= t[k] >= 'A' && t[k] <= 'Z';
@@ -1976,6 +2095,15 @@ static void scan_invisible(al_inject_state_t *st, dctx_t *d, const char *text, s
     size_t tags = 0, zw_word = 0, bidi = 0, removed = 0;
     bool in_flag = false;
     for (size_t i = 0; i < len; i++) {
+        /* plain ASCII, eight bytes at a time */
+        while (i + 8 <= len) {
+            uint64_t w8;
+            memcpy(&w8, t + i, 8);
+            if (w8 & 0x8080808080808080ull) break;
+            in_flag = false;
+            i += 8;
+        }
+        if (i >= len) break;
         if (t[i] < 0x80) {
             in_flag = false;         /* a flag's tags follow U+1F3F4 at once */
             continue;
@@ -2104,12 +2232,18 @@ static void repetition(al_inject_state_t *st, const char *text, size_t len, unsi
     else if (tokens >= 3) w = 0.5;
 
     /* the longest run of one byte (separators and drawing characters aside) */
-    size_t run = 0, best = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = t[i];
-        if (i && c == t[i - 1] && !g_norep[c]) run++;
-        else run = 1;
-        if (run > best) best = run;
+    /* Only runs of 128+ count: such a run holds two bytes 64 apart at
+     * multiples of 64, so only those samples are compared, and a run is
+     * measured only where two samples agree. */
+    size_t best = 0;
+    for (size_t p = 0; p + 64 < len; p += 64) {
+        unsigned char c = t[p];
+        if (g_norep[c] || t[p + 64] != c) continue;
+        size_t a = p, b = p + 1;
+        while (a > 0 && t[a - 1] == c) a--;
+        while (b < len && t[b] == c) b++;
+        if (b - a > best) best = b - a;
+        if (b > p + 64) p = (b - 1) / 64 * 64;   /* resume past this run */
     }
     if (best >= 512 && w < 0.5) w = 0.5;
     else if (best >= 128 && w < 0.35) w = 0.35;
