@@ -158,6 +158,26 @@ fail:
     return NULL;
 }
 
+al_leak_t *al_leak_clone(const al_leak_t *l)
+{
+    if (!l) return NULL;
+    al_leak_t *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    *c = *l;
+    c->r = (roll_t){0};
+    c->leaked = false;
+    c->p = malloc(l->np);
+    c->r.ring = malloc(l->m);
+    c->tab = malloc((l->mask + 1) * sizeof(*l->tab));
+    if (!c->p || !c->r.ring || !c->tab) {
+        al_leak_free(c);
+        return NULL;
+    }
+    memcpy(c->p, l->p, l->np);
+    memcpy(c->tab, l->tab, (l->mask + 1) * sizeof(*l->tab));
+    return c;
+}
+
 void al_leak_free(al_leak_t *l)
 {
     if (!l) return;

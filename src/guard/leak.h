@@ -16,6 +16,10 @@ typedef struct al_leak al_leak_t;
  * of memory.  min_span >= 16. */
 al_leak_t *al_leak_new(const char *prompt, size_t len, size_t min_span);
 void al_leak_free(al_leak_t *l);
+/* A copy with its own (fresh) feed state, sharing nothing: building is
+ * the costly part, so a caller may keep built ones and hand out copies.
+ * NULL on out of memory. */
+al_leak_t *al_leak_clone(const al_leak_t *l);
 /* Feed response text (any split).  True once a leaked span has been seen
  * (and from then on). */
 bool al_leak_feed(al_leak_t *l, const char *text, size_t len);

@@ -17,6 +17,7 @@
 #include "util/json.h"
 #include "util/log.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +67,68 @@ struct al_gctx {
     al_buf_t out_text;             /* streamed content, for the schema check */
     /* streams */
     al_gstream_t *gs;
+    bool gs_used;                  /* a stream fed the leakage state */
     bool blocked;                  /* an output block: stop */
     char block_code[64];
     char block_msg[256];
 };
+
+/* --- the leakage sets, built once per system prompt per thread ------------ */
+
+#define LEAK_CACHE 8
+#define LEAK_CACHE_MAX_PROMPT (16u << 10)
+
+typedef struct leak_entry {
+    char *prompt;
+    size_t len, min;
+    al_leak_t *l;
+} leak_entry_t;
+
+static __thread leak_entry_t t_leak[LEAK_CACHE];
+static __thread unsigned t_leak_next;
+static pthread_key_t leak_key;
+static pthread_once_t leak_once = PTHREAD_ONCE_INIT;
+
+/* Runs in the exiting thread: its cache goes with it. */
+static void leak_cache_free(void *unused)
+{
+    (void)unused;
+    for (unsigned i = 0; i < LEAK_CACHE; i++) {
+        al_leak_free(t_leak[i].l);
+        free(t_leak[i].prompt);
+        t_leak[i] = (leak_entry_t){0};
+    }
+}
+
+static void leak_key_make(void)
+{
+    (void)pthread_key_create(&leak_key, leak_cache_free);
+}
+
+/* A leakage checker for this prompt: a copy of a cached one when the
+ * worker has seen the prompt before (agents repeat theirs), else built. */
+static al_leak_t *leak_for(const char *prompt, size_t len, size_t min)
+{
+    if (len > LEAK_CACHE_MAX_PROMPT) return al_leak_new(prompt, len, min);
+    for (unsigned i = 0; i < LEAK_CACHE; i++) {
+        leak_entry_t *e = &t_leak[i];
+        if (e->l && e->len == len && e->min == min && memcmp(e->prompt, prompt, len) == 0)
+            return al_leak_clone(e->l);
+    }
+    al_leak_t *l = al_leak_new(prompt, len, min);
+    if (!l) return NULL;
+    pthread_once(&leak_once, leak_key_make);
+    (void)pthread_setspecific(leak_key, (void *)1); /* the destructor runs at thread exit */
+    leak_entry_t *e = &t_leak[t_leak_next++ % LEAK_CACHE];
+    al_leak_free(e->l);
+    free(e->prompt);
+    e->prompt = al_malloc(len);
+    memcpy(e->prompt, prompt, len);
+    e->len = len;
+    e->min = min;
+    e->l = l;
+    return al_leak_clone(l);
+}
 
 /* --- helpers -------------------------------------------------------------- */
 
@@ -672,7 +731,7 @@ static void guard_scan(al_ctx_t *c)
         }
         al_buf_free(&out);
         if (g->sys.len && p->out.leakage != AL_GA_ALLOW)
-            g->leak = al_leak_new(g->sys.p, g->sys.len, p->out.leak_min);
+            g->leak = leak_for(g->sys.p, g->sys.len, p->out.leak_min);
     }
     /* Model-based detectors: only when nothing has decided already. */
     bool decided = g->pii_block[DIR_IN] ||
@@ -835,6 +894,7 @@ int al__guard_chunk(al_ctx_t *c, const char *json, size_t len)
         g->gs = al_gstream_new(g->map, g->pol->in.reversible, &hooks, g, g->pol->stream_window);
         if (!g->gs) return -1;
     }
+    g->gs_used = true;
     g->dir = DIR_OUT;
     int rc = al_gstream_chunk(g->gs, json, len, emit, c);
     if (rc == AL_ESTATE || g->pii_block[DIR_OUT]) {
@@ -905,9 +965,10 @@ void al__guard_attempt_reset(al_ctx_t *c)
     memset(g->ent_block[DIR_OUT], 0, sizeof g->ent_block[DIR_OUT]);
     memset(g->ent_n[DIR_OUT], 0, sizeof g->ent_n[DIR_OUT]);
     g->leak_hit = false;
-    if (g->leak) {
-        /* The feed state starts over with the new answer. */
+    if (g->leak && g->gs_used) {
+        /* A stream fed the last one: the feed state starts over. */
         al_leak_free(g->leak);
-        g->leak = g->sys.len ? al_leak_new(g->sys.p, g->sys.len, g->pol->out.leak_min) : NULL;
+        g->leak = g->sys.len ? leak_for(g->sys.p, g->sys.len, g->pol->out.leak_min) : NULL;
     }
+    g->gs_used = false;
 }

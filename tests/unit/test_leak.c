@@ -47,6 +47,26 @@ static void test_verbatim_copy_detected(void **state)
     assert_true(feed_once(PROMPT, 40));
 }
 
+/* A clone finds what the original finds, with its own feed state. */
+static void test_clone(void **state)
+{
+    (void)state;
+    al_leak_t *l = mk(40);
+    assert_true(al_leak_feed(l, SPAN, strlen(SPAN)));
+    al_leak_t *c = al_leak_clone(l);
+    assert_non_null(c);
+    al_leak_free(l); /* the clone shares nothing */
+    assert_false(al_leak_feed(c, "unrelated words here", 20)); /* fresh state */
+    assert_true(al_leak_feed(c, "so: " SPAN, strlen(SPAN) + 4));
+    size_t s, e;
+    const char *t = "x " SPAN " y";
+    assert_true(al_leak_find(c, t, strlen(t), &s, &e));
+    assert_int_equal(s, 2);
+    assert_int_equal(e, 2 + strlen(SPAN));
+    al_leak_free(c);
+    assert_null(al_leak_clone(NULL));
+}
+
 static void test_case_and_whitespace_differences_detected(void **state)
 {
     (void)state;
@@ -202,6 +222,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verbatim_copy_detected),
+        cmocka_unit_test(test_clone),
         cmocka_unit_test(test_case_and_whitespace_differences_detected),
         cmocka_unit_test(test_short_overlap_not_detected),
         cmocka_unit_test(test_every_split_point),
