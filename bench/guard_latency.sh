@@ -7,7 +7,8 @@
 # and sends the same ~2 KB chat request (system prompt, history, an email,
 # a phone number and a card number) to each, one at a time over keep-alive,
 # alternating between them so drift hits both alike.  The added time is the
-# difference of the servers' own latency (arrival to last byte, from the
+# difference of the servers' CPU time per request (from /proc) and of their own
+# latency (arrival to last byte, from the
 # event log) at p50 and p99; the client's view is printed too.  Then the
 # same for a streamed request: time to first byte and the bytes held back.
 # Usage: bash bench/guard_latency.sh [N requests, default 3000]
@@ -60,10 +61,19 @@ done
 for v in off on; do
   for i in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/${PORT[$v]}") 2>/dev/null && break; sleep 0.1; done
 done
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A PID CPU0
+i=0
+for v in off on; do PID[$v]=${PIDS[$i]}; i=$((i + 1)); CPU0[$v]=$(cpu_ticks "${PID[$v]}"); done
 taskset -c 1 node bench/guard_latency.js --n "$N" \
   --off "http://127.0.0.1:${PORT[off]}" --off-key "${KEY[off]}" \
   --on "http://127.0.0.1:${PORT[on]}" --on-key "${KEY[on]}" --out "$TMP/client.json"
 sleep 0.5 # the event log's group commit
+HZ=$(getconf CLK_TCK)
+for v in off on; do
+  t=$(( $(cpu_ticks "${PID[$v]}") - ${CPU0[$v]} ))
+  echo "server CPU, guardrails $v: $(awk -v t="$t" -v hz="$HZ" -v n="$N" 'BEGIN { printf "%.1f", t / hz * 1e6 / (n + 200) }') µs per request (all threads, $((N + 200)) requests)"
+done
 for v in off on; do
   "$AIRLOCK" events list --config "$TMP/$v.yaml" --limit 0 --json >"$TMP/$v.events"
 done
