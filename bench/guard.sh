@@ -4,7 +4,7 @@
 # library object except main.o.  Pins itself to one core when taskset exists
 # (BENCH_GUARD_CPU, default 1) so the figures are per core.  Measures the PII
 # scanner alone (built without the injection features); BENCH_GUARD_INJECT=1
-# adds the PII + injection rows, BENCH_GUARD_ONLY=clean|dense|msg runs one
+# adds the PII + injection rows, BENCH_GUARD_ONLY=clean|dense|msg|digits runs one
 # measurement (for perf record).  The machine is shared: run it a few times
 # and take the best.
 set -euo pipefail

@@ -7,7 +7,9 @@
  * al_scanner_scan over each in 1 MB slices (what a large request body
  * costs; best of 3, a slow configuration stops after 2 s), then the p50/p99
  * of scanning a 2 KB chat-like message 20,000 times (best of 3 rounds).
- * BENCH_GUARD_ONLY=clean|dense|msg runs one measurement (for perf record).
+ * Last, the worst case of the digit-run confirm: 1 MB of short digit groups
+ * ("1 1 1 ...", "12 34 12 34 ...", "1-2-3-...") in CPU milliseconds.
+ * BENCH_GUARD_ONLY=clean|dense|msg|digits runs one measurement (for perf record).
  * Prints MB/s (1 MB = 10^6 bytes) and microseconds; bench/guard.sh builds
  * and runs it. */
 #include <stdbool.h>
@@ -42,6 +44,13 @@ static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -239,6 +248,23 @@ int main(void)
     if (!only || strcmp(only, "msg") == 0) latency(s, "PII", msg, MSG, AL_SCAN_PII);
     if (si) latency(si, "PII + injection", msg, MSG, AL_SCAN_PII | AL_SCAN_INJECT);
     free(msg);
+
+    /* Short digit groups: every group ends a digit-run report. */
+    static const char *const groups[] = {"1 ", "12 34 ", "1-2-", "0 ", "123 ", "1."};
+    if (!only || strcmp(only, "digits") == 0)
+        for (size_t g = 0; g < sizeof(groups) / sizeof(groups[0]); g++) {
+            size_t gl = strlen(groups[g]);
+            for (size_t i = 0; i < SLICE; i++) clean[i] = groups[g][i % gl];
+            static al_scan_result_t r;
+            double best = 1e30;
+            for (int i = 0; i < 3; i++) {
+                double a = cpu_s();
+                al_scanner_scan(s, clean, SLICE, AL_SCAN_PII, &r);
+                double d = cpu_s() - a;
+                if (d < best) best = d;
+            }
+            printf("1 MB of \"%s\"... (PII)            %8.1f ms CPU\n", groups[g], best * 1e3);
+        }
     free(clean);
     free(dense);
     al_scanner_free(s);

@@ -1,4 +1,4 @@
-/* engine.c - the guardrails' scanning engine.  A scanner holds two
+/* engine.c - the guardrails' scanning engine.  A scanner holds up to three
  * Vectorscan block-mode databases with distinct id ranges: the built-in PII
  * candidate patterns (ids from PII_BASE; the digit-run pattern excepted,
  * which this file matches itself 64 bytes at a time with SSE2 masks, see
@@ -6,15 +6,17 @@
  * prose with ordinary numbers) with the policy's custom entities
  * (ids from CUSTOM_BASE, compiled with HS_FLAG_SOM_LEFTMOST so their span is
  * known), and, when asked, the injection feature patterns (ids from
- * INJ_BASE; kept apart because that set is large and slow, see
- * al_scanner_build).  The match callback hands PII candidates to
+ * INJ_BASE), and, with the injection features, the union of the two, which
+ * a scan asking for both detectors runs in one pass; the PII one alone
+ * serves PII-only scans (the output direction) and the injection one alone
+ * the rescans of decoded payloads.  The match callback hands PII candidates to
  * al_pii_confirm, checks custom matches against word boundaries and their
  * validator, and routes injection hits to al_inject_on_match.  The digit
  * runs' candidates come first, Vectorscan's after them, and the two lists
  * are merged by start.  Confirmed
  * spans are then sorted, overlaps resolved (longer span first, then the
  * earlier pattern) and capped at AL_SCAN_MAX_FINDS.  The scanner is
- * immutable and shared: it keeps a prototype scratch valid for both
+ * immutable and shared: it keeps a prototype scratch valid for all its
  * databases, and each thread clones its own scratch from it the first time
  * it scans with a scanner; the thread's cache is keyed by a global
  * generation number, never by address, because a freed scanner's address
@@ -50,7 +52,8 @@
 struct al_scanner {
     hs_database_t *db;       /* PII + custom entities */
     hs_database_t *db_inj;   /* injection features; NULL without them */
-    hs_scratch_t *proto;     /* prototype valid for both; cloned per thread */
+    hs_database_t *db_all;   /* PII + custom + injection in one; NULL without them */
+    hs_scratch_t *proto;     /* prototype valid for all three; cloned per thread */
     uint64_t gen;            /* unique for the life of the process */
     size_t n_pii, n_inj;
     int num_id;              /* the built-in digit-run pattern (found here, not by
@@ -204,14 +207,12 @@ int al_scanner_build(const al_custom_entity_t *custom, size_t n_custom, bool wit
         ids[k] = INJ_BASE + (unsigned)i;
     }
 
-    /* Two databases, one per detector family, with distinct id ranges.  The
-     * injection set is large and slow next to the PII one (measured: alone it
-     * scans several times slower than the PII set), so keeping it apart lets a
-     * PII-only scan (output direction, redaction) skip it and the decoded
-     * payload rescans run it alone; a scan asking for both costs the same as
-     * one merged database would, as Vectorscan runs their engines side by
-     * side anyway.  Custom regexes live with PII, so a bad one is reported
-     * by its entity name. */
+    /* One database per detector family, with distinct id ranges.  The
+     * injection set is large and slow next to the PII one, so keeping it
+     * apart lets a PII-only scan (output direction, redaction) skip it and
+     * the decoded payload rescans run it alone; the combined one below does
+     * a scan for both in one pass.  Custom regexes live with PII, so a bad
+     * one is reported by its entity name. */
     size_t n_first = n_vs_pii + n_custom;
     if (hs_compile_multi(exprs, flags, ids, (unsigned)n_first, HS_MODE_BLOCK, NULL, &s->db,
                          &cerr) != HS_SUCCESS) {
@@ -239,8 +240,21 @@ int al_scanner_build(const al_custom_entity_t *custom, size_t n_custom, bool wit
         rc = AL_EINVAL;
         goto out;
     }
+    /* The combined database serves the scans asking for both detectors (the
+     * input direction): one pass over the text instead of two.  Its
+     * expressions already compiled above, so an error here is the engine's. */
+    if (n_inj && hs_compile_multi(exprs, flags, ids, (unsigned)(n_first + n_inj), HS_MODE_BLOCK,
+                                  NULL, &s->db_all, &cerr) != HS_SUCCESS) {
+        if (err)
+            snprintf(err, errlen, "scanner (combined): %s",
+                     cerr && cerr->message ? cerr->message : "compile failed");
+        rc = AL_EINVAL;
+        goto out;
+    }
+    /* One prototype scratch, grown to fit every database. */
     if (hs_alloc_scratch(s->db, &s->proto) != HS_SUCCESS ||
-        (s->db_inj && hs_alloc_scratch(s->db_inj, &s->proto) != HS_SUCCESS)) {
+        (s->db_inj && hs_alloc_scratch(s->db_inj, &s->proto) != HS_SUCCESS) ||
+        (s->db_all && hs_alloc_scratch(s->db_all, &s->proto) != HS_SUCCESS)) {
         if (err) snprintf(err, errlen, "scanner: cannot allocate scratch");
         rc = AL_ENOMEM;
         goto out;
@@ -263,6 +277,7 @@ void al_scanner_free(al_scanner_t *s)
     if (s->proto) hs_free_scratch(s->proto);
     if (s->db) hs_free_database(s->db);
     if (s->db_inj) hs_free_database(s->db_inj);
+    if (s->db_all) hs_free_database(s->db_all);
     free(s);
 }
 
@@ -290,6 +305,10 @@ typedef struct scan_ctx {
     size_t n_cand;
     size_t dpos;             /* the digit-run scan has covered text[0, dpos) */
     bool oom;
+    /* The digit-run confirm's floor (see pii.c, confirm_num): every start
+     * before num_floor was tried for an earlier report of this scan and
+     * cannot cover a later one; num_to is that report's end. */
+    size_t num_floor, num_to;
     uint32_t last_s[MAX_PII_IDS], last_e[MAX_PII_IDS];   /* last confirmed span per pattern */
 } scan_ctx_t;
 
@@ -336,7 +355,20 @@ static void pii_candidate(scan_ctx_t *c, unsigned pid, unsigned slot, size_t fro
      * run reports once per group) adds nothing: skip the confirm. */
     if (slot < MAX_PII_IDS && to > c->last_s[slot] && to <= c->last_e[slot]) return;
     size_t s = 0, e = 0;
+    bool num = (int)pid == c->s->num_id && slot != LEAD_SLOT;
+    if (num) {
+        /* Reports come in text order; were one to go back, forget the floor. */
+        if (to < c->num_to) c->num_floor = 0;
+        c->num_to = to;
+        /* A floor right before `to` would read as a '('/'+' lead report. */
+        from = c->num_floor + 1 < to ? c->num_floor : 0;
+    }
     int ent = al_pii_confirm(pid, c->text, c->len, from, to, &s, &e);
+    if (num) {
+        /* On failure s is where the next report's search may start; on
+         * success s is the span's start, the first start not yet refused. */
+        if (s > c->num_floor && s <= to) c->num_floor = s;
+    }
     if (ent < 0 || e <= s || e > c->len) return;
     if (slot < MAX_PII_IDS) {
         c->last_s[slot] = (uint32_t)s;
@@ -521,7 +553,13 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 {
     (void)fl;
     scan_ctx_t *c = ud;
-    if (id >= INJ_BASE) return 0;   /* injection ids live in the other database */
+    if (id >= INJ_BASE) {
+        /* Only the combined database reports these here. */
+        if (c->what & AL_SCAN_INJECT)
+            al_inject_on_match(&c->r->inj, id - INJ_BASE, c->text, c->len, (size_t)from,
+                               (size_t)to);
+        return 0;
+    }
     if (id >= CUSTOM_BASE) {
         unsigned i = id - CUSTOM_BASE;
         size_t s = (size_t)from, e = (size_t)to;
@@ -719,16 +757,20 @@ int al_scanner_scan(const al_scanner_t *s, const char *text, size_t len, unsigne
     if (tmp) c.tls = &nested;
 
     int rc = AL_OK;
+    /* Both detectors asked and the scanner has them: one pass over the
+     * combined database; otherwise the PII one and/or the injection one. */
+    bool both = (what & AL_SCAN_PII) && (what & AL_SCAN_INJECT) && s->db_all;
     if (len > 0 && (what & AL_SCAN_PII)) {
         if (s->num_id >= 0) scan_digits(&c);
         size_t n_dig = c.n_cand;
         hs_error_t he = c.oom ? HS_SCAN_TERMINATED
-                              : hs_scan(s->db, text, (unsigned)len, 0, scr, on_match, &c);
+                              : hs_scan(both ? s->db_all : s->db, text, (unsigned)len, 0, scr,
+                                        on_match, &c);
         if (!c.oom && he == HS_SUCCESS) merge_runs(&c, n_dig);
         if (c.oom) rc = AL_ENOMEM;
         else if (he != HS_SUCCESS && he != HS_SCAN_TERMINATED) rc = AL_EIO;
     }
-    if (rc == AL_OK && len > 0 && (what & AL_SCAN_INJECT) && s->db_inj) {
+    if (rc == AL_OK && len > 0 && (what & AL_SCAN_INJECT) && s->db_inj && !both) {
         if (hs_scan(s->db_inj, text, (unsigned)len, 0, scr, on_inj_match, &c) != HS_SUCCESS)
             rc = AL_EIO;
     }

@@ -14,7 +14,10 @@
  * numbering plan (NANP, UK, DE, FR, IN and E.164 in general) for phones,
  * and the fixed structure of each secret.
  * Every parser looks at a bounded window, so one candidate costs O(1) work
- * however hostile the text. */
+ * however hostile the text; and since a digit run reports once per group,
+ * the engine passes the digit-run confirm a floor (the starts refused by
+ * the previous reports, see confirm_num) so that each start of a long run
+ * of short groups is parsed about once rather than once per report. */
 #include "guard/pii.h"
 
 #include <hs.h>
@@ -424,6 +427,8 @@ typedef struct pdigits {
     bool dot[MAX_PGROUPS + 1];
 } pdigits_t;
 
+#define PD_READ 8u
+
 static bool phone_digits(const pgroup_t *g, int ng, bool plus, const char *t, pdigits_t *pd)
 {
     size_t nd = 0;
@@ -434,7 +439,10 @@ static bool phone_digits(const pgroup_t *g, int ng, bool plus, const char *t, pd
         bool trunk = plus && i > 0 && g[i].paren && g[i].n == 1 && AT(g[i].start) == '0';
         if (!trunk) {
             if (nd + g[i].n > sizeof(pd->d)) return false;
-            memcpy(pd->d + nd, t + g[i].start, g[i].n);
+            /* phone_valid reads the first seven digits at most (a "00"
+             * prefix, then a country code or two NANP leads). */
+            if (nd < PD_READ)
+                memcpy(pd->d + nd, t + g[i].start, g[i].n < PD_READ - nd ? g[i].n : PD_READ - nd);
             nd += g[i].n;
             if (g[i].sep == '.') dot = true;
         }
@@ -450,12 +458,7 @@ static bool phone_valid(const pgroup_t *g, int k, bool plus, const char *t, cons
     const unsigned char *d = pd->d;
     size_t nd = pd->nd[k];
     char dotsep = pd->dot[k] ? '.' : 0;
-    if (!plus && k >= 3) {
-        /* 0901-3841-1283: groups of four are serials and keys, not phones. */
-        bool all4 = true;
-        for (int i = 0; i < k; i++) all4 &= g[i].n == 4;
-        if (all4) return false;
-    }
+    bool plus_in = plus;
     if (!plus && nd >= 2 && d[0] == '0' && d[1] == '0') {
         /* "001-415-555-2671": the international prefix spelled out. */
         /* Not the tail of a longer digit sequence ("DE89 3704 0044 ..."). */
@@ -466,6 +469,16 @@ static bool phone_valid(const pgroup_t *g, int k, bool plus, const char *t, cons
         plus = true;
     }
     if (nd < 7 || nd > 15) return false;
+    /* The digit counts the plans below accept without a '+', checked before
+     * the layout rules (a cheap refusal for runs of short groups). */
+    if (!plus && (d[0] == '0' ? nd < 10 || nd > 12 : d[0] == '1' ? nd != 11 : nd != 10))
+        return false;
+    if (!plus_in && k >= 3) {
+        /* 0901-3841-1283: groups of four are serials and keys, not phones. */
+        bool all4 = true;
+        for (int i = 0; i < k; i++) all4 &= g[i].n == 4;
+        if (all4) return false;
+    }
     /* A date (2024-01-15, 15-01-2024) anywhere inside is not a phone. */
     for (int i = 0; i + 2 < k; i++) {
         bool ymd = g[i].n == 4 && g[i + 1].n == 2 && g[i + 2].n == 2;
@@ -547,6 +560,16 @@ static int confirm_phone(const char *t, size_t len, size_t from, size_t *os, siz
         bool four = true;
         for (size_t i = s - 5; i < s - 1; i++) four &= is_digit(AT(i));
         if (four) return -1;
+    }
+    if (!plus && p < len && is_digit(AT(p)) && AT(p) != '0') {
+        /* Without '+', phone_valid takes a first digit 1 only as the NANP
+         * trunk alone ("1-800-..."), and 2..9 only in a first group of 3, 5
+         * or 10 digits: refuse the rest before parsing (runs of short
+         * groups, "12 34 12 34 ...", reach here at every group). */
+        size_t q = p;
+        while (q < len && q - p <= 15 && is_digit(AT(q))) q++;
+        size_t n0 = q - p;
+        if (AT(p) == '1' ? n0 != 1 : n0 != 3 && n0 != 5 && n0 != 10) return -1;
     }
     pgroup_t g[MAX_PGROUPS];
     int ng = 0;
@@ -655,6 +678,8 @@ static int confirm_card(const char *t, size_t len, size_t from, size_t *os, size
     uint8_t gn[8];
     size_t gend[8], gtot[8];
     unsigned char d[24];
+    size_t gds[8];
+    bool have_d = false;   /* the digits are gathered only for a plausible layout */
     int ng = 0;
     size_t p = s, total = 0;
     char sep = 0;
@@ -672,8 +697,8 @@ static int confirm_card(const char *t, size_t len, size_t from, size_t *os, size
         while (q < len && q - ds <= 19 && is_digit(AT(q))) q++;
         size_t n = q - ds;
         if (n > 19 || total + n > 19) break;
-        memcpy(d + total, t + ds, n);
         total += n;
+        gds[ng] = ds;
         gn[ng] = (uint8_t)n;
         gend[ng] = q;
         gtot[ng] = total;
@@ -685,6 +710,10 @@ static int confirm_card(const char *t, size_t len, size_t from, size_t *os, size
         if (nd < 12) break;
         if (!card_layout_ok(gn, k)) continue;
         if (!num_end_ok(t, len, e)) continue;
+        if (!have_d) {
+            for (int i = 0; i < ng; i++) memcpy(d + gtot[i] - gn[i], t + gds[i], gn[i]);
+            have_d = true;
+        }
         if (nd == 12 ? k != 1 || !maestro12(d) : !iin_ok(d, nd)) continue;
         if (!luhn_plain(d, nd)) continue;
         *os = s;
@@ -1076,9 +1105,23 @@ static bool plain_number(const char *t, size_t len, size_t l, size_t ld)
 
 /* A K_NUM match ends just after the digit at ld.  Walks left to the start
  * of the token around it and tries each place an entity may start, leftmost
- * first, with every numeric grammar; the first entity covering ld wins. */
-static int confirm_num(const char *t, size_t len, size_t to, size_t *os, size_t *oe)
+ * first, with every numeric grammar; the first entity covering ld wins.
+ *
+ * floor: starts before it are known to cover no later digit (the engine's
+ * contract, 0 when unknown).  What a start yields depends on the start
+ * alone, never on ld, and a start refused for ld (no entity, or one ending
+ * at or before ld: every grammar's span begins at its start) is refused for
+ * any later ld too.  So the engine, whose reports come in text order, hands
+ * back what the previous report learned and each start of a long digit run
+ * is parsed about once, instead of once per group within 48 bytes of it
+ * ("1 1 1 ...", "12 34 12 34 ..." cost ~1 s per MB that way).  On failure
+ * *os is the floor for the next report (ld + 1 when every start up to ld
+ * was refused, else floor unchanged) and *oe is 0. */
+static int confirm_num(const char *t, size_t len, size_t to, size_t floor, size_t *os,
+                       size_t *oe)
 {
+    *os = floor;
+    *oe = 0;
     if (to == 0) return -1;
     size_t ld = to - 1;
     if (!is_digit(AT(ld))) {
@@ -1086,16 +1129,31 @@ static int confirm_num(const char *t, size_t len, size_t to, size_t *os, size_t 
         ld--;
     }
     if (!is_digit(AT(ld))) return -1;
+    if (floor > ld) return -1;   /* every start up to ld was refused already */
+    /* With a floor less than 48 bytes back and only token bytes from it to
+     * ld, the walk below would pass the floor, so the search starts there;
+     * plain_number is skipped too, as it only foresees the search's
+     * answer. */
     size_t l = ld;
-    unsigned lead = 0;
-    while (l > 0 && ld - l < 48) {
-        unsigned k = numtok_tab[AT(l - 1)];
-        if (!k) break;
-        lead |= k;
-        l--;
+    bool from_floor = false;
+    if (floor > 0 && ld - floor < 48) {
+        size_t i = floor;
+        while (i < ld && numtok_tab[AT(i)]) i++;
+        from_floor = i == ld;
     }
-    if (!(lead & NT_LEAD) && plain_number(t, len, l, ld)) return -1;
-    for (size_t p = l; p <= ld; p++) {
+    if (from_floor) {
+        l = floor;
+    } else {
+        unsigned lead = 0;
+        while (l > 0 && ld - l < 48) {
+            unsigned k = numtok_tab[AT(l - 1)];
+            if (!k) break;
+            lead |= k;
+            l--;
+        }
+        if (!(lead & NT_LEAD) && plain_number(t, len, l, ld)) return -1;
+    }
+    for (size_t p = l > floor ? l : floor; p <= ld; p++) {
         unsigned char c = AT(p);
         if (p > 0 && is_alnum(AT(p - 1))) continue;
         size_t s = 0, e = 0;
@@ -1121,6 +1179,7 @@ static int confirm_num(const char *t, size_t len, size_t to, size_t *os, size_t 
             return ent;
         }
     }
+    if (ld + 1 > floor) *os = ld + 1;
     return -1;
 }
 
@@ -1138,7 +1197,8 @@ int al_pii_confirm(unsigned id, const char *text, size_t len, size_t from, size_
          * comes with from = that digit: a phone starts at the lead. */
         if (from > 0 && from + 1 == to && (AT(from - 1) == '(' || AT(from - 1) == '+'))
             return confirm_phone(t, len, from - 1, s, e);
-        return confirm_num(t, len, to, s, e);
+        /* Otherwise from is the floor of confirm_num. */
+        return confirm_num(t, len, to, from, s, e);
     case K_IPV6: return confirm_ipv6(t, len, to, s, e);
     default: break;
     }

@@ -5,7 +5,9 @@
  * rejections inside text (bad Luhn, bad IBAN check digits, invalid SSNs);
  * the hard negatives (order numbers, UUIDs, dates and timestamps, versions,
  * prices, numbers in code, hex, long digit runs); word boundaries; and
- * hostile inputs (empty, NUL bytes, long runs).  Public headers only. */
+ * hostile inputs (empty, NUL bytes, long runs); the CPU cost of text made
+ * of short digit groups (bounded per MB) and the findings of realistic digit
+ * runs repeated in one long text.  Public headers only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "guard/engine.h"
@@ -466,6 +469,113 @@ static void test_hostile(void **state)
     free(big);
 }
 
+/* CPU time of this thread, seconds. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
+/* Many short digit groups: every group end is a digit-run report and every
+ * digit a possible start; each start must be parsed about once, not once
+ * per report within reach (that cost ~1 s of CPU per MB).  The bound is
+ * generous (~20x the expected cost; more under sanitizers). */
+static void test_digit_groups_dos(void **state)
+{
+    (void)state;
+    static const char *const unit[] = {
+        "1 ", "12 34 ", "1-2-", "1.", "123 ", "0 ", "1 2 3 4 5 6 7 8 9 0 ", "555 ", "12-34-",
+    };
+#ifdef SANITIZED
+    const double bound = 10.0;
+#else
+    const double bound = 1.0;
+#endif
+    size_t n = 1 << 20;
+    char *big = malloc(n);
+    assert_non_null(big);
+    for (size_t u = 0; u < sizeof(unit) / sizeof(unit[0]); u++) {
+        size_t ul = strlen(unit[u]);
+        for (size_t i = 0; i < n; i++) big[i] = unit[u][i % ul];
+        double t0 = cpu_now();
+        assert_int_equal(al_scanner_scan(g_scanner, big, n, AL_SCAN_PII, &g_res), AL_OK);
+        double dt = cpu_now() - t0;
+        if (dt > bound) fail_msg("'%s' x 1 MB: %.3f s of CPU", unit[u], dt);
+        assert_int_equal(g_res.n_finds, 0);
+    }
+    free(big);
+}
+
+/* Realistic numeric entities, several of them in long digit runs (joined by
+ * spaces only), repeated many times in one text: the snippet gives what
+ * the engine found before the digit-run confirm remembered refused starts,
+ * and every copy gives the same findings as the snippet alone. */
+static void test_digit_runs_findings_unchanged(void **state)
+{
+    (void)state;
+    static const char snip[] =
+        "Call 415 555 2671 or 212-555-0199, card 4111 1111 1111 1111 then 123-45-6789 "
+        "+44 20 7946 0958 (415) 555-2671 / 1-800-555-0199 at 10.0.0.1 192.168.1.20 "
+        "call 0123456789 or 4155552671; 5555 5555 5555 4444 DE89 3704 0044 0532 0130 00 "
+        "1 2 3 4 5 6 7 8 9 415.555.2671 12 34 12 34 12 34 +49 30 123456789 x@y.com.\n";
+    size_t sl = sizeof(snip) - 1;
+    al_scan_result_t *one = malloc(sizeof(*one));
+    assert_non_null(one);
+    assert_int_equal(al_scanner_scan(g_scanner, snip, sl, AL_SCAN_PII, one), AL_OK);
+    /* What the snippet holds (a regression guard on the entities too). */
+    static const struct {
+        unsigned ent;
+        const char *v;
+    } want[] = {
+        {AL_ENT_PHONE, "415 555 2671"},
+        {AL_ENT_PHONE, "212-555-0199"},
+        {AL_ENT_CREDIT_CARD, "4111 1111 1111 1111"},
+        {AL_ENT_US_SSN, "123-45-6789"},
+        {AL_ENT_PHONE, "1-800-555-0199"},
+        {AL_ENT_IP_ADDRESS, "10.0.0.1"},
+        {AL_ENT_IP_ADDRESS, "192.168.1.20"},
+        {AL_ENT_PHONE, "0123456789"},
+        {AL_ENT_CREDIT_CARD, "5555 5555 5555 4444"},
+        {AL_ENT_IBAN, "DE89 3704 0044 0532 0130 00"},
+        {AL_ENT_PHONE, "+49 30 123456789"},
+        {AL_ENT_EMAIL, "x@y.com"},
+    };
+    assert_int_equal(one->n_finds, sizeof(want) / sizeof(want[0]));
+    size_t from = 0;
+    for (size_t k = 0; k < one->n_finds; k++) {
+        const char *at = strstr(snip + from, want[k].v);
+        assert_non_null(at);
+        assert_int_equal(one->finds[k].entity, want[k].ent);
+        assert_int_equal(one->finds[k].start, (uint32_t)(at - snip));
+        assert_int_equal(one->finds[k].end, (uint32_t)(at - snip + strlen(want[k].v)));
+        from = one->finds[k].end;
+    }
+    enum { COPIES = 40 };
+    char *big = malloc(sl * COPIES);
+    assert_non_null(big);
+    for (size_t i = 0; i < COPIES; i++) memcpy(big + i * sl, snip, sl);
+    assert_int_equal(al_scanner_scan(g_scanner, big, sl * COPIES, AL_SCAN_PII, &g_res), AL_OK);
+    assert_int_equal(g_res.n_finds, one->n_finds * COPIES);
+    for (size_t i = 0; i < COPIES; i++)
+        for (size_t k = 0; k < one->n_finds; k++) {
+            const al_find_t *f = &g_res.finds[i * one->n_finds + k];
+            assert_int_equal(f->entity, one->finds[k].entity);
+            assert_int_equal(f->start, one->finds[k].start + i * sl);
+            assert_int_equal(f->end, one->finds[k].end + i * sl);
+        }
+    free(big);
+    free(one);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +596,8 @@ int main(void)
         cmocka_unit_test(test_mixed_text),
         cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_digit_groups_dos),
+        cmocka_unit_test(test_digit_runs_findings_unchanged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
