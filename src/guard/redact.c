@@ -53,6 +53,7 @@ struct al_redact_map {
     size_t n;
     int32_t *by_val;     /* hash of (entity, value) -> entry */
     int32_t *by_num;     /* hash of (entity, number) -> entry */
+    uint32_t hmask;      /* hash slots - 1: grows from 64 up to MAP_HASH, load <= 1/2 */
     al_buf_t vals;
 };
 
@@ -116,7 +117,7 @@ size_t al_redact_map_count(const al_redact_map_t *m)
 static int32_t map_find_val(const al_redact_map_t *m, unsigned ent, const char *v, size_t len)
 {
     if (!m->by_val) return -1;
-    for (uint32_t h = hash_val(ent, v, len) & (MAP_HASH - 1);; h = (h + 1) & (MAP_HASH - 1)) {
+    for (uint32_t h = hash_val(ent, v, len) & m->hmask;; h = (h + 1) & m->hmask) {
         int32_t k = m->by_val[h];
         if (k < 0) return -1;
         const ment_t *e = &m->ents[k];
@@ -127,32 +128,52 @@ static int32_t map_find_val(const al_redact_map_t *m, unsigned ent, const char *
 static int32_t map_find_num(const al_redact_map_t *m, unsigned ent, uint32_t num)
 {
     if (!m->by_num) return -1;
-    for (uint32_t h = hash_num(ent, num) & (MAP_HASH - 1);; h = (h + 1) & (MAP_HASH - 1)) {
+    for (uint32_t h = hash_num(ent, num) & m->hmask;; h = (h + 1) & m->hmask) {
         int32_t k = m->by_num[h];
         if (k < 0) return -1;
         if (m->ents[k].ent == ent && m->ents[k].num == num) return k;
     }
 }
 
+/* Size the tables for `slots` hash slots (a power of two, <= MAP_HASH) and
+ * index every entry again.  Most requests hold a handful of values, so the
+ * tables start small instead of at their caps. */
+static void map_resize(al_redact_map_t *m, uint32_t slots)
+{
+    m->ents = al_realloc(m->ents, (slots / 2) * sizeof *m->ents);
+    free(m->by_val);
+    free(m->by_num);
+    m->by_val = al_malloc(slots * sizeof *m->by_val);
+    m->by_num = al_malloc(slots * sizeof *m->by_num);
+    memset(m->by_val, 0xff, slots * sizeof *m->by_val);
+    memset(m->by_num, 0xff, slots * sizeof *m->by_num);
+    m->hmask = slots - 1;
+    for (size_t k = 0; k < m->n; k++) {
+        const ment_t *e = &m->ents[k];
+        uint32_t h = hash_val(e->ent, m->vals.p + e->off, e->len) & m->hmask;
+        while (m->by_val[h] >= 0) h = (h + 1) & m->hmask;
+        m->by_val[h] = (int32_t)k;
+        h = hash_num(e->ent, e->num) & m->hmask;
+        while (m->by_num[h] >= 0) h = (h + 1) & m->hmask;
+        m->by_num[h] = (int32_t)k;
+    }
+}
+
 static void map_insert(al_redact_map_t *m, unsigned ent, uint32_t num, const char *v, size_t len)
 {
-    if (!m->by_val) {
-        m->ents = al_malloc(MAP_MAX_VALUES * sizeof *m->ents);
-        m->by_val = al_malloc(MAP_HASH * sizeof *m->by_val);
-        m->by_num = al_malloc(MAP_HASH * sizeof *m->by_num);
-        memset(m->by_val, 0xff, MAP_HASH * sizeof *m->by_val);
-        memset(m->by_num, 0xff, MAP_HASH * sizeof *m->by_num);
-    }
+    if (!m->by_val) map_resize(m, 64);
+    else if ((m->n + 1) * 2 > (size_t)m->hmask + 1 && m->hmask + 1 < MAP_HASH)
+        map_resize(m, (m->hmask + 1) * 2);
     int32_t k = (int32_t)m->n;
     uint32_t off = (uint32_t)m->vals.len;
     if (al_buf_append(&m->vals, v, len) != AL_OK) return;
     m->ents[k] = (ment_t){.off = off, .len = (uint32_t)len, .num = num, .ent = (uint16_t)ent};
     m->n++;
-    uint32_t h = hash_val(ent, v, len) & (MAP_HASH - 1);
-    while (m->by_val[h] >= 0) h = (h + 1) & (MAP_HASH - 1);
+    uint32_t h = hash_val(ent, v, len) & m->hmask;
+    while (m->by_val[h] >= 0) h = (h + 1) & m->hmask;
     m->by_val[h] = k;
-    h = hash_num(ent, num) & (MAP_HASH - 1);
-    while (m->by_num[h] >= 0) h = (h + 1) & (MAP_HASH - 1);
+    h = hash_num(ent, num) & m->hmask;
+    while (m->by_num[h] >= 0) h = (h + 1) & m->hmask;
     m->by_num[h] = k;
 }
 
