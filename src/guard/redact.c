@@ -406,11 +406,23 @@ static bool hex4(const jp_t *p, size_t at, uint32_t *v)
 /* A string at the cursor ('"'); decoded into dec when not NULL (raw bytes
  * kept as they are, lone surrogates as U+FFFD).  Only syntax errors are
  * returned; dec's own error is the caller's to check. */
+/* Eight bytes without '"', '\\' or a control byte (word at a time). */
+static bool plain8(const char *q)
+{
+    uint64_t x;
+    memcpy(&x, q, 8);
+    const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+    uint64_t q1 = x ^ (ones * '"'), q2 = x ^ (ones * '\\');
+    uint64_t hit = ((q1 - ones) & ~q1) | ((q2 - ones) & ~q2) | ((x - ones * 0x20) & ~x);
+    return (hit & high) == 0;
+}
+
 static int jstr(jp_t *p, al_buf_t *dec)
 {
     size_t i = p->i + 1;
     for (;;) {
         size_t run = i;
+        while (i + 8 <= p->n && plain8(p->s + i)) i += 8;
         while (i < p->n) {
             unsigned char c = (unsigned char)p->s[i];
             if (c == '"' || c == '\\' || c < 0x20) break;
