@@ -358,6 +358,10 @@ int al_event_to_json(const al_event_t *e, al_buf_t *out)
     size_t gn = strnlen(e->guardrails, sizeof e->guardrails);
     if (json_ok(e->guardrails, gn, '{')) al_buf_append(out, e->guardrails, gn);
     else al_buf_puts(out, "null");
+    PUT_STR_OR_NULL(out, e, step);
+    PUT_STR_OR_NULL(out, e, context_version);
+    PUT_STR_OR_NULL(out, e, user_id);
+    PUT_STR_OR_NULL(out, e, trace_id);
     al_buf_putc(out, '}');
 
     if (out->err) return -1;

@@ -55,6 +55,21 @@ typedef struct al_event {
                                   verdicts {"input":[...],"output":[...]} with
                                   detector, entity, count, action, score and
                                   features; never a matched value */
+    /* Agent steps and audit (issue 6): */
+    char step[64];             /* x-airlock-step, "" if none */
+    char context_version[128]; /* x-airlock-context-version, "" if none */
+    char user_id[129];         /* the end user: x-airlock-user-id, else the body's
+                                  "user" / metadata.user_id; "" if none */
+    char trace_id[33];         /* W3C trace id (32 hex) of the request, "" if none */
+    /* SHA-256 commitments (the audit record's "commit"); has_* false when
+     * there was no such body (a refusal before any upstream attempt has no
+     * "sent"). */
+    bool has_received, has_sent, has_response;
+    uint8_t sha_received[32], sha_sent[32], sha_response[32];
+    /* capture: full - the payload parts, owned by the event from
+     * al_store_submit on (the writer seals and frees it); NULL otherwise.
+     * See audit/chain.h. */
+    struct al_audit_payload *payload;
 } al_event_t;
 
 /* Initialise with unknowns (-1) and empty strings. */

@@ -57,7 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define WRITE_TRIES 10
 #define BUSY_TIMEOUT_MS 5000
 #define QUEUE_CAPACITY_MAX 10000000u /* the config bound */
@@ -142,7 +142,12 @@ static const char schema_sql[] =
     "  token_id TEXT,\n"
     "  detail TEXT,\n"        /* a JSON object; NULL: none */
     /* Version 4; keep in step with event_cols_v4. */
-    "  guardrails TEXT);\n"    /* a JSON object; NULL: nothing fired */
+    "  guardrails TEXT,\n"    /* a JSON object; NULL: nothing fired */
+    /* Version 5; keep in step with event_cols_v5. */
+    "  step TEXT,\n"
+    "  context_version TEXT,\n"
+    "  user_id TEXT,\n"
+    "  trace_id TEXT);\n"
     "CREATE INDEX IF NOT EXISTS events_ts ON events(ts_ms);\n"
     "CREATE INDEX IF NOT EXISTS events_agent_ts ON events(agent, ts_ms);\n"
     "CREATE TABLE IF NOT EXISTS keys (\n"
@@ -214,7 +219,9 @@ static const char schema_sql[] =
 
 /* Indexes on columns an upgrade may have just added: created after it. */
 static const char late_sql[] =
-    "CREATE INDEX IF NOT EXISTS events_kind_ts ON events(kind, ts_ms);\n";
+    "CREATE INDEX IF NOT EXISTS events_kind_ts ON events(kind, ts_ms);\n"
+    "CREATE INDEX IF NOT EXISTS events_session ON events(session_id, ts_ms)\n"
+    "  WHERE session_id IS NOT NULL;\n";
 
 /* Columns a version added to events, for upgrading an older database
  * (ALTER TABLE ... ADD COLUMN; same declarations as in schema_sql). */
@@ -242,17 +249,25 @@ static const col_decl_t event_cols_v4[] = {
     {"guardrails", "TEXT"},
 };
 
+static const col_decl_t event_cols_v5[] = {
+    {"step", "TEXT"},
+    {"context_version", "TEXT"},
+    {"user_id", "TEXT"},
+    {"trace_id", "TEXT"},
+};
+
 #define EVENT_COLS                                                              \
     "id, request_id, ts_ms, method, path, agent, key_id, model, provider, "     \
     "upstream_model, status, outcome, error_type, stream, input_tokens, "       \
     "output_tokens, cached_tokens, cost_usd, latency_ms, ttft_ms, upstream_ms, " \
     "bytes_in, bytes_out, kind, actor, route, degraded, escalation_id, n_attempts, "    \
-    "attempts, session_id, token_id, detail, guardrails"
+    "attempts, session_id, token_id, detail, guardrails, step, context_version, " \
+    "user_id, trace_id"
 
 static const char insert_sql[] =
     "INSERT INTO events(" EVENT_COLS ") VALUES "
     "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,"
-    "?24,?25,?26,?27,?28,?29,?30,?31,?32,?33,?34)";
+    "?24,?25,?26,?27,?28,?29,?30,?31,?32,?33,?34,?35,?36,?37,?38)";
 
 /* --- small helpers ------------------------------------------------------ */
 
@@ -421,6 +436,12 @@ static int upgrade(sqlite3 *db, int64_t from, char *err, size_t errlen)
     /* 4: an event's guardrail verdicts. */
     if (from < 4 &&
         add_columns(db, "events", event_cols_v4, AL_ARRAY_LEN(event_cols_v4), err, errlen) !=
+            AL_OK)
+        return AL_EIO;
+    /* 5: agent steps and the trace id.  (The audit tables come from
+     * schema_sql.) */
+    if (from < 5 &&
+        add_columns(db, "events", event_cols_v5, AL_ARRAY_LEN(event_cols_v5), err, errlen) !=
             AL_OK)
         return AL_EIO;
     return AL_OK;
@@ -640,6 +661,10 @@ static void bind_event(sqlite3_stmt *st, const al_event_t *e)
     BIND_TEXT(st, 32, e, token_id, true);
     BIND_TEXT(st, 33, e, detail, true);
     BIND_TEXT(st, 34, e, guardrails, true);
+    BIND_TEXT(st, 35, e, step, true);
+    BIND_TEXT(st, 36, e, context_version, true);
+    BIND_TEXT(st, 37, e, user_id, true);
+    BIND_TEXT(st, 38, e, trace_id, true);
 }
 
 /* One attempt at ring[head .. head+n) in one transaction.  Rows the database
@@ -1069,10 +1094,10 @@ int al_store_keys_version(al_store_t *s, int64_t *out)
 
 /* --- event queries ------------------------------------------------------- */
 
-#define FILTER_WHERE_MAX 128
+#define FILTER_WHERE_MAX 160
 
 /* WHERE clause for a filter into out (FILTER_WHERE_MAX bytes); parameters
- * ?1 = since_ms, ?2 = agent, ?3 = kind, ?4 = until_ms (only those used
+ * ?1 = since_ms, ?2 = agent, ?3 = kind, ?4 = until_ms, ?5 = session (only those used
  * appear).  Agent "" means unauthenticated; kind "" means any, like NULL.
  * With an agent, "+kind" keeps SQLite (which has no statistics) on the
  * (agent, ts_ms) index rather than (kind, ts_ms), which would walk every
@@ -1083,8 +1108,9 @@ static void filter_where(const al_event_filter_t *f, char *out)
                                                          : " AND agent IS NULL";
     const char *kind = !f || !f->kind || !*f->kind ? "" : f->agent ? " AND +kind = ?3"
                                                                    : " AND kind = ?3";
-    snprintf(out, FILTER_WHERE_MAX, "WHERE ts_ms >= ?1%s%s%s", agent, kind,
-             f && f->until_ms ? " AND ts_ms < ?4" : "");
+    snprintf(out, FILTER_WHERE_MAX, "WHERE ts_ms >= ?1%s%s%s%s", agent, kind,
+             f && f->until_ms ? " AND ts_ms < ?4" : "",
+             f && f->session && *f->session ? " AND session_id = ?5" : "");
 }
 
 static void filter_bind(sqlite3_stmt *st, const al_event_filter_t *f)
@@ -1093,6 +1119,7 @@ static void filter_bind(sqlite3_stmt *st, const al_event_filter_t *f)
     if (f && f->agent && *f->agent) sqlite3_bind_text(st, 2, f->agent, -1, SQLITE_STATIC);
     if (f && f->kind && *f->kind) sqlite3_bind_text(st, 3, f->kind, -1, SQLITE_STATIC);
     if (f && f->until_ms) sqlite3_bind_int64(st, 4, f->until_ms);
+    if (f && f->session && *f->session) sqlite3_bind_text(st, 5, f->session, -1, SQLITE_STATIC);
 }
 
 static void row_to_event(sqlite3_stmt *st, al_event_t *e)
@@ -1138,6 +1165,10 @@ static void row_to_event(sqlite3_stmt *st, al_event_t *e)
     col_text(st, 31, e->token_id, sizeof e->token_id);
     col_text(st, 32, e->detail, sizeof e->detail);
     col_text(st, 33, e->guardrails, sizeof e->guardrails);
+    col_text(st, 34, e->step, sizeof e->step);
+    col_text(st, 35, e->context_version, sizeof e->context_version);
+    col_text(st, 36, e->user_id, sizeof e->user_id);
+    col_text(st, 37, e->trace_id, sizeof e->trace_id);
 }
 
 int al_store_events_each(al_store_t *s, const al_event_filter_t *f, al_event_cb cb, void *ud)

@@ -100,6 +100,7 @@ typedef struct al_event_filter {
     uint32_t limit;            /* 0 = no limit */
     const char *kind;          /* NULL = any; "request", "kill.set", ... */
     int64_t until_ms;          /* 0 = any; events strictly before this */
+    const char *session;       /* NULL = any; x-airlock-session-id */
 } al_event_filter_t;
 typedef int (*al_event_cb)(void *ud, const al_event_t *e);
 /* Oldest first within the filter (the newest `limit` if limit is set). */

@@ -33,7 +33,7 @@ static const char *const key_order[] = {
     "input_tokens", "output_tokens", "cached_tokens", "cost_usd", "latency_ms", "ttft_ms",
     "upstream_ms", "bytes_in", "bytes_out", "kind", "actor", "route", "degraded",
     "escalation_id", "n_attempts", "attempts", "session_id", "token_id", "detail",
-    "guardrails",
+    "guardrails", "step", "context_version", "user_id", "trace_id",
 };
 
 /* Serialize e, check the return value matches what was appended, parse it
@@ -175,7 +175,8 @@ static void test_json_defaults_are_null(void **state)
                                                       "upstream_ms", "actor", "route",
                                                       "escalation_id", "session_id",
                                                       "token_id", "detail", "guardrails",
-                                                      NULL};
+                                                      "step", "context_version", "user_id",
+                                                      "trace_id", NULL};
          *k; k++)
         assert_null_field(v, *k);
     assert_int_field(v, "status", 401);
@@ -190,7 +191,7 @@ static void test_json_defaults_are_null(void **state)
     assert_true(YAJL_IS_ARRAY(at));
     assert_int_equal(at->u.array.len, 0);
     assert_non_null(strstr(text, "\"attempts\":[],"));
-    assert_non_null(strstr(text, ",\"detail\":null,\"guardrails\":null}"));
+    assert_non_null(strstr(text, ",\"detail\":null,\"guardrails\":null,\"step\":null,"));
     yajl_tree_free(v);
     free(text);
 }
@@ -468,7 +469,7 @@ static void detail_out(al_event_t *e, const char *in, char *out, size_t outsz)
     const char *p = strstr(text, ",\"detail\":");
     assert_non_null(p);
     p += strlen(",\"detail\":");
-    const char *q = strstr(p, ",\"guardrails\":null}");
+    const char *q = strstr(p, ",\"guardrails\":null,");
     assert_non_null(q);
     snprintf(out, outsz, "%.*s", (int)(q - p), p);
     yajl_tree_free(v);
