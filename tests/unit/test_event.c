@@ -518,7 +518,7 @@ static void test_json_policy_fields(void **state)
     assert_str_field(v, "token_id", "jti_0123456789abcdef");
     /* Embedded as it is: the same bytes, a real object. */
     char want[1024];
-    snprintf(want, sizeof want, ",\"detail\":%s,\"guardrails\":null}", detail);
+    snprintf(want, sizeof want, ",\"detail\":%s,\"guardrails\":null,", detail);
     assert_non_null(strstr(text, want));
     yajl_val d = field(v, "detail");
     assert_true(YAJL_IS_OBJECT(d));

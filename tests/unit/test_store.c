@@ -186,7 +186,7 @@ static void test_open_creates_schema_and_refuses_newer(void **state)
     assert_true(al_store_writable(s));
     assert_int_equal(al_store_depth(s), 0);
     al_store_close(s);
-    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 4);
+    assert_int_equal(raw_i64(f->path, "SELECT max(version) FROM schema_version"), 5);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE "
                                       "name IN ('events','keys','events_ts','events_agent_ts',"
                                       "'escalations','admin_tokens','escalations_status',"
@@ -741,7 +741,7 @@ static void test_event_insert_sync(void **state)
     assert_string_equal(back.session_id, "");
     char *a = json_of(&back);
     assert_non_null(strstr(a, ",\"session_id\":null,\"token_id\":\"jti_sync\","
-                              "\"detail\":{\"answer\":\"use the fallback\"},\"guardrails\":null}"));
+                              "\"detail\":{\"answer\":\"use the fallback\"},\"guardrails\":null,"));
     assert_non_null(strstr(a, "\"kind\":\"escalation.resolved\",\"actor\":\"cli:alice\","
                               "\"route\":null,"));
     free(a);
@@ -787,9 +787,9 @@ static void test_upgrade_from_v1(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 23);
 
     al_store_t *s = open_or_fail(f->url, NULL);
-    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 34);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 38);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 4);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 5);
     /* The old row reads back with the defaults of the new fields. */
     al_event_t back;
     assert_int_equal(al_store_events_each(s, NULL, keep_first, &back), 0);
@@ -848,8 +848,8 @@ static void test_upgrade_partial(void **state)
     sqlite3_close(db);
     al_store_t *s = open_or_fail(f->url, NULL);
     al_store_close(s);
-    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 34);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 4);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 38);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 5);
 }
 
 /* --- upgrade from schema 2 ---------------------------------------------------- */
@@ -934,9 +934,9 @@ static void test_upgrade_from_v2(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT value FROM meta WHERE name = 'keys_version'"), 8);
 
     al_store_t *s = open_or_fail(f->url, NULL);
-    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 34);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM pragma_table_info('events')"), 38);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 4);
+    assert_int_equal(raw_i64(f->path, "SELECT version FROM schema_version"), 5);
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN "
                                       "('events_kind_ts','kill_switches','events_ts',"
                                       "'events_agent_ts')"),
