@@ -151,6 +151,45 @@ typedef struct al_alerts_cfg {
     uint32_t queue;             /* pending alerts kept; default 1024 */
 } al_alerts_cfg_t;
 
+/* `audit:` (notes/audit.md). */
+typedef struct al_audit_master_key {
+    char *id;                   /* key id, [A-Za-z0-9._-]{1,63} */
+    char *file;                 /* one of file / env */
+    char *env;
+} al_audit_master_key_t;
+
+typedef struct al_audit_cfg {
+    bool enabled;               /* default true */
+    bool sync;                  /* durability: sync (default batch) */
+    uint32_t flush_ms;          /* batch commit interval, 1..10, default 10 */
+    bool capture_full;          /* capture: full (default metadata) */
+    uint32_t max_payload_bytes; /* per part; default 1 MiB */
+    char *origin;               /* checkpoint origin; default "airlock" */
+    char *signing_key;          /* signer key file; NULL = no checkpoints */
+    char *verify_key;           /* verifier key text; NULL = none */
+    uint32_t checkpoint_every;  /* records; default 1000 */
+    uint32_t checkpoint_interval_ms; /* default 10000 */
+    al_audit_master_key_t *master_keys;
+    size_t n_master_keys;
+    char *master_key_id;        /* default: the last listed */
+    uint32_t retention_days;    /* 0 = keep */
+    char *witness_file;         /* NULL = none */
+    char *witness_url;          /* NULL = none */
+    char **witness_headers;     /* "Name: value" lines */
+    size_t n_witness_headers;
+} al_audit_cfg_t;
+
+/* `telemetry:` */
+typedef struct al_telemetry_cfg {
+    char *service_name;         /* default "airlock" */
+    bool capture_content;       /* gen_ai.input/output.messages on spans */
+    char *otlp_endpoint;        /* NULL = no export */
+    char **otlp_headers;        /* "Name: value" lines */
+    size_t n_otlp_headers;
+    uint32_t otlp_timeout_ms, otlp_batch_max, otlp_flush_ms, otlp_queue_max;
+    uint32_t otlp_max_retries, otlp_backoff_ms;
+} al_telemetry_cfg_t;
+
 /* --- policy (issue 4) ---------------------------------------------------- */
 
 typedef struct al_limits_cfg {
@@ -280,6 +319,8 @@ typedef struct al_config {
     /* guardrails (`guardrails:`): every agent's policy lives in guard_set */
     char *guard_json;                 /* the top-level section as JSON, NULL if none */
     struct al_guard_set *guard_set;
+    al_audit_cfg_t audit;             /* `audit:` */
+    al_telemetry_cfg_t telemetry;     /* `telemetry:` */
 } al_config_t;
 
 /* Environment lookup used for api_key_env; NULL means getenv(). */
