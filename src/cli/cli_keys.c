@@ -144,7 +144,8 @@ int al__cli_open_store(const al_config_t *c, al_store_t **out)
     char err[1024];
     const char *url = c->store.url ? c->store.url : c->store.sqlite_path;
     /* The CLI only runs blocking queries: a one-slot queue, no writer. */
-    al_store_opts_t o = {.queue_capacity = 1, .flush_interval_ms = 1, .batch_max = 1};
+    al_store_opts_t o = {.queue_capacity = 1, .flush_interval_ms = 1, .batch_max = 1,
+                         .audit_off = !c->audit.enabled};
     if (!url) {
         fprintf(stderr, "airlock: %s names no store (store.url)\n", c->path);
         return AL_EINVAL;

@@ -28,6 +28,7 @@
 #include "util/log.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libfyaml.h>
@@ -1668,6 +1669,330 @@ static int text_field(ctx_t *x, struct fy_node *v, int line, size_t max, char **
     return 0;
 }
 
+/* ---- audit and telemetry -------------------------------------------- */
+
+static int get_bool(ctx_t *x, struct fy_node *v, int line, bool *out)
+{
+    size_t len;
+    int rc, t;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t != V_BOOL) return fail(x, line, "expected true or false, got %s", vtype_name[t]);
+    const char *p = scalar_text(v, &len);
+    *out = p[0] == 't' || p[0] == 'T';
+    return 0;
+}
+
+/* One of two words: *out = (value == b). */
+static int get_choice(ctx_t *x, struct fy_node *v, int line, const char *a, const char *b,
+                      bool *out)
+{
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (text_is(p, len, a)) *out = false;
+    else if (text_is(p, len, b)) *out = true;
+    else
+        return fail(x, line, "must be %s or %s, not '%.*s'", a, b,
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    return 0;
+}
+
+/* A mapping of header: value into "Name: value" lines. */
+static int header_lines(ctx_t *x, struct fy_node *v, int line, char ***out, size_t *n_out)
+{
+    struct fy_node_pair *pr;
+    void *it = NULL;
+    int rc, t;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t == V_NULL) return 0;
+    if (t != V_MAP) return fail(x, line, "expected a mapping of header: value, got %s", vtype_name[t]);
+    size_t n = (size_t)AL_MAX(fy_node_mapping_item_count(v), 0);
+    if (n > CFG_HEADERS_MAX) return fail(x, line, "too many headers (at most %d)", CFG_HEADERS_MAX);
+    for (size_t i = 0; i < *n_out; i++) free((*out)[i]);
+    free(*out);
+    *out = al_calloc(n ? n : 1, sizeof **out);
+    *n_out = 0;
+    while ((pr = fy_node_mapping_iterate(v, &it))) {
+        const char *k, *val;
+        size_t kl, vl;
+        int kline;
+
+        if ((rc = pair_key(x, pr, line, &k, &kl, &kline))) return rc;
+        size_t mark = path_push(x, k, kl);
+        if (kl == 0) return fail(x, kline, "header name is empty");
+        for (size_t i = 0; i < kl; i++)
+            if (!is_tchar(k[i])) return fail(x, kline, "invalid character in header name");
+        if (is_reserved_header(k, kl) || al_mem_ieq(k, kl, "content-type", 12))
+            return fail(x, kline, "this header is managed by the gateway and cannot be set");
+        struct fy_node *vn = fy_node_pair_value(pr);
+        int vline = node_line(vn, kline);
+        if ((rc = get_str(x, vn, vline, &val, &vl))) return rc;
+        for (size_t i = 0; i < vl; i++)
+            if (((unsigned char)val[i] < 0x20 && val[i] != '\t') || val[i] == 0x7f)
+                return fail(x, vline, "header value must not contain control characters");
+        al_buf_t b;
+        al_buf_init(&b, 65536);
+        al_buf_printf(&b, "%.*s: %.*s", (int)kl, k, (int)vl, val);
+        if (b.err) {
+            al_buf_free(&b);
+            return fail(x, vline, "header is too long");
+        }
+        (*out)[(*n_out)++] = al_buf_take(&b, NULL);
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+static int h_url_field(ctx_t *x, struct fy_node *v, int line, char **dst)
+{
+    const char *p;
+    size_t len, scheme;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if ((rc = http_url(x, line, p, len, CFG_URL_MAX, &scheme))) return rc;
+    if (len == scheme || memchr("/?#", p[scheme], 3))
+        return fail(x, line, "needs a host after the scheme");
+    set_str(dst, p, len);
+    return 0;
+}
+
+static int h_audit_enabled(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return get_bool(x, v, line, &((al_audit_cfg_t *)obj)->enabled);
+}
+
+static int h_audit_durability(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return get_choice(x, v, line, "batch", "sync", &((al_audit_cfg_t *)obj)->sync);
+}
+
+static int h_audit_capture(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return get_choice(x, v, line, "metadata", "full", &((al_audit_cfg_t *)obj)->capture_full);
+}
+
+static int h_audit_origin(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 200, &((al_audit_cfg_t *)obj)->origin);
+}
+
+static int h_audit_signing_key(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 4096, &((al_audit_cfg_t *)obj)->signing_key);
+}
+
+static int h_audit_verify_key(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 1024, &((al_audit_cfg_t *)obj)->verify_key);
+}
+
+static bool kid_ok(const char *p, size_t len)
+{
+    if (len == 0 || len > 63) return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)p[i]) && !strchr("._-", p[i])) return false;
+    return true;
+}
+
+static int h_audit_master_key_id(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_audit_cfg_t *a = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (!kid_ok(p, len)) return fail(x, line, "a key id is 1-63 characters of A-Z a-z 0-9 . _ -");
+    set_str(&a->master_key_id, p, len);
+    return 0;
+}
+
+static int h_mk_id(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_audit_master_key_t *k = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (!kid_ok(p, len)) return fail(x, line, "a key id is 1-63 characters of A-Z a-z 0-9 . _ -");
+    set_str(&k->id, p, len);
+    return 0;
+}
+
+static int h_mk_file(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 4096, &((al_audit_master_key_t *)obj)->file);
+}
+
+static int h_mk_env(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_audit_master_key_t *k = obj;
+    const char *p;
+    size_t len;
+    int rc;
+
+    if ((rc = get_str(x, v, line, &p, &len))) return rc;
+    if (!is_env_name(p, len))
+        return fail(x, line, "'%.*s' is not an environment variable name",
+                    (int)AL_MIN(len, (size_t)CFG_SHOW_MAX), p);
+    set_str(&k->env, p, len);
+    return 0;
+}
+
+enum { MK_ID, MK_FILE, MK_ENV, MK_N };
+static const field_t master_key_fields[MK_N] = {
+    [MK_ID] = F_REQ("id", h_mk_id),
+    [MK_FILE] = F_FN("file", h_mk_file),
+    [MK_ENV] = F_FN("env", h_mk_env),
+};
+
+static int h_audit_master_keys(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_audit_cfg_t *a = obj;
+    struct fy_node *item;
+    void *it = NULL;
+    int rc, t;
+
+    if ((rc = deref(x, &v, line)) || (rc = classify(x, v, line, &t))) return rc;
+    if (t == V_NULL) return 0;
+    if (t != V_SEQ) return fail(x, line, "expected a list of {id, file | env}, got %s", vtype_name[t]);
+    size_t n = (size_t)AL_MAX(fy_node_sequence_item_count(v), 0);
+    if (n > 64) return fail(x, line, "at most 64 master keys");
+    a->master_keys = al_calloc(n ? n : 1, sizeof *a->master_keys);
+    size_t idx = 0;
+    while ((item = fy_node_sequence_iterate(v, &it))) {
+        char num[24];
+        int lines[MK_N] = {0};
+        int iline = node_line(item, line);
+        al_audit_master_key_t *k = &a->master_keys[a->n_master_keys++];
+        snprintf(num, sizeof num, "%zu", idx++);
+        size_t mark = path_push(x, num, strlen(num));
+        if ((rc = parse_map(x, item, iline, master_key_fields, MK_N, k, lines))) return rc;
+        if (!k->file == !k->env)
+            return fail(x, iline, "give exactly one of file or env for the key's value");
+        for (size_t j = 0; j + 1 < a->n_master_keys; j++)
+            if (!strcmp(a->master_keys[j].id, k->id))
+                return fail_at(x, lines[MK_ID], "id", "key id '%s' is listed twice", k->id);
+        path_pop(x, mark);
+    }
+    return 0;
+}
+
+static int h_witness_file(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 4096, &((al_audit_cfg_t *)obj)->witness_file);
+}
+
+static int h_witness_url(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return h_url_field(x, v, line, &((al_audit_cfg_t *)obj)->witness_url);
+}
+
+static int h_witness_headers(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_audit_cfg_t *a = obj;
+    return header_lines(x, v, line, &a->witness_headers, &a->n_witness_headers);
+}
+
+static const field_t witness_fields[] = {
+    F_FN("file", h_witness_file),
+    F_FN("url", h_witness_url),
+    F_FN("headers", h_witness_headers),
+};
+
+static int h_audit_witness(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return parse_map(x, v, line, witness_fields, AL_ARRAY_LEN(witness_fields), obj, NULL);
+}
+
+enum { AU_CAPTURE, AU_MASTER_KEYS, AU_MASTER_KEY_ID, AU_N_CHECKED };
+static const field_t audit_fields[] = {
+    [AU_CAPTURE] = F_FN("capture", h_audit_capture),
+    [AU_MASTER_KEYS] = F_FN("master_keys", h_audit_master_keys),
+    [AU_MASTER_KEY_ID] = F_FN("master_key_id", h_audit_master_key_id),
+    F_FN("enabled", h_audit_enabled),
+    F_FN("durability", h_audit_durability),
+    F_U32("flush_ms", al_audit_cfg_t, flush_ms, 1, 10),
+    F_U32("max_payload_bytes", al_audit_cfg_t, max_payload_bytes, 1024, 64u << 20),
+    F_FN("origin", h_audit_origin),
+    F_FN("signing_key", h_audit_signing_key),
+    F_FN("verify_key", h_audit_verify_key),
+    F_U32("checkpoint_every", al_audit_cfg_t, checkpoint_every, 1, 100000000),
+    F_DUR("checkpoint_interval_ms", al_audit_cfg_t, checkpoint_interval_ms, 10, 86400000),
+    F_U32("retention_days", al_audit_cfg_t, retention_days, 0, 36500),
+    F_FN("witness", h_audit_witness),
+};
+
+static int parse_audit(ctx_t *x, struct fy_node *v, int line, al_audit_cfg_t *a)
+{
+    int lines[AL_ARRAY_LEN(audit_fields)] = {0};
+    int rc = parse_map(x, v, line, audit_fields, AL_ARRAY_LEN(audit_fields), a, lines);
+    if (rc) return rc;
+    if (a->capture_full && a->n_master_keys == 0)
+        return fail_at(x, lines[AU_CAPTURE] ? lines[AU_CAPTURE] : line, "capture",
+                       "full needs at least one key in audit.master_keys");
+    if (a->master_key_id) {
+        size_t i;
+        for (i = 0; i < a->n_master_keys; i++)
+            if (!strcmp(a->master_keys[i].id, a->master_key_id)) break;
+        if (i == a->n_master_keys)
+            return fail_at(x, lines[AU_MASTER_KEY_ID], "master_key_id",
+                           "'%s' is not an id listed in audit.master_keys", a->master_key_id);
+    } else if (a->n_master_keys) {
+        a->master_key_id = al_strdup(a->master_keys[a->n_master_keys - 1].id);
+    }
+    return 0;
+}
+
+static int h_tel_service(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return text_field(x, v, line, 200, &((al_telemetry_cfg_t *)obj)->service_name);
+}
+
+static int h_tel_content(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return get_bool(x, v, line, &((al_telemetry_cfg_t *)obj)->capture_content);
+}
+
+static int h_otlp_endpoint(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return h_url_field(x, v, line, &((al_telemetry_cfg_t *)obj)->otlp_endpoint);
+}
+
+static int h_otlp_headers(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    al_telemetry_cfg_t *t = obj;
+    return header_lines(x, v, line, &t->otlp_headers, &t->n_otlp_headers);
+}
+
+static const field_t otlp_fields[] = {
+    F_FN("endpoint", h_otlp_endpoint),
+    F_FN("headers", h_otlp_headers),
+    F_DUR("timeout_ms", al_telemetry_cfg_t, otlp_timeout_ms, 10, 120000),
+    F_U32("batch_max", al_telemetry_cfg_t, otlp_batch_max, 1, 100000),
+    F_DUR("flush_ms", al_telemetry_cfg_t, otlp_flush_ms, 1, 60000),
+    F_U32("queue_max", al_telemetry_cfg_t, otlp_queue_max, 1, 10000000),
+    F_U32("max_retries", al_telemetry_cfg_t, otlp_max_retries, 1, 10),
+    F_DUR("backoff_ms", al_telemetry_cfg_t, otlp_backoff_ms, 1, 60000),
+};
+
+static int h_tel_otlp(ctx_t *x, struct fy_node *v, int line, void *obj)
+{
+    return parse_map(x, v, line, otlp_fields, AL_ARRAY_LEN(otlp_fields), obj, NULL);
+}
+
+static const field_t telemetry_fields[] = {
+    F_FN("service_name", h_tel_service),
+    F_FN("capture_content", h_tel_content),
+    F_FN("otlp", h_tel_otlp),
+};
+
 static int h_owner(ctx_t *x, struct fy_node *v, int line, void *obj)
 {
     return text_field(x, v, line, 0, &((al_agent_t *)obj)->owner);
@@ -2126,15 +2451,15 @@ static int team_entry(ctx_t *x, struct fy_node *v, int line, void *e, const char
 
 enum {
     S_SERVER, S_STORE, S_LOG, S_PROVIDERS, S_MODELS, S_ROUTES, S_AGENTS, S_ESCALATION, S_ALERTS,
-    S_TEAMS, S_TOKENS, S_GUARDRAILS, S_N
+    S_TEAMS, S_TOKENS, S_GUARDRAILS, S_AUDIT, S_TELEMETRY, S_N
 };
 static const char *const section_names[S_N] = {
     "server", "store", "log", "providers", "models", "routes", "agents", "escalation", "alerts",
-    "teams", "tokens", "guardrails",
+    "teams", "tokens", "guardrails", "audit", "telemetry",
 };
 #define SECTION_LIST \
     "server, store, log, providers, models, routes, agents, escalation, alerts, teams, tokens, " \
-    "guardrails"
+    "guardrails, audit, telemetry"
 
 
 /* Every agent's guardrail policy: the defaults merged with its own. */
@@ -2258,6 +2583,18 @@ static int parse_root(ctx_t *x, struct fy_node *root)
             return rc;
         path_pop(x, mark);
     }
+    if (lines[S_AUDIT]) {
+        mark = path_push(x, "audit", 5);
+        if ((rc = parse_audit(x, sec[S_AUDIT], lines[S_AUDIT], &c->audit))) return rc;
+        path_pop(x, mark);
+    }
+    if (lines[S_TELEMETRY]) {
+        mark = path_push(x, "telemetry", 9);
+        if ((rc = parse_map(x, sec[S_TELEMETRY], lines[S_TELEMETRY], telemetry_fields,
+                            AL_ARRAY_LEN(telemetry_fields), &c->telemetry, NULL)))
+            return rc;
+        path_pop(x, mark);
+    }
     if (lines[S_TOKENS]) {
         mark = path_push(x, "tokens", 6);
         if ((rc = parse_tokens(x, sec[S_TOKENS], lines[S_TOKENS]))) return rc;
@@ -2346,6 +2683,17 @@ static void set_defaults(al_config_t *c)
     c->alerts.timeout_ms = 5000;
     c->alerts.queue = 1024;
     c->token_max_ttl_ms = 3600000;
+    c->audit.enabled = true;
+    c->audit.flush_ms = 10;
+    c->audit.max_payload_bytes = 1u << 20;
+    c->audit.checkpoint_every = 1000;
+    c->audit.checkpoint_interval_ms = 10000;
+    c->telemetry.otlp_timeout_ms = 5000;
+    c->telemetry.otlp_batch_max = 512;
+    c->telemetry.otlp_flush_ms = 1000;
+    c->telemetry.otlp_queue_max = 8192;
+    c->telemetry.otlp_max_retries = 5;
+    c->telemetry.otlp_backoff_ms = 200;
 }
 
 static void free_config(cfg_impl_t *im)
@@ -2406,6 +2754,24 @@ static void free_config(cfg_impl_t *im)
     free(c->teams);
     free(c->token_key_env);
     explicit_bzero(c->token_key, sizeof c->token_key);
+    free(c->audit.origin);
+    free(c->audit.signing_key);
+    free(c->audit.verify_key);
+    for (size_t i = 0; i < c->audit.n_master_keys; i++) {
+        free(c->audit.master_keys[i].id);
+        free(c->audit.master_keys[i].file);
+        free(c->audit.master_keys[i].env);
+    }
+    free(c->audit.master_keys);
+    free(c->audit.master_key_id);
+    free(c->audit.witness_file);
+    free(c->audit.witness_url);
+    for (size_t i = 0; i < c->audit.n_witness_headers; i++) free(c->audit.witness_headers[i]);
+    free(c->audit.witness_headers);
+    free(c->telemetry.service_name);
+    free(c->telemetry.otlp_endpoint);
+    for (size_t i = 0; i < c->telemetry.n_otlp_headers; i++) free(c->telemetry.otlp_headers[i]);
+    free(c->telemetry.otlp_headers);
     free(im->providers.slot);
     free(im->models.slot);
     free(im->agents.slot);

@@ -17,7 +17,18 @@
  * scrape sorts all shards' series by their rendered labels (invalid UTF-8 is
  * replaced by U+FFFD once, at insertion), merges equal ones, and writes text
  * format 0.0.4.  Histogram _count is the sum of the buckets so that +Inf and
- * _count always agree even while the owner is writing. */
+ * _count always agree even while the owner is writing.
+ *
+ * A third table, "ga", holds the OpenTelemetry GenAI semantic-convention
+ * histograms (gen_ai_client_token_usage, gen_ai_client_operation_duration_
+ * seconds, gen_ai_server_request_duration_seconds, gen_ai_server_time_to_
+ * first_token_seconds) for requests that reached a model, keyed by
+ * {provider, request model, response model, error type} with the operation
+ * (chat, embeddings) in the status slot, so that folding keeps it; past the
+ * cap an empty label stays empty, so a folded success never reads as an
+ * error.  Their bucket bounds are the ExplicitBucketBoundaries the GenAI
+ * metrics conventions give.  The token and time-to-first-token families have
+ * no error.type in the conventions and are rendered merged over it. */
 #include "obs/metrics.h"
 
 #include <inttypes.h>
@@ -30,7 +41,7 @@
 
 #define NBUCKETS 17 /* 16 finite bounds and +Inf */
 #define HIST_CELLS (NBUCKETS + 1) /* buckets then the sum (double bits) */
-#define MAX_LABELS 3
+#define MAX_LABELS 4
 #define STATUS_MAX 999
 
 /* Cells of an "am" series. */
@@ -54,6 +65,63 @@ static const char *const bucket_le[NBUCKETS] = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
     "0.5",    "1",     "2.5",    "5",     "10",   "30",    "60",   "+Inf",
 };
+
+/* GenAI histograms: bounds as the OpenTelemetry GenAI metrics conventions
+ * give them (ExplicitBucketBoundaries of gen_ai.client.token.usage,
+ * gen_ai.client.operation.duration / gen_ai.server.request.duration and
+ * gen_ai.server.time_to_first_token). */
+#define GA_TOK_NB 15  /* 14 finite bounds and +Inf */
+#define GA_DUR_NB 15
+#define GA_TTFT_NB 17 /* 16 finite bounds and +Inf */
+static const double ga_tok_bound[GA_TOK_NB - 1] = {
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+};
+static const char *const ga_tok_le[GA_TOK_NB] = {
+    "1",      "4",       "16",      "64",       "256",      "1024",     "4096", "16384",
+    "65536",  "262144",  "1048576", "4194304",  "16777216", "67108864", "+Inf",
+};
+static const double ga_dur_bound[GA_DUR_NB - 1] = {
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+};
+static const char *const ga_dur_le[GA_DUR_NB] = {
+    "0.01", "0.02", "0.04",  "0.08",  "0.16",  "0.32",  "0.64", "1.28",
+    "2.56", "5.12", "10.24", "20.48", "40.96", "81.92", "+Inf",
+};
+static const double ga_ttft_bound[GA_TTFT_NB - 1] = {
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+};
+static const char *const ga_ttft_le[GA_TTFT_NB] = {
+    "0.001", "0.005", "0.01", "0.02", "0.04", "0.06", "0.08", "0.1",  "0.25",
+    "0.5",   "0.75",  "1",    "2.5",  "5",    "7.5",  "10",   "+Inf",
+};
+
+typedef struct hspec {
+    const double *bound;    /* nb - 1 finite upper bounds, ascending */
+    const char *const *le;  /* nb rendered bounds, the last "+Inf" */
+    unsigned nb;            /* buckets, +Inf included */
+    unsigned off;           /* first cell in a "ga" series; sum at off + nb */
+} hspec_t;
+
+/* Histograms of a "ga" series, each nb buckets then its sum. */
+enum { GA_TOK_IN, GA_TOK_OUT, GA_OPDUR, GA_SRVDUR, GA_TTFT, GA__N };
+#define GA_OFF_TOK_IN 0
+#define GA_OFF_TOK_OUT (GA_OFF_TOK_IN + GA_TOK_NB + 1)
+#define GA_OFF_OPDUR (GA_OFF_TOK_OUT + GA_TOK_NB + 1)
+#define GA_OFF_SRVDUR (GA_OFF_OPDUR + GA_DUR_NB + 1)
+#define GA_OFF_TTFT (GA_OFF_SRVDUR + GA_DUR_NB + 1)
+#define GA_CELLS (GA_OFF_TTFT + GA_TTFT_NB + 1)
+static const hspec_t ga_hist[GA__N] = {
+    [GA_TOK_IN] = {ga_tok_bound, ga_tok_le, GA_TOK_NB, GA_OFF_TOK_IN},
+    [GA_TOK_OUT] = {ga_tok_bound, ga_tok_le, GA_TOK_NB, GA_OFF_TOK_OUT},
+    [GA_OPDUR] = {ga_dur_bound, ga_dur_le, GA_DUR_NB, GA_OFF_OPDUR},
+    [GA_SRVDUR] = {ga_dur_bound, ga_dur_le, GA_DUR_NB, GA_OFF_SRVDUR},
+    [GA_TTFT] = {ga_ttft_bound, ga_ttft_le, GA_TTFT_NB, GA_OFF_TTFT},
+};
+/* gen_ai.operation.name, kept in a "ga" series' status slot. */
+static const char *const ga_op_name[] = {"chat", "embeddings"};
+/* "ga" label slots. */
+enum { GA_L_PROVIDER, GA_L_REQ_MODEL, GA_L_RESP_MODEL, GA_L_ERROR, GA_NLAB };
+_Static_assert(GA_NLAB <= MAX_LABELS, "ga labels fit a series");
 
 static const struct {
     const char *name;
@@ -115,6 +183,7 @@ typedef struct series {
 typedef struct table {
     unsigned nlab;
     bool has_status;
+    bool fold_keeps_empty;  /* past the cap, "" stays "" instead of "other" */
     size_t ncells;
     series_t **items;       /* insertion order */
     size_t n, items_cap;
@@ -124,7 +193,7 @@ typedef struct table {
 
 typedef struct shard {
     pthread_mutex_t mu;     /* taken by the owner to insert, by scrapes to copy */
-    table_t req, am;
+    table_t req, am, ga;
     /* Own cache lines: one writer per shard, no false sharing between shards. */
     _Alignas(64) _Atomic uint64_t counter[AL_C__COUNT];
     _Atomic int64_t inflight;
@@ -413,8 +482,10 @@ static series_t *series_get(al_metrics_t *m, shard_t *sh, table_t *t, lkey_t *k)
     series_t *s = table_find(t, k, h);
     if (s) return s;
     if (t->n >= AL_METRICS_SERIES_CAP) {
-        /* Past the cap only the folded tuples (at most STATUS_MAX+1) are added. */
+        /* Past the cap only the folded tuples (at most STATUS_MAX+1, times
+         * 2^nlab where empty labels are kept) are added. */
         for (unsigned i = 0; i < t->nlab; i++) {
+            if (t->fold_keeps_empty && k->len[i] == 0) continue;
             k->p[i] = other;
             k->len[i] = sizeof other - 1;
         }
@@ -449,6 +520,8 @@ al_metrics_t *al_metrics_new(unsigned n_shards)
         pthread_mutex_init(&sh->mu, NULL);
         table_init(&sh->req, 3, true, 1);
         table_init(&sh->am, 2, false, AM_CELLS);
+        table_init(&sh->ga, GA_NLAB, true, GA_CELLS);
+        sh->ga.fold_keeps_empty = true;
         for (unsigned c = 0; c < AL_C__COUNT; c++) atomic_init(&sh->counter[c], 0);
         atomic_init(&sh->inflight, 0);
         atomic_init(&sh->conns, 0);
@@ -465,6 +538,7 @@ void al_metrics_free(al_metrics_t *m)
         shard_t *sh = m->shards[i];
         table_free(&sh->req);
         table_free(&sh->am);
+        table_free(&sh->ga);
         pthread_mutex_destroy(&sh->mu);
         free(sh);
     }
@@ -487,6 +561,71 @@ static void hist_observe(series_t *s, int h, double seconds)
     while (b < NBUCKETS - 1 && !(seconds <= bucket_bound[b])) b++;
     cell_add(&c[b], 1);
     cell_addf(&c[NBUCKETS], seconds);
+}
+
+static void ga_observe(series_t *s, unsigned h, double v)
+{
+    const hspec_t *hs = &ga_hist[h];
+    _Atomic uint64_t *c = &s->cell[hs->off];
+    unsigned b = 0;
+    while (b < hs->nb - 1 && !(v <= hs->bound[b])) b++; /* NaN lands in +Inf */
+    cell_add(&c[b], 1);
+    cell_addf(&c[hs->nb], v);
+}
+
+/* gen_ai.operation.name of a data-plane path (with or without /v1), or -1
+ * for a path that is no GenAI operation. */
+static int ga_op(const char *path, size_t pathsz)
+{
+    size_t n = strnlen(path, pathsz);
+    if (n >= 3 && memcmp(path, "/v1", 3) == 0 && (n == 3 || path[3] == '/')) {
+        path += 3;
+        n -= 3;
+    }
+    if (n > 1 && path[n - 1] == '/') n--;
+#define IS(lit) (n == sizeof(lit) - 1 && memcmp(path, lit, n) == 0)
+    if (IS("/chat/completions") || IS("/messages")) return 0;
+    if (IS("/embeddings")) return 1;
+#undef IS
+    return -1;
+}
+
+/* The GenAI histograms of one finished model request. */
+static void observe_gen_ai(al_metrics_t *m, shard_t *sh, const al_event_t *e)
+{
+    if (e->kind[0] && strcmp(e->kind, "request") != 0) return; /* a change record */
+    if (!e->provider[0]) return;                                /* never reached a model */
+    int op = ga_op(e->path, sizeof e->path);
+    if (op < 0) return;
+
+    /* error.type: the gateway's own error type, else the status of a
+     * failure that carries none. */
+    char status_err[16] = "";
+    const char *err = e->error_type;
+    size_t errsz = sizeof e->error_type;
+    if (!err[0] && e->status >= 400 && e->status <= STATUS_MAX) {
+        snprintf(status_err, sizeof status_err, "%d", e->status);
+        err = status_err;
+        errsz = sizeof status_err;
+    }
+    bool failed = err[0] != '\0';
+
+    lkey_t k;
+    key_set(&k, GA_L_PROVIDER, e->provider, sizeof e->provider);
+    key_set(&k, GA_L_REQ_MODEL, e->model, sizeof e->model);
+    key_set(&k, GA_L_RESP_MODEL, e->upstream_model, sizeof e->upstream_model);
+    key_set(&k, GA_L_ERROR, err, errsz);
+    k.status = op;
+    series_t *s = series_get(m, sh, &sh->ga, &k);
+
+    if (e->input_tokens >= 0) ga_observe(s, GA_TOK_IN, (double)e->input_tokens);
+    if (e->output_tokens >= 0) ga_observe(s, GA_TOK_OUT, (double)e->output_tokens);
+    if (e->upstream_ms >= 0) ga_observe(s, GA_OPDUR, e->upstream_ms / 1000.0);
+    double lat = e->latency_ms;
+    if (!(lat >= 0)) lat = 0;
+    ga_observe(s, GA_SRVDUR, lat / 1000.0);
+    /* The conventions define time to first token for successful responses. */
+    if (e->stream && e->ttft_ms >= 0 && !failed) ga_observe(s, GA_TTFT, e->ttft_ms / 1000.0);
 }
 
 void al_metrics_observe(al_metrics_t *m, unsigned shard, const al_event_t *e)
@@ -531,6 +670,8 @@ void al_metrics_observe(al_metrics_t *m, unsigned shard, const al_event_t *e)
     hist_observe(s, H_REQUEST, lat / 1000.0);
     if (e->ttft_ms >= 0) hist_observe(s, H_TTFT, e->ttft_ms / 1000.0);
     if (e->upstream_ms >= 0) hist_observe(s, H_UPSTREAM, e->upstream_ms / 1000.0);
+
+    observe_gen_ai(m, sh, e);
 }
 
 void al_metrics_inc(al_metrics_t *m, unsigned shard, al_counter_t c, uint64_t v)
@@ -679,7 +820,7 @@ uint64_t al_metrics_requests(al_metrics_t *m, const char *agent, const char *mod
 
 /* --- rendering --------------------------------------------------------- */
 
-/* Copy every shard's series pointers for one table (which: 0 req, 1 am). */
+/* Copy every shard's series pointers for one table (which: 0 req, 1 am, 2 ga). */
 static series_t **collect(al_metrics_t *m, int which, size_t *n /* OUT */)
 {
     series_t **v = NULL;
@@ -687,7 +828,7 @@ static series_t **collect(al_metrics_t *m, int which, size_t *n /* OUT */)
     for (unsigned i = 0; i < m->n_shards; i++) {
         shard_t *sh = m->shards[i];
         pthread_mutex_lock(&sh->mu);
-        table_t *t = which == 0 ? &sh->req : &sh->am;
+        table_t *t = which == 0 ? &sh->req : which == 1 ? &sh->am : &sh->ga;
         if (len + t->n > cap) {
             cap = len + t->n + 16;
             v = al_realloc(v, cap * sizeof *v);
@@ -720,6 +861,24 @@ static int cmp_req(const void *x, const void *y)
 static int cmp_am(const void *x, const void *y)
 {
     return cmp_labels(*(series_t *const *)x, *(series_t *const *)y, 2);
+}
+
+/* "ga" order: operation, then provider, request model, response model and
+ * error type, so that series equal but for the error type are adjacent. */
+static int cmp_ga_n(const series_t *a, const series_t *b, unsigned nlab)
+{
+    if (a->status != b->status) return (a->status > b->status) - (a->status < b->status);
+    return cmp_labels(a, b, nlab);
+}
+
+static int cmp_ga(const void *x, const void *y)
+{
+    return cmp_ga_n(*(series_t *const *)x, *(series_t *const *)y, GA_NLAB);
+}
+
+static int cmp_ga_noerr(const void *x, const void *y)
+{
+    return cmp_ga_n(*(series_t *const *)x, *(series_t *const *)y, GA_L_ERROR);
 }
 
 static void put_escaped(al_buf_t *b, const char *s, bool quote_too)
@@ -881,13 +1040,101 @@ static void render_hist(al_buf_t *b, series_t **v, size_t n, int h, const char *
     }
 }
 
+static void put_ga_labels(al_buf_t *b, const series_t *s, bool with_err)
+{
+    unsigned op = (unsigned)s->status < AL_ARRAY_LEN(ga_op_name) ? (unsigned)s->status : 0;
+    put_label(b, true, "gen_ai_operation_name", ga_op_name[op]);
+    put_label(b, false, "gen_ai_provider_name", s->disp[GA_L_PROVIDER]);
+    if (s->disp[GA_L_REQ_MODEL][0])
+        put_label(b, false, "gen_ai_request_model", s->disp[GA_L_REQ_MODEL]);
+    if (s->disp[GA_L_RESP_MODEL][0])
+        put_label(b, false, "gen_ai_response_model", s->disp[GA_L_RESP_MODEL]);
+    if (with_err && s->disp[GA_L_ERROR][0])
+        put_label(b, false, "error_type", s->disp[GA_L_ERROR]);
+}
+
+/* One GenAI histogram series from the "ga" series v[i..j) summed; nothing
+ * when none of them observed it.  token_type adds gen_ai_token_type. */
+static void put_ga_hist(al_buf_t *b, series_t **v, size_t i, size_t j, unsigned h,
+                        const char *name, bool with_err, const char *token_type)
+{
+    const hspec_t *hs = &ga_hist[h];
+    uint64_t bucket[GA_TTFT_NB] = {0}, count = 0, cum = 0;
+    double sum = 0;
+    AL_ASSERT(hs->nb <= AL_ARRAY_LEN(bucket));
+    for (size_t g = i; g < j; g++) {
+        _Atomic uint64_t *c = &v[g]->cell[hs->off];
+        for (unsigned k = 0; k < hs->nb; k++) bucket[k] += cell_get(&c[k]);
+        sum += bits_to_double(cell_get(&c[hs->nb]));
+    }
+    for (unsigned k = 0; k < hs->nb; k++) count += bucket[k];
+    if (count == 0) return;
+    for (unsigned k = 0; k < hs->nb; k++) {
+        cum += bucket[k];
+        al_buf_printf(b, "%s_bucket{", name);
+        put_ga_labels(b, v[i], with_err);
+        if (token_type) al_buf_printf(b, ",gen_ai_token_type=\"%s\"", token_type);
+        al_buf_printf(b, ",le=\"%s\"} %" PRIu64 "\n", hs->le[k], cum);
+    }
+    al_buf_printf(b, "%s_sum{", name);
+    put_ga_labels(b, v[i], with_err);
+    if (token_type) al_buf_printf(b, ",gen_ai_token_type=\"%s\"", token_type);
+    al_buf_puts(b, "} ");
+    put_double(b, sum);
+    al_buf_printf(b, "\n%s_count{", name);
+    put_ga_labels(b, v[i], with_err);
+    if (token_type) al_buf_printf(b, ",gen_ai_token_type=\"%s\"", token_type);
+    al_buf_printf(b, "} %" PRIu64 "\n", count);
+}
+
+/* The OpenTelemetry GenAI families (names as OpenTelemetry's Prometheus
+ * exporter spells them: dots to underscores, unit suffix _seconds). */
+static void render_gen_ai(al_buf_t *b, series_t **v, size_t n)
+{
+    static const char tok[] = "gen_ai_client_token_usage";
+    static const char opd[] = "gen_ai_client_operation_duration_seconds";
+    static const char srv[] = "gen_ai_server_request_duration_seconds";
+    static const char ttft[] = "gen_ai_server_time_to_first_token_seconds";
+    put_family(b, tok, "histogram",
+               "Number of input and output tokens used per GenAI operation (OpenTelemetry "
+               "gen_ai.client.token.usage).");
+    for (size_t i = 0, j; i < n; i = j) {
+        j = group_end(v, n, i, cmp_ga_noerr);
+        put_ga_hist(b, v, i, j, GA_TOK_IN, tok, false, "input");
+        put_ga_hist(b, v, i, j, GA_TOK_OUT, tok, false, "output");
+    }
+    put_family(b, opd, "histogram",
+               "GenAI operation duration: the upstream transfer time (OpenTelemetry "
+               "gen_ai.client.operation.duration).");
+    for (size_t i = 0, j; i < n; i = j) {
+        j = group_end(v, n, i, cmp_ga);
+        put_ga_hist(b, v, i, j, GA_OPDUR, opd, true, NULL);
+    }
+    put_family(b, srv, "histogram",
+               "GenAI request duration: arrival to the last byte sent (OpenTelemetry "
+               "gen_ai.server.request.duration).");
+    for (size_t i = 0, j; i < n; i = j) {
+        j = group_end(v, n, i, cmp_ga);
+        put_ga_hist(b, v, i, j, GA_SRVDUR, srv, true, NULL);
+    }
+    put_family(b, ttft, "histogram",
+               "Time to the first byte of successful streamed GenAI responses (OpenTelemetry "
+               "gen_ai.server.time_to_first_token).");
+    for (size_t i = 0, j; i < n; i = j) {
+        j = group_end(v, n, i, cmp_ga_noerr);
+        put_ga_hist(b, v, i, j, GA_TTFT, ttft, false, NULL);
+    }
+}
+
 int al_metrics_render(al_metrics_t *m, al_buf_t *out)
 {
-    size_t nreq, nam;
+    size_t nreq, nam, nga;
     series_t **req = collect(m, 0, &nreq);
     series_t **am = collect(m, 1, &nam);
+    series_t **ga = collect(m, 2, &nga);
     if (nreq > 1) qsort(req, nreq, sizeof *req, cmp_req);
     if (nam > 1) qsort(am, nam, sizeof *am, cmp_am);
+    if (nga > 1) qsort(ga, nga, sizeof *ga, cmp_ga);
 
     render_requests(out, req, nreq);
     render_tokens(out, am, nam);
@@ -898,8 +1145,10 @@ int al_metrics_render(al_metrics_t *m, al_buf_t *out)
                 "Time from request arrival to the first response body byte sent.");
     render_hist(out, am, nam, H_UPSTREAM, "airlock_upstream_duration_seconds",
                 "Time spent on the upstream transfer.");
+    render_gen_ai(out, ga, nga);
     free(req);
     free(am);
+    free(ga);
 
     int64_t inflight = 0, conns = 0;
     for (unsigned i = 0; i < m->n_shards; i++) {

@@ -58,7 +58,22 @@ void al_metrics_free(al_metrics_t *m);
 /* Record a finished request from its event: requests_total{agent,model,
  * provider,status}, tokens_total{agent,model,type}, cost_usd_total{agent,model},
  * request/ttft/upstream latency histograms{agent,model}.  Only shard's owner
- * thread may call this for that shard. */
+ * thread may call this for that shard.
+ *
+ * A request event (kind "" or "request") with a provider on a chat
+ * (/v1/chat/completions, /v1/messages) or embeddings (/v1/embeddings) path
+ * also feeds the OpenTelemetry GenAI histograms, labelled
+ * gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model (model),
+ * gen_ai_response_model (upstream_model):
+ *   gen_ai_client_token_usage{...,gen_ai_token_type}   input/output tokens
+ *                                                       when known;
+ *   gen_ai_client_operation_duration_seconds{...,error_type}  upstream_ms
+ *                                                       when >= 0;
+ *   gen_ai_server_request_duration_seconds{...,error_type}    latency_ms;
+ *   gen_ai_server_time_to_first_token_seconds{...}     ttft_ms of a
+ *                                                       successful stream.
+ * error_type is the event's error_type, else the status of a failure
+ * without one; empty labels are left out. */
 void al_metrics_observe(al_metrics_t *m, unsigned shard, const al_event_t *e);
 
 void al_metrics_inc(al_metrics_t *m, unsigned shard, al_counter_t c, uint64_t v);

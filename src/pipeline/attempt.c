@@ -51,6 +51,8 @@ static void metric(al_ctx_t *c, al_counter_t k)
 void al__attempt_note(al_ctx_t *c, const al_model_t *m, al_attempt_outcome_t o, int status,
                       double latency_ms)
 {
+    if (o != AL_ATT_SKIP_BREAKER && o != AL_ATT_SKIP_CONTEXT && o != AL_ATT_SKIP_KILLED)
+        al__obs_attempt_end(c, m, (int)o, status);
     char *a = c->ev.attempts;
     const size_t cap = sizeof c->ev.attempts - 24; /* room for {"truncated":N} */
     size_t len = strlen(a);
@@ -199,6 +201,7 @@ int al__deliver_chunk(al_ctx_t *c, const char *json, size_t len)
 
 int al__emit_chunk(al_ctx_t *c, const char *json, size_t len)
 {
+    al__obs_answer(c, json, len);
     if (c->face_anthropic) {
         msgs_init(c);
         int rc = al_msgs_stream_chunk(&c->mst, json, len);
@@ -468,6 +471,7 @@ bool al__deliver_body(al_ctx_t *c)
         al_buf_free(&m);
         return false;
     }
+    al__obs_answer(c, p, len);
     if (gv != AL_GB_OK) {
         /* A person's answer meets the output guardrails too; it cannot be
          * retried or escalated again, so those become a refusal. */
@@ -961,11 +965,13 @@ static int start_http(al_ctx_t *c)
                        p->headers[i].value, strlen(p->headers[i].value));
     for (size_t i = 0; i < req->n_hdrs; i++) {
         const al_http_hdr_t *hd = &req->hdrs[i];
-        if (forward_allowed(p, hd->name, hd->name_len))
+        if (forward_allowed(p, hd->name, hd->name_len) && !al__obs_skip_header(hd->name, hd->name_len))
             h = header_add(h, &line, hd->name, hd->name_len, hd->value, hd->value_len);
     }
     h = header_add(h, &line, "X-Request-Id", 12, c->ev.request_id, strlen(c->ev.request_id));
+    h = al__obs_upstream_headers(c, h);
     al_buf_free(&line);
+    al__obs_sent(c, body.p, body.len);
 
     al_xfer_opts_t o = {
         .url = url.p,
@@ -987,6 +993,7 @@ static int start_http(al_ctx_t *c)
 static int start_sim(al_ctx_t *c)
 {
     static const al_xfer_cbs_t cbs = {on_up_head, on_up_data, on_up_done};
+    al__obs_sent(c, c->body, c->body_len);
     int rc = al_simx_start(&c->w->loop, &c->model->provider->sim,
                            c->kind == K_EMBEDDINGS ? AL_SIM_EMBEDDINGS : AL_SIM_CHAT, &c->rq,
                            c->body, c->body_len, c->model->upstream_model, &cbs, c, &c->simx);
@@ -1021,6 +1028,7 @@ static void start_attempt(al_ctx_t *c, const al_route_target_t *tgt, bool probe)
     c->ev.n_attempts++;
     metric(c, AL_C_UPSTREAM_ATTEMPTS);
     c->t_att0 = al_now_ns();
+    al__obs_attempt_start(c);
     int rc = p->type == AL_PROVIDER_SIMULATED ? start_sim(c) : start_http(c);
     if (rc == AL_OK) return;
     c->probe = false;
@@ -1142,6 +1150,7 @@ static void on_deadline(uv_timer_t *t)
 
 void al__route_begin(al_ctx_t *c)
 {
+    if (c->t_gin0 && !c->t_gin1) c->t_gin1 = al_now_ns();
     if (c->route) {
         al_route_order(c->route, now_ms(), rnd64, NULL, c->order);
         c->n_order = (unsigned)c->route->n_targets;

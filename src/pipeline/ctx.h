@@ -19,6 +19,8 @@
 #include "translate/messages.h"
 #include "upstream/simprov.h"
 #include "upstream/sse.h"
+#include "obs/trace.h"
+#include <curl/curl.h>
 
 typedef enum { K_CHAT, K_EMBEDDINGS, K_MODELS, K_MESSAGES, K_ESCALATION } al_kind_t;
 
@@ -118,6 +120,34 @@ typedef struct al_ctx {
     bool held;                     /* waiting for a person */
     struct al_ctx *hold_next;      /* worker's list of held contexts */
 
+    /* observability and audit (observe.c) */
+    bool trace_on;                 /* spans go to the OTLP exporter */
+    bool has_tp;                   /* a valid traceparent came in */
+    al_traceparent_t tp;           /* it */
+    uint8_t trace_id[16];          /* this request's trace */
+    uint8_t span_id[8];            /* its SERVER span */
+    int64_t wall0_ns;              /* unix ns at t0 */
+    struct al_obs_att {
+        uint8_t span[8];
+        uint64_t t0, t1;           /* monotonic ns */
+        const al_model_t *m;
+        int status;
+        int outcome;               /* al_attempt_outcome_t */
+    } atts[8];
+    unsigned n_atts;
+    uint8_t att_span[8];           /* the attempt in flight */
+    uint64_t att_t0;
+    bool att_open;
+    uint64_t t_gin0, t_gin1, t_gout0, t_gout1; /* guardrail checks, monotonic ns */
+    void *resp_md;                 /* EVP_MD_CTX over the response body */
+    struct al_audit_payload *payload; /* capture: full */
+    char resp_id[96];              /* the provider's response id */
+    char finish[4][24];            /* distinct finish reasons */
+    unsigned n_finish;
+    al_http_req_t *gate_req;       /* durability: sync - the answer held for the commit */
+    bool commit_ok;
+    struct al_ctx *commit_next;    /* worker's commit inbox */
+
     uint64_t t0;
     char reqid_hdr[160];
     char route_hdr[96];
@@ -186,6 +216,18 @@ void al__bill_attempt(al_ctx_t *c, bool reached);
  * by one more worst case.  false when a budget cannot cover it. */
 bool al__policy_extend(al_ctx_t *c);
 size_t al__rl_headers(al_ctx_t *c, const char **hdrs, size_t max);
+
+/* observe.c: audit commitments and payloads, traces, agent steps. */
+void al__obs_begin(al_ctx_t *c);                 /* at entry, c->req set */
+void al__obs_attempt_start(al_ctx_t *c);
+void al__obs_attempt_end(al_ctx_t *c, const al_model_t *m, int outcome, int status);
+void al__obs_sent(al_ctx_t *c, const char *body, size_t len);  /* body sent upstream */
+/* traceparent / tracestate for the provider. */
+struct curl_slist *al__obs_upstream_headers(al_ctx_t *c, struct curl_slist *h);
+bool al__obs_skip_header(const char *name, size_t len);  /* the forwarder must not copy it */
+void al__obs_answer(al_ctx_t *c, const char *json, size_t len); /* response id, finish reasons */
+void al__obs_finish(al_ctx_t *c);                /* before the event is submitted */
+void al__obs_free(al_ctx_t *c);
 
 /* escalate.c */
 void al__escalate(al_ctx_t *c, const char *reason);

@@ -455,6 +455,7 @@ static void gctx_free(al_gctx_t *g)
 
 void al__guard_finish(al_ctx_t *c)
 {
+    if (c->t_gout0 && !c->t_gout1) c->t_gout1 = al_now_ns();
     al_gctx_t *g = c->g;
     if (!g) return;
     c->g = NULL;
@@ -636,6 +637,7 @@ void al__guard_begin(al_ctx_t *c)
     g->c = c;
     g->pol = p;
     c->g = g;
+    c->t_gin0 = al_now_ns();
     g->map = al_redact_map_new(p->sc);
     al_buf_init(&g->cls_text, CLS_TEXT_MAX + 16);
     al_buf_init(&g->more, 64u << 20);
@@ -814,6 +816,7 @@ static bool body_choices_ok(al_gctx_t *g, const char *p, size_t len)
 
 int al__guard_body(al_ctx_t *c, const char **pp, size_t *plen, al_buf_t *own)
 {
+    if (c->g && !c->t_gout0) c->t_gout0 = al_now_ns();
     al_gctx_t *g = c->g;
     if (!g || !g->pol->any_output || c->kind == K_EMBEDDINGS) return AL_GB_OK;
     const al_guard_policy_t *p = g->pol;
@@ -887,6 +890,7 @@ static bool stream_filtered(const al_guard_policy_t *p, const al_gctx_t *g)
 
 int al__guard_chunk(al_ctx_t *c, const char *json, size_t len)
 {
+    if (c->g && !c->t_gout0) c->t_gout0 = al_now_ns();
     al_gctx_t *g = c->g;
     if (!g || !stream_filtered(g->pol, g)) return al__emit_chunk(c, json, len);
     if (g->blocked) return AL_GUARD_STOP;

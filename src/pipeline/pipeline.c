@@ -77,6 +77,7 @@ static void ctx_free(al_ctx_t *c)
     if (c->freed) return;
     c->freed = true;
     if (c->sse_init) al_sse_free(&c->sse);
+    al__obs_free(c);
     al_buf_free(&c->resp);
     al_buf_free(&c->last_err);
     free(c->xbody);
@@ -142,6 +143,7 @@ void al__ctx_finish(al_ctx_t *c)
     if (c->act_next) c->act_next->act_prev = c->act_prev;
     c->act_next = c->act_prev = NULL;
     c->ev.latency_ms = (double)(al_now_ns() - c->t0) / 1e6;
+    al__obs_finish(c);
     al_store_submit(w->gw->store, &c->ev);
     al_metrics_observe(w->gw->metrics, w->idx, &c->ev);
     al_metrics_inflight(w->gw->metrics, w->idx, -1);
@@ -162,12 +164,52 @@ void al__ctx_finish(al_ctx_t *c)
 static void on_req_complete(al_http_req_t *req)
 {
     al_ctx_t *c = req->ud;
+    if (req->gated) c->gate_req = req;  /* released when the record commits */
     c->ev.bytes_in = req->bytes_in;
     c->ev.bytes_out = req->bytes_out;
     if (req->t_first_byte_ns && c->ev.ttft_ms < 0)
         c->ev.ttft_ms = (double)(req->t_first_byte_ns - req->t_start_ns) / 1e6;
     c->req = NULL;
     al__ctx_finish(c);
+}
+
+/* The connection died while the answer waited for its commit. */
+static void on_gate_abort(al_http_req_t *req)
+{
+    al_ctx_t *c = req->ud;
+    c->gate_req = NULL;
+}
+
+void al_pipeline_deliver_commits(al_worker_t *w)
+{
+    pthread_mutex_lock(&w->inbox_lock);
+    al_ctx_t *c = w->commits;
+    w->commits = NULL;
+    pthread_mutex_unlock(&w->inbox_lock);
+    while (c) {
+        al_ctx_t *next = c->commit_next;
+        c->commit_next = NULL;
+        if (c->gate_req) {
+            al_http_req_t *req = c->gate_req;
+            c->gate_req = NULL;
+            al_http_release(req, c->commit_ok);
+        }
+        al__ctx_unhold(c);
+        c = next;
+    }
+}
+
+void al_pipeline_committed(void *ud, void *ticket, bool ok)
+{
+    (void)ud;
+    al_ctx_t *c = ticket;
+    al_worker_t *w = c->w;
+    c->commit_ok = ok;
+    pthread_mutex_lock(&w->inbox_lock);
+    c->commit_next = w->commits;
+    w->commits = c;
+    pthread_mutex_unlock(&w->inbox_lock);
+    uv_async_send(&w->wake);
 }
 
 static void on_req_abort(al_http_req_t *req)
@@ -541,6 +583,11 @@ void al_pipeline_handle(al_http_req_t *req)
     const char *mn = http_method_str(req->method);
     AL_EVENT_SET(&c->ev, method, mn, strlen(mn));
     AL_EVENT_SET(&c->ev, path, path, req->path_len);
+    al__obs_begin(c);
+    if (c->cfg->audit.enabled && c->cfg->audit.sync) {
+        req->gate = true;
+        req->on_gate_abort = on_gate_abort;
+    }
 
     if (want == 0) {
         al__fail(c, 404, "invalid_request_error", "unknown_url", "rejected", "unknown path %.*s",

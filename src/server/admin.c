@@ -25,7 +25,11 @@
  *   GET  /admin/v1/escalations[?status=&agent=&limit=], /escalations/ID
  *                                                  reads; owner: its agent
  *   POST /admin/v1/escalations/ID/resolve          admin, operator
- *        {"answer": "text"} or {"reject": "reason"} */
+ *        {"answer": "text"} or {"reject": "reason"}
+ *   GET  /admin/v1/audit/records/SEQ               admin, auditor: the record and
+ *        its decrypted payload (what `airlock audit show` prints)
+ *   GET  /admin/v1/audit/checkpoint                reads: the latest signed checkpoint */
+#include "audit/verify.h"
 #include "pipeline/ctx.h"
 #include "policy/inventory.h"
 #include "policy/token.h"
@@ -33,6 +37,7 @@
 #include "util/json.h"
 #include "util/log.h"
 
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +50,7 @@
 typedef enum {
     A_STATUS, A_AGENTS, A_AGENT, A_PERMS, A_TOKEN_MINT, A_KEYS_LIST, A_KEY_CREATE,
     A_KEY_REVOKE, A_KILL_LIST, A_KILL_SET, A_KILL_CLEAR, A_EVENTS, A_ESC_LIST, A_ESC_GET,
-    A_ESC_RESOLVE,
+    A_ESC_RESOLVE, A_AUDIT_SHOW, A_AUDIT_CP,
     A__N,
     A_NOT_FOUND = A__N, /* answered after authentication too */
     A_NOT_ALLOWED,
@@ -109,6 +114,8 @@ static const struct {
     [A_ESC_LIST] = {"escalations.list", R_READS | R_OWNER, true},
     [A_ESC_GET] = {"escalations.get", R_READS | R_OWNER, true},
     [A_ESC_RESOLVE] = {"escalations.resolve", R_ADMIN | R_OPERATOR, false},
+    [A_AUDIT_SHOW] = {"audit.show", R_ADMIN | R_AUDITOR, false},
+    [A_AUDIT_CP] = {"audit.checkpoint", R_READS, false},
 };
 
 static unsigned role_bit(const char *role)
@@ -1171,6 +1178,9 @@ static void do_events(job_t *j)
 
 /* --- the job, on a pool thread -------------------------------------------- */
 
+static void do_audit_show(job_t *j);
+static void do_audit_cp(job_t *j);
+
 static void job_work(uv_work_t *wk)
 {
     job_t *j = wk->data;
@@ -1210,12 +1220,92 @@ static void job_work(uv_work_t *wk)
     case A_KILL_SET: do_kill_set(j); break;
     case A_KILL_CLEAR: do_kill_clear(j); break;
     case A_EVENTS: do_events(j); break;
+    case A_AUDIT_SHOW: do_audit_show(j); break;
+    case A_AUDIT_CP: do_audit_cp(j); break;
     default: break;
     }
     al_config_unref(j->cfg);
     j->cfg = NULL;
     if (j->out.err)
         jerr(j, 500, "server_error", "too_big", "the answer is too large");
+}
+
+/* --- audit ----------------------------------------------------------------- */
+
+static int cp_cb(void *ud, sqlite3 *db)
+{
+    job_t *j = ud;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT size, note, ts_ms FROM audit_checkpoints ORDER BY id DESC "
+                                "LIMIT 1",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) return AL_EIO;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        al_buf_printf(&j->out, "{\"size\":%lld,\"ts_ms\":%lld,\"checkpoint\":",
+                      (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 2));
+        al_buf_json_str(&j->out, (const char *)sqlite3_column_text(st, 1),
+                        (size_t)sqlite3_column_bytes(st, 1));
+        al_buf_putc(&j->out, '}');
+        rc = AL_OK;
+    } else {
+        rc = rc == SQLITE_DONE ? AL_ENOTFOUND : AL_EIO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+typedef struct show_ctx {
+    job_t *j;
+    uint64_t seq;
+    char err[256];
+} show_ctx_t;
+
+static int show_cb(void *ud, sqlite3 *db)
+{
+    show_ctx_t *x = ud;
+    return al_audit_show(db, x->seq, x->j->gw->keyring, &x->j->out, x->err, sizeof x->err);
+}
+
+static void do_audit_show(job_t *j)
+{
+    if (!check(j, NULL)) return;
+    char *end = NULL;
+    unsigned long long seq = strtoull(j->seg, &end, 10);
+    if (!j->seg[0] || *end || seq == 0 || j->seg[0] == '-' || j->seg[0] == '+') {
+        jerr(j, 400, "invalid_request_error", "invalid_seq",
+             "the record's sequence number must be a positive integer");
+        return;
+    }
+    show_ctx_t x = {j, seq, ""};
+    int rc = al_store_with_db(j->gw->store, show_cb, &x);
+    if (rc == AL_ENOTFOUND) {
+        al_buf_reset(&j->out);
+        jerr(j, 404, "not_found", "no_such_record", "no audit record with that sequence number");
+        return;
+    }
+    if (rc != AL_OK) {
+        al_buf_reset(&j->out);
+        jerr(j, 500, "server_error", "store_error", "the store failed");
+        return;
+    }
+    j->status = 200;
+}
+
+static void do_audit_cp(job_t *j)
+{
+    if (!check(j, NULL)) return;
+    int rc = al_store_with_db(j->gw->store, cp_cb, j);
+    if (rc == AL_ENOTFOUND) {
+        jerr(j, 404, "not_found", "no_checkpoint", "no checkpoint has been signed yet");
+        return;
+    }
+    if (rc != AL_OK) {
+        jerr(j, 500, "server_error", "store_error", "the store failed");
+        return;
+    }
+    j->status = 200;
 }
 
 /* --- the control loop side ----------------------------------------------- */
@@ -1270,6 +1360,8 @@ static const struct {
     {{"escalations", NULL, NULL}, A_ESC_LIST, -1},
     {{"escalations", "*", NULL}, A_ESC_GET, -1},
     {{"escalations", "*", "resolve"}, -1, A_ESC_RESOLVE},
+    {{"audit", "records", "*"}, A_AUDIT_SHOW, -1},
+    {{"audit", "checkpoint", NULL}, A_AUDIT_CP, -1},
 };
 
 /* Match req's path; fills op (A_NOT_FOUND / A_NOT_ALLOWED with allow), seg. */

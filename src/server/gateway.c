@@ -8,8 +8,12 @@
  * events are still written), joins the workers, then drains the event queue
  * into the store and exits 0. */
 #include "server/gateway.h"
+#include "audit/chain.h"
+#include "audit/witness.h"
+#include "obs/otlp.h"
 #include "util/log.h"
 
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,6 +137,7 @@ static void on_wake(uv_async_t *a)
     al_worker_t *w = a->data;
     worker_take_updates(w);
     al_pipeline_deliver_notes(w);
+    al_pipeline_deliver_commits(w);
     if (atomic_load(&w->stop) && !w->stopping) {
         w->stopping = true;
         al_http_server_stop(&w->http);
@@ -402,6 +407,100 @@ static void admin_handle(al_http_req_t *req)
     al_http_respond_error(req, 404, "invalid_request_error", "unknown_url", "unknown path", h, 1);
 }
 
+static double otlp_stat(void *ud, int which)
+{
+    al_otlp_stats_t st;
+    al_otlp_stats(ud, &st);
+    return (double)(which == 0 ? st.exported : which == 1 ? st.dropped : st.failed_exports);
+}
+static double gauge_otlp_exported(void *ud) { return otlp_stat(ud, 0); }
+static double gauge_otlp_dropped(void *ud) { return otlp_stat(ud, 1); }
+static double gauge_otlp_failed(void *ud) { return otlp_stat(ud, 2); }
+
+/* A change record from the control thread (blocking insert). */
+static void control_event(al_gateway_t *gw, const char *kind, const char *detail)
+{
+    al_event_t e;
+    al_event_init(&e);
+    e.ts_ms = al_wall_ms();
+    AL_EVENT_SET(&e, kind, kind, strlen(kind));
+    AL_EVENT_SET(&e, actor, "system", 6);
+    AL_EVENT_SET(&e, outcome, "ok", 2);
+    AL_EVENT_SET(&e, detail, detail, strlen(detail));
+    if (al_store_event_insert(gw->store, &e) != AL_OK)
+        al_error("could not record %s in the store", kind);
+}
+
+static void on_witness_cp(void *ud, const char *note, size_t len)
+{
+    al_witness_post(ud, note, len);
+}
+
+/* Keys, signer, witnesses and exporter from the configuration.  0, or 1
+ * after logging why not. */
+static int audit_setup(al_gateway_t *gw, const al_config_t *cfg, al_audit_opts_t *ao)
+{
+    char err[512];
+    const al_audit_cfg_t *a = &cfg->audit;
+    memset(ao, 0, sizeof *ao);
+    if (a->enabled && a->capture_full) {
+        if (al_keyring_new(&gw->keyring) != AL_OK) return 1;
+        for (size_t i = 0; i < a->n_master_keys; i++) {
+            const al_audit_master_key_t *k = &a->master_keys[i];
+            int rc = k->file ? al_keyring_add_file(gw->keyring, k->id, k->file, err, sizeof err)
+                             : al_keyring_add_env(gw->keyring, k->id, k->env, err, sizeof err);
+            if (rc != AL_OK) {
+                al_error("audit.master_keys: %s", err);
+                return 1;
+            }
+        }
+        ao->keyring = gw->keyring;
+        ao->kid = a->master_key_id;
+    }
+    if (a->enabled && a->signing_key) {
+        gw->signer = al_calloc(1, sizeof *gw->signer);
+        if (al_note_signer_load(a->signing_key, gw->signer, err, sizeof err) != AL_OK) {
+            al_error("audit.signing_key: %s", err);
+            return 1;
+        }
+        ao->signer = gw->signer;
+    }
+    if (a->enabled && (a->witness_file || a->witness_url)) {
+        al_witness_opts_t wo = {a->witness_file, a->witness_url,
+                                (const char *const *)a->witness_headers, a->n_witness_headers};
+        if (al_witness_start(&wo, &gw->witness, err, sizeof err) != AL_OK) {
+            al_error("audit.witness: %s", err);
+            return 1;
+        }
+        ao->on_checkpoint = on_witness_cp;
+        ao->ud = gw->witness;
+    }
+    ao->origin = a->origin;
+    ao->cp_every = a->checkpoint_every;
+    ao->cp_interval_ms = a->checkpoint_interval_ms;
+    const al_telemetry_cfg_t *t = &cfg->telemetry;
+    if (t->otlp_endpoint) {
+        al_otlp_opts_t oo = {
+            .endpoint = t->otlp_endpoint,
+            .headers = (const char *const *)t->otlp_headers,
+            .n_headers = t->n_otlp_headers,
+            .service_name = t->service_name,
+            .service_version = AL_VERSION,
+            .queue_max = t->otlp_queue_max,
+            .batch_max = t->otlp_batch_max,
+            .flush_ms = t->otlp_flush_ms,
+            .timeout_ms = t->otlp_timeout_ms,
+            .max_retries = t->otlp_max_retries,
+            .backoff_ms = t->otlp_backoff_ms,
+        };
+        if (al_otlp_start(&oo, &gw->otlp, err, sizeof err) != AL_OK) {
+            al_error("telemetry.otlp: %s", err);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static double gauge_queue(void *ud)
 {
     return (double)al_store_depth(ud);
@@ -510,6 +609,8 @@ static void reload(al_gateway_t *gw)
         return;
     }
     al_config_t *old = gw->cfg;
+    char old_hash[65];
+    snprintf(old_hash, sizeof old_hash, "%s", old->hash);
     if (strcmp(nc->server.listen_host, old->server.listen_host) ||
         nc->server.listen_port != old->server.listen_port || nc->server.workers != old->server.workers ||
         strcmp(nc->store.url, old->store.url))
@@ -533,6 +634,12 @@ static void reload(al_gateway_t *gw)
     pthread_mutex_unlock(&gw->lock);
     al_config_unref(old);
     al_metrics_inc(gw->metrics, shard, AL_C_CONFIG_RELOADS, 1);
+    {
+        char d[200];
+        snprintf(d, sizeof d, "{\"previous_sha256\":\"%s\",\"sha256\":\"%s\"}", old_hash,
+                 nc->hash);
+        control_event(gw, "config.reloaded", d);
+    }
     char kv[128];
     snprintf(kv, sizeof kv, "\"config_sha256\":\"%s\"", nc->hash);
     AL_LOGKV(AL_LOG_INFO, kv, "configuration reloaded");
@@ -610,11 +717,20 @@ int al_gateway_run(const char *config_path)
     }
     al_store_opts_t so = {.queue_capacity = cfg->store.queue_capacity,
                           .flush_interval_ms = cfg->store.flush_interval_ms,
-                          .batch_max = cfg->store.batch_max};
+                          .batch_max = cfg->store.batch_max,
+                          .audit_off = !cfg->audit.enabled,
+                          .sync_commit = cfg->audit.enabled && cfg->audit.sync};
+    /* Batch durability commits at least every audit.flush_ms. */
+    if (cfg->audit.enabled && so.flush_interval_ms > cfg->audit.flush_ms)
+        so.flush_interval_ms = cfg->audit.flush_ms;
+    al_audit_opts_t ao;
+    if (audit_setup(gw, cfg, &ao) != 0) goto out;
     if (al_store_open(cfg->store.url, &so, &gw->store, err, sizeof err) != AL_OK) {
         al_error("store: %s", err);
         goto out;
     }
+    al_store_set_audit(gw->store, &ao, cfg->audit.retention_days);
+    al_store_set_commit_cb(gw->store, al_pipeline_committed, gw);
     if (al_keytab_load(gw->store, &gw->keys) != AL_OK) {
         al_error("could not load keys from the store");
         goto out;
@@ -641,9 +757,23 @@ int al_gateway_run(const char *config_path)
                         gauge_write_errors, gw->store);
     al_metrics_gauge_fn(gw->metrics, "keys_loaded", "Active agent keys known to the data plane",
                         gauge_keys, gw);
+    if (gw->otlp) {
+        al_metrics_gauge_fn(gw->metrics, "otlp_spans_exported_total",
+                            "Spans an OTLP collector accepted", gauge_otlp_exported, gw->otlp);
+        al_metrics_gauge_fn(gw->metrics, "otlp_spans_dropped_total",
+                            "Spans given up: exporter queue full or export failed",
+                            gauge_otlp_dropped, gw->otlp);
+        al_metrics_gauge_fn(gw->metrics, "otlp_export_failures_total",
+                            "OTLP exports given up", gauge_otlp_failed, gw->otlp);
+    }
     if (al_store_start(gw->store) != AL_OK) {
         al_error("could not start the store writer");
         goto out;
+    }
+    {
+        char d[200];
+        snprintf(d, sizeof d, "{\"sha256\":\"%s\"}", cfg->hash);
+        control_event(gw, "config.loaded", d);
     }
 
     gw->loop = uv_default_loop();
@@ -745,6 +875,11 @@ out:
         al_store_close(gw->store); /* drains the queue: every event lands */
         if (rc == 0) al_info("event log flushed; bye");
     }
+    al_witness_stop(gw->witness, 3000);
+    al_otlp_stop(gw->otlp, 2000);
+    al_keyring_free(gw->keyring);
+    if (gw->signer) OPENSSL_cleanse(gw->signer, sizeof *gw->signer);
+    free(gw->signer);
     al_alerts_stop(gw->alerts, 2000);
     al_keytab_unref(gw->keys);
     al_killtab_unref(gw->kills);

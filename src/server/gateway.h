@@ -67,6 +67,7 @@ typedef struct al_worker {
     struct al_ctx *held;                /* requests waiting for a person */
     pthread_mutex_t inbox_lock;
     al_esc_note_t *inbox;               /* closed escalations to deliver */
+    struct al_ctx *commits;             /* durability: sync - committed records (inbox_lock) */
 } al_worker_t;
 
 struct al_gateway {
@@ -94,6 +95,10 @@ struct al_gateway {
     al_sessions_t *sessions;            /* session limits and loops */
     al_killtab_t *kills;                /* latest kill switches, under lock */
     al_alerts_t *alerts;                /* webhook sender */
+    struct al_otlp *otlp;               /* span exporter, NULL when not configured */
+    struct al_keyring *keyring;         /* audit master keys, NULL unless capture: full */
+    struct al_signer *signer;           /* audit checkpoint key, NULL = no checkpoints */
+    struct al_witness *witness;         /* checkpoint witnesses, NULL = none */
     pthread_mutex_t hold_lock;          /* guards the held-escalation registry */
     struct al_hold_ent *holds;          /* escalation id -> worker, for the watcher */
     size_t n_holds, cap_holds;
@@ -108,6 +113,10 @@ void al_gateway_hold_remove(al_gateway_t *gw, const char *id);
 /* A worker delivers closed escalations to the requests it holds
  * (pipeline/escalate.c); called on the worker's loop. */
 void al_pipeline_deliver_notes(al_worker_t *w);
+/* durability: sync - the store's commit callback (any thread) and the
+ * worker's delivery of committed records (releases the held answers). */
+void al_pipeline_committed(void *ud, void *ticket, bool ok);
+void al_pipeline_deliver_commits(al_worker_t *w);
 /* A worker applies new kill switches to its requests in flight. */
 void al_pipeline_apply_kills(al_worker_t *w);
 /* The admin API under /admin/v1 (server/admin.c), on the control loop. */

@@ -136,6 +136,7 @@ static void req_free(al_http_req_t *r)
     if (!r) return;
     al_buf_free(&r->raw);
     al_buf_free(&r->body);
+    al_buf_free(&r->held);
     free(r);
 }
 
@@ -523,6 +524,7 @@ static void conn_teardown(al_http_conn_t *c, bool reset)
         al_http_req_t *r = c->req;
         c->req = NULL;
         if (!reset && c->state == C_HANDLING && r->on_abort) r->on_abort(r);
+        if (r->gated && r->on_gate_abort) r->on_gate_abort(r);
         req_free(r);
     }
     conn_unlink(c);
@@ -613,6 +615,15 @@ int al_http_respond(al_http_req_t *r, int status, const char *content_type,
     r->responded = true;
     r->t_first_byte_ns = al_now_ns();
     r->bytes_out += c->scratch.len;
+    if (r->on_body && r->method != HTTP_HEAD && len) r->on_body(r, body, len);
+    if (r->gate && !c->scratch.err && !c->closed) {
+        al_buf_init(&r->held, SIZE_MAX);
+        al_buf_append(&r->held, c->scratch.p, c->scratch.len);
+        if (c->scratch.cap > 65536) al_buf_free(&c->scratch);
+        r->gated = true;
+        complete_hooks(r);
+        return AL_OK;
+    }
     complete_hooks(r);
     int rc = c->scratch.err ? c->scratch.err : conn_write(c, c->scratch.p, c->scratch.len);
     if (c->scratch.cap > 65536) al_buf_free(&c->scratch);
@@ -683,6 +694,7 @@ int al_http_stream_write(al_http_req_t *r, const char *p, size_t len)
     r->bytes_out += c->scratch.len;
     if (c->scratch.cap > 65536) al_buf_free(&c->scratch);
     if (rc != AL_OK) return rc;
+    if (r->on_body) r->on_body(r, p, len);
     if (c->wq > HIGH_WATER) {
         c->want_drain = true;
         return 1;
@@ -695,6 +707,13 @@ int al_http_stream_end(al_http_req_t *r)
     al_http_conn_t *c = r->conn;
     int rc = AL_OK;
     if (c->parser.http_minor != 0) r->bytes_out += 5;
+    if (r->gate && !c->closed) {
+        al_buf_init(&r->held, 16);
+        if (c->parser.http_minor != 0) al_buf_append(&r->held, "0\r\n\r\n", 5);
+        r->gated = true;
+        complete_hooks(r);
+        return AL_OK;
+    }
     complete_hooks(r);
     if (c->parser.http_minor != 0) rc = conn_write(c, "0\r\n\r\n", 5);
     if (rc != AL_OK) {
@@ -713,6 +732,25 @@ int al_http_write_raw(al_http_req_t *r, const char *p, size_t len)
     }
     r->bytes_out += len;
     return conn_write(r->conn, p, len);
+}
+
+void al_http_release(al_http_req_t *r, bool ok)
+{
+    al_http_conn_t *c = r->conn;
+    AL_ASSERT(r->gated);
+    r->gated = false;
+    r->on_gate_abort = NULL;
+    if (!ok) {
+        conn_teardown(c, true);
+        return;
+    }
+    int rc = r->held.len ? conn_write(c, r->held.p, r->held.len) : AL_OK;
+    al_buf_free(&r->held);
+    if (rc != AL_OK) {
+        conn_close(c);
+        return;
+    }
+    req_done(c);
 }
 
 void al_http_reset(al_http_req_t *r)

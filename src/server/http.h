@@ -67,7 +67,19 @@ struct al_http_req {
     /* Response finished (last byte queued); called before the request is
      * freed, so its counters can still be read. */
     void (*on_complete)(al_http_req_t *req);
+    /* Body bytes as they are queued for the client (the answer of
+     * al_http_respond, each al_http_stream_write piece); may be NULL. */
+    void (*on_body)(al_http_req_t *req, const char *p, size_t len);
+    /* The durability gate (audit.durability: sync): set before the answer
+     * ends and the answer's last bytes (all of al_http_respond's, a
+     * stream's terminator) are held back after on_complete ran, until
+     * al_http_release.  If the connection dies while they are held,
+     * on_gate_abort runs instead (then the request is freed). */
+    bool gate;
+    bool gated;                 /* bytes are being held now */
+    void (*on_gate_abort)(al_http_req_t *req);
     /* internal */
+    al_buf_t held;
     al_buf_t raw;               /* url + header storage */
 };
 
@@ -161,6 +173,10 @@ size_t al_http_pending(const al_http_req_t *r);
  * "Transfer-Encoding: chunked" it may go on with al_http_stream_write() and
  * al_http_stream_end() (HTTP/1.1 requests only).  0 or a negative code. */
 int al_http_write_raw(al_http_req_t *r, const char *p, size_t len);
+/* A gated request (see gate): ok sends the held bytes and finishes it; !ok
+ * resets the connection without them (the client never sees a complete
+ * answer).  on_gate_abort does not run. */
+void al_http_release(al_http_req_t *r, bool ok);
 
 /* Reset the connection (TCP RST) and end the request; for fault injection. */
 void al_http_reset(al_http_req_t *r);

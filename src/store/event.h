@@ -70,6 +70,9 @@ typedef struct al_event {
      * al_store_submit on (the writer seals and frees it); NULL otherwise.
      * See audit/chain.h. */
     struct al_audit_payload *payload;
+    /* durability: sync - handed to the store's commit callback once the
+     * event's transaction committed (or was given up); NULL = none. */
+    void *ticket;
 } al_event_t;
 
 /* Initialise with unknowns (-1) and empty strings. */

@@ -40,6 +40,7 @@
  * ORDER BY ... LIMIT 1 OFFSET query after a count, so SQLite's sorter keeps
  * only the top 5 % of the latencies rather than all of them. */
 #include "store/store.h"
+#include "audit/chain.h"
 #include "util/common.h"
 #include "util/log.h"
 
@@ -90,6 +91,17 @@ struct al_store {
     uint32_t head, count;
     bool stopping, started;
     pthread_t thr;
+
+    /* Audit (audit/chain.h): one appender per connection. */
+    bool audit_on;
+    al_audit_t *aw, *aq;
+    al_audit_opts_t aopts;
+    int64_t retention_ms;       /* 0 = keep payloads */
+    int64_t next_purge_ms;
+    al_store_commit_fn on_commit;
+    void *commit_ud;
+
+    bool *refused;              /* per slot of the batch being written */
 
     atomic_uint_fast64_t used;  /* reserved + queued + being written */
     atomic_uint_fast64_t written, write_errors, lost;
@@ -456,6 +468,7 @@ static int init_schema(sqlite3 *db, const char *path, char *err, size_t errlen)
     int64_t ver = 0;
     if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen, "store: begin") != AL_OK) goto fail;
     if (exec_sql(db, schema_sql, err, errlen, "store: schema") != AL_OK) goto fail;
+    if (exec_sql(db, al_audit_schema_sql, err, errlen, "store: audit schema") != AL_OK) goto fail;
     if (query_i64(db, "SELECT coalesce(max(version), 0) FROM schema_version", &ver) != SQLITE_OK) {
         snprintf(err, errlen, "store: schema version: %s", sqlite3_errmsg(db));
         goto fail;
@@ -556,8 +569,15 @@ int al_store_open(const char *url, const al_store_opts_t *opts, al_store_t **out
     s->wake_at = s->batch_max;
     s->busy_ms = opts && opts->busy_timeout_ms ? opts->busy_timeout_ms : BUSY_TIMEOUT_MS;
     s->retry_ms = opts && opts->retry_ms ? opts->retry_ms : DEFAULT_RETRY_MS;
+    s->audit_on = !(opts && opts->audit_off);
+    if (opts && opts->sync_commit) s->flush_ms = 0;
+    if (s->audit_on) {
+        al_audit_new(NULL, &s->aw);
+        al_audit_new(NULL, &s->aq);
+    }
     s->ring = calloc(cap, sizeof *s->ring);
-    if (!s->ring) {
+    s->refused = calloc(s->batch_max, sizeof *s->refused);
+    if (!s->ring || !s->refused) {
         snprintf(err, errlen, "store: cannot allocate a queue of %" PRIu32 " events", cap);
         rc = AL_ENOMEM;
         goto fail_nolock;
@@ -583,6 +603,10 @@ int al_store_open(const char *url, const al_store_opts_t *opts, al_store_t **out
         goto fail;
     }
     if (open_conn(path, s->busy_ms, &s->qdb, err, errlen) != AL_OK) goto fail;
+    if (opts && opts->sync_commit &&
+        (exec_sql(s->wdb, "PRAGMA synchronous=FULL", err, errlen, "store: synchronous") != AL_OK ||
+         exec_sql(s->qdb, "PRAGMA synchronous=FULL", err, errlen, "store: synchronous") != AL_OK))
+        goto fail;
     atomic_store(&s->writable, true);
     *out = s;
     return AL_OK;
@@ -594,6 +618,9 @@ fail:
     pthread_mutex_destroy(&s->qmu);
     pthread_mutex_destroy(&s->mu);
 fail_nolock:
+    al_audit_free(s->aw);
+    al_audit_free(s->aq);
+    free(s->refused);
     free(s->ring);
     free(s->path);
     free(s);
@@ -667,9 +694,10 @@ static void bind_event(sqlite3_stmt *st, const al_event_t *e)
     BIND_TEXT(st, 38, e, trace_id, true);
 }
 
-/* One attempt at ring[head .. head+n) in one transaction.  Rows the database
- * refuses (constraint) are skipped and counted in *refused.  Returns
- * SQLITE_OK or the failing code with its message in msg. */
+/* One attempt at ring[head .. head+n) in one transaction, with their audit
+ * records.  Rows the database refuses (constraint) are skipped, marked in
+ * s->refused and counted in *refused.  Returns SQLITE_OK or the failing
+ * code with its message in msg. */
 static int try_batch(al_store_t *s, uint32_t head, uint32_t n, uint32_t *refused,
                      char *msg, size_t msglen)
 {
@@ -677,30 +705,59 @@ static int try_batch(al_store_t *s, uint32_t head, uint32_t n, uint32_t *refused
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     *refused = 0;
     if (rc != SQLITE_OK) goto fail;
+    if (s->audit_on && al_audit_begin(s->aw, db) != AL_OK) {
+        rc = SQLITE_ERROR;
+        goto fail;
+    }
     for (uint32_t i = 0; i < n; i++) {
         const al_event_t *e = &s->ring[(head + i) % s->capacity];
+        s->refused[i] = false;
         bind_event(s->ins, e);
         rc = sqlite3_step(s->ins);
         if (rc == SQLITE_DONE) {
             sqlite3_reset(s->ins);
+            if (s->audit_on && al_audit_append(s->aw, db, e) != AL_OK) {
+                rc = SQLITE_ERROR;
+                goto fail;
+            }
             continue;
         }
         if ((rc & 0xff) == SQLITE_CONSTRAINT) {
             al_error("store: event %.31s refused: %s", e->id, sqlite3_errmsg(db));
             sqlite3_reset(s->ins);
+            s->refused[i] = true;
             (*refused)++;
             continue;
         }
         goto fail;
     }
+    if (s->audit_on && al_audit_end(s->aw, db, al_wall_ms(), false) != AL_OK) {
+        rc = SQLITE_ERROR;
+        goto fail;
+    }
     rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) goto fail;
+    if (s->audit_on) al_audit_committed(s->aw);
     return SQLITE_OK;
 fail:
     snprintf(msg, msglen, "%s", sqlite3_errmsg(db));
     sqlite3_reset(s->ins);
     if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
+    if (s->audit_on) al_audit_rolled_back(s->aw);
+    return rc == SQLITE_OK ? SQLITE_ERROR : rc;
+}
+
+/* A batch is over (committed, or given up): tell the tickets' owners and
+ * free the captured payloads. */
+static void finish_batch(al_store_t *s, uint32_t head, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        al_event_t *e = &s->ring[(head + i) % s->capacity];
+        if (e->ticket && s->on_commit) s->on_commit(s->commit_ud, e->ticket, !s->refused[i]);
+        e->ticket = NULL;
+        al_audit_payload_free(e->payload);
+        e->payload = NULL;
+    }
 }
 
 /* Write ring[head .. head+n), retrying; never returns before the batch is
@@ -719,6 +776,8 @@ static void write_batch(al_store_t *s, uint32_t head, uint32_t n)
                      " events lost (%s, code %d)", WRITE_TRIES, n, msg, rc);
             atomic_fetch_add(&s->write_errors, n);
             atomic_fetch_add(&s->lost, n);
+            for (uint32_t i = 0; i < n; i++) s->refused[i] = true;
+            finish_batch(s, head, n);
             return;
         }
         al_warn("store: writing %" PRIu32 " events failed (attempt %u of %d): %s (code %d)",
@@ -732,6 +791,7 @@ static void write_batch(al_store_t *s, uint32_t head, uint32_t n)
         atomic_fetch_add(&s->lost, refused);
     }
     atomic_store(&s->writable, true);
+    finish_batch(s, head, n);
 }
 
 /* Free the slots of n written events. Called without mu held. */
@@ -757,6 +817,45 @@ static void deadline_after(struct timespec *ts, uint32_t ms)
     }
 }
 
+/* The writer's housekeeping between batches: a checkpoint the interval made
+ * due with no new records to carry it, and the retention purge (every
+ * minute).  Each is its own short transaction. */
+static void purge_expired(al_store_t *s, int64_t now);
+
+static void housekeeping(al_store_t *s)
+{
+    int64_t now = al_wall_ms(), due;
+    if (!s->audit_on) return;
+    if (al_audit_cp_pending(s->aw, &due) && now >= due) {
+        sqlite3 *db = s->wdb;
+        bool ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+                  al_audit_begin(s->aw, db) == AL_OK &&
+                  al_audit_end(s->aw, db, now, true) == AL_OK &&
+                  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        if (ok) {
+            al_audit_committed(s->aw);
+        } else {
+            al_warn("store: writing a checkpoint failed: %s", sqlite3_errmsg(db));
+            if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            al_audit_rolled_back(s->aw);
+        }
+    }
+    if (s->retention_ms > 0 && now >= s->next_purge_ms) {
+        s->next_purge_ms = now + 60000;
+        purge_expired(s, now);
+    }
+}
+
+/* How long the idle writer may sleep before housekeeping is due (ms). */
+static uint32_t idle_wait_ms(al_store_t *s)
+{
+    int64_t now = al_wall_ms(), due, wait = 60000;
+    if (!s->audit_on) return 0;
+    if (al_audit_cp_pending(s->aw, &due)) wait = AL_MIN(wait, due - now);
+    if (s->retention_ms > 0) wait = AL_MIN(wait, s->next_purge_ms - now);
+    return wait < 1 ? 1 : (uint32_t)wait;
+}
+
 static void *writer_main(void *arg)
 {
     al_store_t *s = arg;
@@ -764,7 +863,20 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (s->count == 0) behind = false;
-        while (s->count == 0 && !s->stopping) pthread_cond_wait(&s->cv, &s->mu);
+        while (s->count == 0 && !s->stopping) {
+            uint32_t w = idle_wait_ms(s);
+            if (w == 0) {
+                pthread_cond_wait(&s->cv, &s->mu);
+                continue;
+            }
+            struct timespec dl;
+            deadline_after(&dl, w);
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &dl) == ETIMEDOUT) {
+                pthread_mutex_unlock(&s->mu);
+                housekeeping(s);
+                pthread_mutex_lock(&s->mu);
+            }
+        }
         if (s->count == 0) break; /* stopping and drained */
         if (!behind && !s->stopping && s->flush_ms > 0 && s->count < s->wake_at) {
             /* Group commit: let a batch gather for up to flush_ms. */
@@ -778,9 +890,21 @@ static void *writer_main(void *arg)
         write_batch(s, head, n);
         release(s, n);
         behind = true;
+        housekeeping(s);
         pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
+    /* A last checkpoint over everything written, so a clean stop leaves
+     * nothing unsigned. */
+    if (s->audit_on && al_audit_cp_pending(s->aw, NULL)) {
+        sqlite3 *db = s->wdb;
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+            al_audit_begin(s->aw, db) == AL_OK && al_audit_end(s->aw, db, al_wall_ms(), true) == AL_OK &&
+            sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+            al_audit_committed(s->aw);
+        else if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
     return NULL;
 }
 
@@ -826,11 +950,14 @@ void al_store_close(al_store_t *s)
     if (ld(&s->used) != 0)
         al_warn("store: closed with %" PRIu64 " reservations never submitted", ld(&s->used));
     sqlite3_finalize(s->ins);
+    al_audit_free(s->aw);
+    al_audit_free(s->aq);
     sqlite3_close(s->wdb);
     sqlite3_close(s->qdb);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->qmu);
     pthread_mutex_destroy(&s->mu);
+    free(s->refused);
     free(s->ring);
     free(s->path);
     free(s);
@@ -1227,24 +1354,133 @@ out:
     return rc;
 }
 
-int al_store_event_insert(al_store_t *s, const al_event_t *e)
+/* Insert ev and its audit record on qdb in one transaction (qmu held). */
+static int q_event_tx(al_store_t *s, al_event_t *ev)
 {
     sqlite3_stmt *st = NULL;
+    int rc;
+    if (sqlite3_exec(s->qdb, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return qfail(s, "event insert");
+    rc = qprep(s, insert_sql, &st, "event insert");
+    if (rc != AL_OK) goto out;
+    bind_event(st, ev);
+    rc = qinsert(s, st, "event insert");
+    if (rc != AL_OK) goto out;
+    if (s->audit_on &&
+        (al_audit_begin(s->aq, s->qdb) != AL_OK || al_audit_append(s->aq, s->qdb, ev) != AL_OK ||
+         al_audit_end(s->aq, s->qdb, al_wall_ms(), false) != AL_OK)) {
+        rc = AL_EIO;
+        goto out;
+    }
+    if (sqlite3_exec(s->qdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) rc = qfail(s, "event commit");
+out:
+    sqlite3_finalize(st);
+    if (rc != AL_OK) {
+        if (!sqlite3_get_autocommit(s->qdb)) sqlite3_exec(s->qdb, "ROLLBACK", NULL, NULL, NULL);
+        if (s->audit_on) al_audit_rolled_back(s->aq);
+    } else if (s->audit_on) {
+        al_audit_committed(s->aq);
+    }
+    return rc;
+}
+
+int al_store_event_insert(al_store_t *s, const al_event_t *e)
+{
     al_event_t ev;
     int rc;
     if (!s || !e) return AL_EINVAL;
     memcpy(&ev, e, sizeof ev);
+    ev.payload = NULL;
+    ev.ticket = NULL;
     if (ev.id[0] == '\0') al_event_make_id(ev.id);
     if (ev.ts_ms == 0) ev.ts_ms = al_wall_ms();
     pthread_mutex_lock(&s->qmu);
-    rc = qprep(s, insert_sql, &st, "event insert");
-    if (rc != AL_OK) goto out;
-    bind_event(st, &ev);
-    rc = qinsert(s, st, "event insert");
-out:
-    sqlite3_finalize(st);
+    rc = q_event_tx(s, &ev);
     pthread_mutex_unlock(&s->qmu);
     return rc;
+}
+
+/* --- audit --------------------------------------------------------------- */
+
+void al_store_set_audit(al_store_t *s, const al_audit_opts_t *o, uint32_t retention_days)
+{
+    if (!s || !s->audit_on) return;
+    AL_ASSERT(!s->started);
+    s->aopts = *o;
+    al_audit_free(s->aw);
+    al_audit_free(s->aq);
+    al_audit_new(&s->aopts, &s->aw);
+    /* The query connection appends change records; checkpoints are the
+     * writer's (the witnesses hear of them once). */
+    al_audit_opts_t q = *o;
+    q.signer = NULL;
+    q.on_checkpoint = NULL;
+    al_audit_new(&q, &s->aq);
+    s->retention_ms = (int64_t)retention_days * 86400000;
+    s->next_purge_ms = al_wall_ms() + 1000;
+}
+
+void al_store_set_commit_cb(al_store_t *s, al_store_commit_fn fn, void *ud)
+{
+    s->on_commit = fn;
+    s->commit_ud = ud;
+}
+
+int al_store_with_db(al_store_t *s, int (*fn)(void *ud, struct sqlite3 *db), void *ud)
+{
+    pthread_mutex_lock(&s->qmu);
+    int rc = fn(ud, s->qdb);
+    pthread_mutex_unlock(&s->qmu);
+    return rc;
+}
+
+const char *al_store_path(const al_store_t *s)
+{
+    return s->path;
+}
+
+/* Destroy the data keys of payloads older than the retention window, with
+ * an audit.purged record in the same transaction (writer thread). */
+static void purge_expired(al_store_t *s, int64_t now)
+{
+    sqlite3 *db = s->wdb;
+    int64_t cutoff = now - s->retention_ms;
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) goto fail;
+    if (sqlite3_prepare_v2(db, "DELETE FROM audit_keys WHERE ts_ms < ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        goto fail;
+    sqlite3_bind_int64(st, 1, cutoff);
+    if (sqlite3_step(st) != SQLITE_DONE) goto fail;
+    n = sqlite3_changes64(db);
+    if (n > 0) {
+        al_event_t e;
+        al_event_init(&e);
+        al_event_make_id(e.id);
+        e.ts_ms = now;
+        AL_EVENT_SET(&e, kind, "audit.purged", 12);
+        AL_EVENT_SET(&e, actor, "system", 6);
+        snprintf(e.detail, sizeof e.detail,
+                 "{\"before_ms\":%" PRId64 ",\"count\":%" PRId64 ",\"retention_days\":%" PRId64 "}",
+                 cutoff, n, s->retention_ms / 86400000);
+        bind_event(s->ins, &e);
+        int rc = sqlite3_step(s->ins);
+        sqlite3_reset(s->ins);
+        if (rc != SQLITE_DONE || al_audit_begin(s->aw, db) != AL_OK ||
+            al_audit_append(s->aw, db, &e) != AL_OK || al_audit_end(s->aw, db, now, false) != AL_OK)
+            goto fail;
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) goto fail;
+    al_audit_committed(s->aw);
+    sqlite3_finalize(st);
+    if (n > 0) al_info("audit: retention purge destroyed %" PRId64 " payload keys", n);
+    return;
+fail:
+    al_warn("audit: retention purge failed: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    al_audit_rolled_back(s->aw);
 }
 
 /* --- escalations --------------------------------------------------------- */

@@ -27,6 +27,9 @@ typedef struct al_store_opts {
     uint32_t busy_timeout_ms;   /* wait for another writer's lock; default 5000 */
     uint32_t retry_ms;          /* first retry sleep after a failed write, growing
                                    linearly, at most 1 s; default 100 */
+    bool audit_off;             /* audit.enabled: false - no audit records */
+    bool sync_commit;           /* audit.durability: sync - commit as soon as events
+                                   are queued (group commit) with synchronous=FULL */
 } al_store_opts_t;
 
 /* Open (creating if needed) the store at url ("sqlite://PATH" or a plain
@@ -34,6 +37,23 @@ typedef struct al_store_opts {
  * a negative code and fills err. */
 int al_store_open(const char *url, const al_store_opts_t *opts,
                   al_store_t **out /* OUT */, char *err, size_t errlen);
+/* The audit appenders' options (keyring, signer, checkpoint policy,
+ * witness callback: see audit/chain.h; the pointers must outlive the
+ * store), the retention window of sealed payloads (0 = keep), and the
+ * commit callback for events with a ticket, called on the writer thread
+ * after their transaction committed (ok) or was given up (!ok).  Before
+ * al_store_start. */
+struct al_audit_opts;
+void al_store_set_audit(al_store_t *s, const struct al_audit_opts *o, uint32_t retention_days);
+typedef void (*al_store_commit_fn)(void *ud, void *ticket, bool ok);
+void al_store_set_commit_cb(al_store_t *s, al_store_commit_fn fn, void *ud);
+/* Run `fn(ud, db)` with the query connection under its lock (the admin
+ * thread's audit reads); returns fn's value. */
+struct sqlite3;
+int al_store_with_db(al_store_t *s, int (*fn)(void *ud, struct sqlite3 *db), void *ud);
+/* The database file path. */
+const char *al_store_path(const al_store_t *s);
+
 /* Start the writer thread (the data plane path).  0 or AL_EIO. */
 int al_store_start(al_store_t *s);
 /* Drain everything queued, stop the writer (if started), close. NULL ok. */

@@ -8,7 +8,11 @@
  * valid UTF-8).  The last test hammers two shards from two threads while a
  * third renders; build this file with clang -fsanitize=thread to check the
  * concurrency design.  Only the public API is used: the Makefile links
- * every library object into each test, so metrics.c is not #included. */
+ * every library object into each test, so metrics.c is not #included.
+ * The OpenTelemetry GenAI histograms are checked against the bucket bounds
+ * of the GenAI metrics conventions: a value on a bound lands in that bucket,
+ * token types, operation names, error_type, which events are left out, and
+ * their folding past the cap. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +83,24 @@ static size_t count_prefix(const char *text, const char *prefix)
         p = nl + 1;
     }
     return n;
+}
+
+/* Sum of the integer values of the sample lines starting with prefix. */
+static uint64_t sum_family_count(const char *t, const char *prefix)
+{
+    uint64_t total = 0;
+    size_t pl = strlen(prefix);
+    for (const char *p = t; *p;) {
+        const char *nl = strchr(p, '\n');
+        if (!nl) break;
+        if (strncmp(p, prefix, pl) == 0) {
+            const char *v = memchr(p, '}', (size_t)(nl - p));
+            assert_non_null(v);
+            total += strtoull(v + 2, NULL, 10);
+        }
+        p = nl + 1;
+    }
+    return total;
 }
 
 /* --- a small text format 0.0.4 checker --------------------------------- */
@@ -572,8 +594,12 @@ static void test_counters_and_gauges(void **state)
     assert_line(t, "airlock_open_connections 4");
     /* every family has HELP and TYPE */
     assert_int_equal(count_prefix(t, "# HELP "), count_prefix(t, "# TYPE "));
-    /* + the two guardrail families */
-    assert_int_equal(count_prefix(t, "# TYPE "), 6 + 2 + 2 + AL_C__COUNT);
+    /* + the four GenAI histograms + the two guardrail families */
+    assert_int_equal(count_prefix(t, "# TYPE "), 6 + 4 + 2 + 2 + AL_C__COUNT);
+    assert_line(t, "# TYPE gen_ai_client_token_usage histogram");
+    assert_line(t, "# TYPE gen_ai_client_operation_duration_seconds histogram");
+    assert_line(t, "# TYPE gen_ai_server_request_duration_seconds histogram");
+    assert_line(t, "# TYPE gen_ai_server_time_to_first_token_seconds histogram");
     free(t);
     al_metrics_free(m);
 }
@@ -590,6 +616,302 @@ static void test_render_respects_buffer_cap(void **state)
     assert_int_equal(al_metrics_render(m, &b), AL_ETOOBIG);
     assert_true(b.len <= 512);
     al_buf_free(&b);
+    al_metrics_free(m);
+}
+
+/* --- OpenTelemetry GenAI histograms ----------------------------------- */
+
+/* A chat request that reached provider p with model alias m (upstream um). */
+static void ga_ev(al_event_t *e, const char *path, const char *m, const char *p,
+                  const char *um)
+{
+    ev(e, "agent", m, p, 200);
+    snprintf(e->path, sizeof e->path, "%s", path);
+    snprintf(e->upstream_model, sizeof e->upstream_model, "%s", um);
+    snprintf(e->outcome, sizeof e->outcome, "ok");
+}
+
+/* The value of the sample line that starts with prefix (name{labels} up to
+ * and including the closing brace), or -1 when there is none. */
+static double sample(const char *text, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        if (strncmp(p, prefix, pl) == 0 && p[pl] == ' ') return strtod(p + pl + 1, NULL);
+        if (!nl) break;
+        p = nl + 1;
+    }
+    return -1;
+}
+
+#define GA_CHAT "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\"," \
+                "gen_ai_request_model=\"gpt\",gen_ai_response_model=\"gpt-4o-2024\""
+
+/* Checks every bucket of one rendered histogram series: the cumulative
+ * counts expected for each le, then _count and its +Inf agreeing. */
+static void assert_buckets(const char *t, const char *name, const char *labels,
+                           const char *const *le, const int *cum, size_t n)
+{
+    char line[1024];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(line, sizeof line, "%s_bucket{%s,le=\"%s\"} %d", name, labels, le[i], cum[i]);
+        assert_line(t, line);
+    }
+    snprintf(line, sizeof line, "%s_bucket{%s,le=", name, labels);
+    assert_int_equal(count_prefix(t, line), n);
+    snprintf(line, sizeof line, "%s_count{%s} %d", name, labels, cum[n - 1]);
+    assert_line(t, line);
+}
+
+static void test_gen_ai_token_buckets(void **state)
+{
+    (void)state;
+    al_metrics_t *m = al_metrics_new(2);
+    al_event_t e;
+    /* Input on the bounds 1, 4, 16 and 67108864 (inclusive), 0, between
+     * bounds and past the last one; output only when known. */
+    static const int64_t in[] = {0, 1, 4, 5, 16, 67108864, 67108865};
+    for (size_t i = 0; i < AL_ARRAY_LEN(in); i++) {
+        ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+        e.input_tokens = in[i];
+        e.output_tokens = i == 0 ? 1000 : -1;
+        al_metrics_observe(m, (unsigned)(i % 2), &e);
+    }
+    char *t = render(m);
+    check_exposition(t);
+    assert_line(t, "# TYPE gen_ai_client_token_usage histogram");
+    static const char *const le[] = {"1",      "4",       "16",      "64",       "256",
+                                     "1024",   "4096",    "16384",   "65536",    "262144",
+                                     "1048576", "4194304", "16777216", "67108864", "+Inf"};
+    static const int in_cum[] = {2, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 6, 7};
+    static const int out_cum[] = {0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    assert_buckets(t, "gen_ai_client_token_usage", GA_CHAT ",gen_ai_token_type=\"input\"", le,
+                   in_cum, AL_ARRAY_LEN(le));
+    assert_buckets(t, "gen_ai_client_token_usage", GA_CHAT ",gen_ai_token_type=\"output\"", le,
+                   out_cum, AL_ARRAY_LEN(le));
+    assert_true(sample(t, "gen_ai_client_token_usage_sum{" GA_CHAT
+                          ",gen_ai_token_type=\"input\"}") == 134217755.0);
+    assert_line(t, "gen_ai_client_token_usage_sum{" GA_CHAT ",gen_ai_token_type=\"output\"} 1000");
+    free(t);
+    al_metrics_free(m);
+}
+
+static void test_gen_ai_duration_buckets(void **state)
+{
+    (void)state;
+    al_metrics_t *m = al_metrics_new(2);
+    al_event_t e;
+    /* upstream ms: on the bounds 0.01 s, 0.08 s, 81.92 s; between; past. */
+    static const double up[] = {10, 80, 81920, 50, 81921, -1};
+    for (size_t i = 0; i < AL_ARRAY_LEN(up); i++) {
+        ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+        e.upstream_ms = up[i];
+        e.latency_ms = up[i] < 0 ? 5 : up[i] + 10; /* 20, 90, 81930, 60, 81931, 5 ms */
+        al_metrics_observe(m, (unsigned)(i % 2), &e);
+    }
+    char *t = render(m);
+    check_exposition(t);
+    static const char *const le[] = {"0.01", "0.02", "0.04",  "0.08",  "0.16",
+                                     "0.32", "0.64", "1.28",  "2.56",  "5.12",
+                                     "10.24", "20.48", "40.96", "81.92", "+Inf"};
+    /* -1 (unknown upstream time) is not observed: 5 samples, not 6. */
+    static const int up_cum[] = {1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 5};
+    assert_buckets(t, "gen_ai_client_operation_duration_seconds", GA_CHAT, le, up_cum,
+                   AL_ARRAY_LEN(le));
+    /* server duration: 0.005, 0.02 (bound), 0.06, 0.09, 81.93, 81.931 s */
+    static const int srv_cum[] = {1, 2, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 6};
+    assert_buckets(t, "gen_ai_server_request_duration_seconds", GA_CHAT, le, srv_cum,
+                   AL_ARRAY_LEN(le));
+    double sum = sample(t, "gen_ai_client_operation_duration_seconds_sum{" GA_CHAT "}");
+    assert_true(sum > 163.9809 && sum < 163.9811);
+    /* Not streamed: no time to first token. */
+    assert_no_substr(t, "gen_ai_server_time_to_first_token_seconds_bucket{");
+    free(t);
+    al_metrics_free(m);
+}
+
+static void test_gen_ai_ttft(void **state)
+{
+    (void)state;
+    al_metrics_t *m = al_metrics_new(1);
+    al_event_t e;
+    static const double ttft[] = {1, 5, 60, 100, 10000, 10001};
+    for (size_t i = 0; i < AL_ARRAY_LEN(ttft); i++) {
+        ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+        e.stream = true;
+        e.ttft_ms = ttft[i];
+        al_metrics_observe(m, 0, &e);
+    }
+    ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+    e.stream = false;          /* not a stream: not observed */
+    e.ttft_ms = 3;
+    al_metrics_observe(m, 0, &e);
+    e.stream = true;           /* a stream without a first byte: not observed */
+    e.ttft_ms = -1;
+    al_metrics_observe(m, 0, &e);
+    e.ttft_ms = 2;             /* a failed stream: not a successful response */
+    e.status = 502;
+    snprintf(e.error_type, sizeof e.error_type, "upstream_error");
+    al_metrics_observe(m, 0, &e);
+
+    char *t = render(m);
+    check_exposition(t);
+    static const char *const le[] = {"0.001", "0.005", "0.01", "0.02", "0.04", "0.06",
+                                     "0.08",  "0.1",   "0.25", "0.5",  "0.75", "1",
+                                     "2.5",   "5",     "7.5",  "10",   "+Inf"};
+    static const int cum[] = {1, 2, 2, 2, 2, 3, 3, 4, 4, 4, 4, 4, 4, 4, 4, 5, 6};
+    assert_buckets(t, "gen_ai_server_time_to_first_token_seconds", GA_CHAT, le, cum,
+                   AL_ARRAY_LEN(le));
+    /* The failed stream still counts in the durations, with its error_type. */
+    assert_line(t, "gen_ai_server_request_duration_seconds_count{" GA_CHAT
+                   ",error_type=\"upstream_error\"} 1");
+    assert_no_substr(t, "gen_ai_server_time_to_first_token_seconds_count{" GA_CHAT ",error_type");
+    free(t);
+    al_metrics_free(m);
+}
+
+static void test_gen_ai_operations_and_errors(void **state)
+{
+    (void)state;
+    al_metrics_t *m = al_metrics_new(2);
+    al_event_t e;
+    ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+    e.input_tokens = 10;
+    al_metrics_observe(m, 0, &e);
+    ga_ev(&e, "/v1/messages", "gpt", "openai", "gpt-4o-2024"); /* Anthropic face: chat */
+    e.input_tokens = 20;
+    al_metrics_observe(m, 1, &e);
+    ga_ev(&e, "/chat/completions", "gpt", "openai", "gpt-4o-2024"); /* without /v1 */
+    e.input_tokens = 30;
+    al_metrics_observe(m, 0, &e);
+    ga_ev(&e, "/v1/embeddings", "emb", "openai", "text-embedding-3-small");
+    e.input_tokens = 7;
+    al_metrics_observe(m, 1, &e);
+    ga_ev(&e, "/embeddings", "emb", "openai", "text-embedding-3-small");
+    e.input_tokens = 8;
+    al_metrics_observe(m, 0, &e);
+
+    /* Failures: the event's error_type, else the status. */
+    ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "");
+    e.status = 504;
+    snprintf(e.outcome, sizeof e.outcome, "error");
+    snprintf(e.error_type, sizeof e.error_type, "upstream_timeout");
+    e.upstream_ms = 30000;
+    e.input_tokens = 5;
+    al_metrics_observe(m, 0, &e);
+    ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+    e.status = 500;
+    snprintf(e.outcome, sizeof e.outcome, "error");
+    e.upstream_ms = 20;
+    al_metrics_observe(m, 1, &e);
+
+    /* Left out: no provider (refused before a model), another path, change
+     * events, the models list. */
+    ga_ev(&e, "/v1/chat/completions", "gpt", "", "");
+    e.status = 429;
+    snprintf(e.error_type, sizeof e.error_type, "rate_limit_exceeded");
+    al_metrics_observe(m, 0, &e);
+    ga_ev(&e, "/v1/models", "gpt", "openai", "gpt-4o-2024");
+    al_metrics_observe(m, 0, &e);
+    ga_ev(&e, "/v1/chat/completionsX", "gpt", "openai", "gpt-4o-2024");
+    al_metrics_observe(m, 0, &e);
+    ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+    snprintf(e.kind, sizeof e.kind, "escalation.resolved");
+    e.input_tokens = 1000;
+    al_metrics_observe(m, 1, &e);
+    ga_ev(&e, "/v1/chat/completions", "gpt", "openai", "gpt-4o-2024");
+    snprintf(e.kind, sizeof e.kind, "request"); /* explicit request kind: observed */
+    e.input_tokens = 40;
+    al_metrics_observe(m, 1, &e);
+
+    char *t = render(m);
+    check_exposition(t);
+    /* chat over three paths and two shards, the 504 without a response
+     * model apart, the 500 with unknown tokens adds no token sample */
+    assert_line(t, "gen_ai_client_token_usage_count{" GA_CHAT ",gen_ai_token_type=\"input\"} 4");
+    assert_line(t, "gen_ai_client_token_usage_sum{" GA_CHAT ",gen_ai_token_type=\"input\"} 100");
+    assert_line(t, "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\","
+                   "gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt\","
+                   "gen_ai_token_type=\"input\"} 5");
+    assert_line(t, "gen_ai_client_token_usage_sum{gen_ai_operation_name=\"embeddings\","
+                   "gen_ai_provider_name=\"openai\",gen_ai_request_model=\"emb\","
+                   "gen_ai_response_model=\"text-embedding-3-small\","
+                   "gen_ai_token_type=\"input\"} 15");
+    assert_no_substr(t, "gen_ai_token_type=\"output\"");
+    /* error_type on the durations only */
+    assert_line(t, "gen_ai_server_request_duration_seconds_count{" GA_CHAT "} 4");
+    assert_line(t, "gen_ai_server_request_duration_seconds_count{" GA_CHAT
+                   ",error_type=\"500\"} 1");
+    assert_line(t, "gen_ai_client_operation_duration_seconds_count{" GA_CHAT
+                   ",error_type=\"500\"} 1");
+    assert_line(t, "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name="
+                   "\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt\","
+                   "error_type=\"upstream_timeout\"} 1");
+    assert_line(t, "gen_ai_client_operation_duration_seconds_bucket{gen_ai_operation_name="
+                   "\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt\","
+                   "error_type=\"upstream_timeout\",le=\"20.48\"} 0");
+    assert_line(t, "gen_ai_client_operation_duration_seconds_bucket{gen_ai_operation_name="
+                   "\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt\","
+                   "error_type=\"upstream_timeout\",le=\"40.96\"} 1");
+    assert_no_substr(t, "gen_ai_client_token_usage_count{" GA_CHAT ",error_type");
+    /* every family's samples: 6 chat + 2 embeddings requests observed */
+    assert_int_equal(sum_family_count(t, "gen_ai_server_request_duration_seconds_count{"), 8);
+    assert_no_substr(t, "rate_limit_exceeded");
+    assert_no_substr(t, "gen_ai_provider_name=\"\"");
+    /* the existing families still count every event */
+    assert_int_equal(al_metrics_requests(m, "agent", "gpt", "", 429), 1);
+    free(t);
+    al_metrics_free(m);
+}
+
+static void test_gen_ai_hostile_and_fold(void **state)
+{
+    (void)state;
+    al_metrics_t *m = al_metrics_new(1);
+    al_event_t e;
+    char model[32];
+    for (int i = 0; i < AL_METRICS_SERIES_CAP; i++) {
+        snprintf(model, sizeof model, "m%d", i);
+        ga_ev(&e, "/v1/chat/completions", model, "openai", model);
+        al_metrics_observe(m, 0, &e);
+    }
+    /* Past the cap: models fold into "other"; the operation is kept, an
+     * empty error type stays empty (no success reads as an error). */
+    for (int i = 0; i < 5; i++) {
+        snprintf(model, sizeof model, "hostile%d", i);
+        ga_ev(&e, i < 3 ? "/v1/chat/completions" : "/v1/embeddings", model, "openai", model);
+        if (i == 2) snprintf(e.error_type, sizeof e.error_type, "upstream_error");
+        al_metrics_observe(m, 0, &e);
+    }
+    ga_ev(&e, "/v1/chat/completions", "m\"x\\y\nz", "openai", "ok"); /* folded too */
+    al_metrics_observe(m, 0, &e);
+    char *t = render(m);
+    check_exposition(t);
+    assert_no_substr(t, "hostile");
+    assert_line(t, "gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\","
+                   "gen_ai_provider_name=\"other\",gen_ai_request_model=\"other\","
+                   "gen_ai_response_model=\"other\"} 3");
+    assert_line(t, "gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\","
+                   "gen_ai_provider_name=\"other\",gen_ai_request_model=\"other\","
+                   "gen_ai_response_model=\"other\",error_type=\"other\"} 1");
+    assert_line(t, "gen_ai_server_request_duration_seconds_count{gen_ai_operation_name="
+                   "\"embeddings\",gen_ai_provider_name=\"other\",gen_ai_request_model=\"other\","
+                   "gen_ai_response_model=\"other\"} 2");
+    free(t);
+    al_metrics_free(m);
+
+    /* Below the cap a hostile model name is escaped, not injected. */
+    m = al_metrics_new(1);
+    ga_ev(&e, "/v1/chat/completions", "m\"} 1\nfake 9", "openai", "bad\xff");
+    al_metrics_observe(m, 0, &e);
+    t = render(m);
+    check_exposition(t);
+    assert_line(t, "gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\","
+                   "gen_ai_provider_name=\"openai\",gen_ai_request_model=\"m\\\"} 1\\nfake 9\","
+                   "gen_ai_response_model=\"bad\xEF\xBF\xBD\"} 1");
+    assert_false(has_line(t, "fake 9"));
+    free(t);
     al_metrics_free(m);
 }
 
@@ -617,6 +939,8 @@ static void *hammer_writer(void *arg)
         e.cost_usd = 0.5;
         e.latency_ms = i % 100;
         e.ttft_ms = i % 7;
+        e.stream = true;
+        snprintf(e.path, sizeof e.path, "%s", i % 2 ? "/v1/chat/completions" : "/v1/embeddings");
         al_metrics_inflight(h->m, h->shard, 1);
         al_metrics_observe(h->m, h->shard, &e);
         al_metrics_inc(h->m, h->shard, AL_C_CONNECTIONS_TOTAL, 1);
@@ -679,6 +1003,12 @@ static void test_concurrent_writers_and_scraper(void **state)
     assert_int_equal(sum_family(b.p, "airlock_request_duration_seconds_count{"), 2 * HAMMER_EVENTS);
     assert_int_equal(sum_family(b.p, "airlock_ttft_seconds_count{"), 2 * HAMMER_EVENTS);
     assert_int_equal(sum_family(b.p, "airlock_tokens_total{"), 2 * HAMMER_EVENTS);
+    assert_int_equal(sum_family(b.p, "gen_ai_server_request_duration_seconds_count{"),
+                     2 * HAMMER_EVENTS);
+    /* every third event is a 429: a failure, so no time to first token */
+    assert_int_equal(sum_family(b.p, "gen_ai_server_time_to_first_token_seconds_count{"),
+                     2 * (HAMMER_EVENTS - (HAMMER_EVENTS + 2) / 3));
+    assert_int_equal(sum_family(b.p, "gen_ai_client_token_usage_count{"), 2 * HAMMER_EVENTS);
     assert_int_equal(al_metrics_counter(m, AL_C_CONNECTIONS_TOTAL), 2 * HAMMER_EVENTS);
     assert_line(b.p, "airlock_inflight_requests 0");
     assert_line(b.p, "airlock_hammer_running 0");
@@ -701,6 +1031,11 @@ int main(void)
         cmocka_unit_test(test_gauge_fns),
         cmocka_unit_test(test_counters_and_gauges),
         cmocka_unit_test(test_render_respects_buffer_cap),
+        cmocka_unit_test(test_gen_ai_token_buckets),
+        cmocka_unit_test(test_gen_ai_duration_buckets),
+        cmocka_unit_test(test_gen_ai_ttft),
+        cmocka_unit_test(test_gen_ai_operations_and_errors),
+        cmocka_unit_test(test_gen_ai_hostile_and_fold),
         cmocka_unit_test(test_concurrent_writers_and_scraper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
