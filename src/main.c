@@ -50,6 +50,7 @@ static void usage(FILE *f)
           "         [--by NAME]\n"
           "  guard scan [--config FILE] [--agent NAME]   find PII and injection in stdin lines\n"
           "  guard eval FILE.jsonl... [--threshold X] [--part tune|test|all] [--json]\n"
+          "  audit  keygen|verify|proof|consistency|show|erase|purge ...   (airlock audit help)\n"
           "  mock   --listen HOST:PORT [fault flags]   simulated OpenAI-compatible upstream\n"
           "  version\n"
           "\n"
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "kill")) rc = al_cli_kill(sub_argc, sub_argv);
     else if (!strcmp(cmd, "unkill")) rc = al_cli_unkill(sub_argc, sub_argv);
     else if (!strcmp(cmd, "guard")) rc = al_cli_guard(sub_argc, sub_argv);
+    else if (!strcmp(cmd, "audit")) rc = al_cli_audit(sub_argc, sub_argv);
     else if (!strcmp(cmd, "mock")) rc = al_mock_main(sub_argc, sub_argv);
     else {
         fprintf(stderr, "airlock: unknown command '%s'\n", cmd);

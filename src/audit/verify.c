@@ -28,6 +28,7 @@
 #include <string.h>
 
 #define AAD_MAX 48
+#define PICK_MAX 64            /* copies of one seq compared when pairing */
 
 void al_audit_report_buf(void *ud, const char *line)
 {
@@ -52,6 +53,19 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 static int exec(sqlite3 *db, const char *sql)
 {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? AL_OK : AL_EIO;
+}
+
+/* Start a read transaction (one snapshot for the whole call) unless the
+ * caller's is open already; true when this call must end it. */
+static bool read_begin(sqlite3 *db, int *rc)
+{
+    *rc = AL_OK;
+    if (!sqlite3_get_autocommit(db)) return false;
+    if (exec(db, "BEGIN") != AL_OK) {
+        *rc = AL_EIO;
+        return false;
+    }
+    return true;
 }
 
 static size_t aad_of(uint64_t seq, char out[AAD_MAX])
@@ -106,9 +120,14 @@ static size_t skip_value(const char *p, size_t len, size_t i)
 {
     if (i >= len) return len;
     if (p[i] == '"') {
-        for (i++; i < len; i++) {
-            if (p[i] == '\\') i++;
-            else if (p[i] == '"') return i + 1;
+        /* the next quote not escaped: preceded by an even run of backslashes */
+        for (size_t j = i + 1; j < len;) {
+            const char *q = memchr(p + j, '"', len - j);
+            if (!q) return len;
+            size_t k = (size_t)(q - p), bs = 0;
+            while (k - bs > i + 1 && p[k - bs - 1] == '\\') bs++;
+            if (bs % 2 == 0) return k + 1;
+            j = k + 1;
         }
         return len;
     }
@@ -158,6 +177,7 @@ static int record_fields(const char *p, size_t len, int64_t *seq, uint8_t prev[A
                 return AL_EPARSE;
             have_prev = true;
         }
+        if (have_seq && have_prev) break; /* the rest cannot matter */
         if (ve >= len) return AL_EPARSE;
         if (p[ve] == '}') break;
         if (p[ve] != ',') return AL_EPARSE;
@@ -233,6 +253,8 @@ typedef struct vctx {
     problem_t *pr;
     size_t npr, cappr;
     bool structural;           /* removed / inserted / reordered found */
+    uint64_t max_claimed;      /* highest seq a readable record claims */
+    int64_t max_bad_rowid;     /* highest rowid of an unreadable record */
     int err;
 } vctx_t;
 
@@ -317,6 +339,8 @@ static int scan_rows(vctx_t *v)
             r.claimed = 0;
             memset(r.prev, 0, sizeof r.prev);
         }
+        if (ok && (uint64_t)r.claimed > v->max_claimed) v->max_claimed = (uint64_t)r.claimed;
+        if (!ok && rowid > v->max_bad_rowid) v->max_bad_rowid = rowid;
         const uint8_t *want = pos ? v->leaves[pos - 1] : zero;
         if (!ok || rowid != (int64_t)pos + 1 || r.claimed != rowid ||
             memcmp(r.prev, want, AL_HASH_LEN) != 0) {
@@ -391,7 +415,9 @@ static size_t pick_genuine(const vctx_t *v, ent_t *e, size_t ne, size_t g0, size
 {
     size_t next0 = g1, next1 = g1, hit = SIZE_MAX, nhit = 0;
     while (next1 < ne && e[next1].claimed == e[g0].claimed + 1) next1++;
-    for (size_t i = g0; i < g1; i++) {
+    /* a hostile store may hold any number of copies: bound the pairing */
+    if (next1 - next0 > PICK_MAX) next1 = next0 + PICK_MAX;
+    for (size_t i = g0; i < g1 && i < g0 + PICK_MAX; i++) {
         if (e[i].unreadable) continue;
         for (size_t j = next0; j < next1; j++) {
             if (!e[j].unreadable && !memcmp(e[j].prev, v->leaves[e[i].pos], AL_HASH_LEN)) {
@@ -419,6 +445,16 @@ static size_t pick_genuine(const vctx_t *v, ent_t *e, size_t ne, size_t g0, size
     return g0;
 }
 
+/* The records the store has, for truncation messages: the highest seq a
+ * readable record claims, or the rowid of an unreadable one up to the row
+ * count (junk far out does not count). */
+static uint64_t have_records(const vctx_t *v)
+{
+    uint64_t bad = v->max_bad_rowid > 0 ? (uint64_t)v->max_bad_rowid : 0;
+    if (bad > v->n) bad = v->n;
+    return v->max_claimed > bad ? v->max_claimed : bad;
+}
+
 static int classify(vctx_t *v)
 {
     static const uint8_t zero[AL_HASH_LEN];
@@ -442,7 +478,9 @@ static int classify(vctx_t *v)
         if (x->unreadable) {
             add_problem(v, r.rowid > 0 ? (uint64_t)r.rowid : 0,
                         "record at position %" PRId64 ": unreadable (changed)", r.rowid);
-            if (r.rowid <= 0) continue; /* nothing to place it by */
+            /* placed by its rowid, unless that lies past every readable
+             * record (junk appended far out is not a gap of removals) */
+            if (r.rowid <= 0 || (uint64_t)r.rowid > have_records(v)) continue;
             x->claimed = r.rowid;
         } else {
             x->claimed = r.claimed;
@@ -559,8 +597,9 @@ out:
     return rc;
 }
 
-/* The appender's tail (audit_state) against the rows: a shorter log is a
- * truncation, a different last leaf a change of the last record. */
+/* The appender's tail (audit_state) against the rows: a state ahead of the
+ * highest record is a truncation, a last leaf other than the last record's
+ * a change of that record. */
 static void check_state(vctx_t *v)
 {
     sqlite3_stmt *st = NULL;
@@ -571,21 +610,22 @@ static void check_state(vctx_t *v)
         int64_t size = sqlite3_column_int64(st, 0);
         const void *ll = sqlite3_column_blob(st, 1);
         int lln = sqlite3_column_bytes(st, 1);
-        if (size > 0 && (uint64_t)size > v->n) {
-            add_problem(v, v->n + 1,
+        uint64_t have = have_records(v);
+        if (size > 0 && (uint64_t)size > have) {
+            add_problem(v, have + 1,
                         "log truncated: the appender's state covers %" PRId64
                         " records, the store has %" PRIu64 " (records %" PRIu64 "..%" PRId64
                         " missing)",
-                        size, v->n, v->n + 1, size);
-        } else if (size > 0 && (uint64_t)size == v->n && ll && lln == AL_HASH_LEN &&
-                   memcmp(ll, v->leaves[v->n - 1], AL_HASH_LEN) != 0) {
+                        size, have, have + 1, size);
+        } else if (size > 0 && v->n && ll && lln == AL_HASH_LEN) {
             xrow_t r;
             row_at(v, v->n - 1, &r);
             bool named = false;
             for (size_t i = 0; i < v->npr; i++)
-                if (r.claimed > 0 && v->pr[i].seq == (uint64_t)r.claimed) named = true;
-            if (r.claimed > 0 && !named)
-                add_problem(v, (uint64_t)r.claimed, "record %" PRId64 " changed", r.claimed);
+                if (v->pr[i].seq == (uint64_t)size) named = true;
+            if (r.claimed == size && !named &&
+                memcmp(ll, v->leaves[v->n - 1], AL_HASH_LEN) != 0)
+                add_problem(v, (uint64_t)size, "record %" PRId64 " changed", size);
         }
     }
     sqlite3_finalize(st);
@@ -595,6 +635,7 @@ static void check_state(vctx_t *v)
 
 typedef struct vcp {
     char label[96];
+    char msg[512];             /* why it is not usable ("" = usable) */
     bool usable;               /* signed (or unchecked) and of our origin */
     al_checkpoint_t cp;
     uint8_t computed[AL_HASH_LEN];
@@ -623,27 +664,24 @@ static int cp_add(vctx_t *v, cpset_t *s, const char *label, const char *note, si
     const al_audit_verify_opts_t *o = v->o;
     int rc = len > AL_NOTE_MAX ? AL_EPARSE
                                : open_cp(note, len, o->verifiers, o->n_verifiers, &c->cp, NULL, 0);
-    char line[512];
     if (rc == AL_EINVAL) {
         al_buf_t names;
         al_buf_init(&names, 400);
         names_of(o->verifiers, o->n_verifiers, &names);
-        snprintf(line, sizeof line, "checkpoint %s: not signed by %s", label,
+        snprintf(c->msg, sizeof c->msg, "checkpoint %s: not signed by %s", label,
                  names.p ? names.p : "");
         al_buf_free(&names);
-        report(v, line);
         return AL_OK;
     }
     if (rc != AL_OK) {
-        snprintf(line, sizeof line, "checkpoint %s: unreadable (not a checkpoint note)", label);
-        report(v, line);
+        snprintf(c->msg, sizeof c->msg, "checkpoint %s: unreadable (not a checkpoint note)",
+                 label);
         return AL_OK;
     }
     if (o->n_verifiers == 0) v->stats->unsigned_checked++;
     if (o->origin && strcmp(o->origin, c->cp.origin) != 0) {
-        snprintf(line, sizeof line, "checkpoint %s: origin '%.200s' is not '%.200s'", label,
+        snprintf(c->msg, sizeof c->msg, "checkpoint %s: origin '%.200s' is not '%.200s'", label,
                  c->cp.origin, o->origin);
-        report(v, line);
         return AL_OK;
     }
     c->usable = true;
@@ -766,17 +804,21 @@ static void judge_cps(vctx_t *v, cpset_t *s)
     char line[512];
     for (size_t i = 0; i < s->n; i++) {
         const vcp_t *c = &s->c[i];
-        if (!c->usable) continue;
-        if (c->cp.size > v->n) {
+        if (!c->usable) {
+            report(v, c->msg);
+            continue;
+        }
+        if (c->cp.size > v->n && c->cp.size > have_records(v)) {
+            uint64_t have = have_records(v);
             snprintf(line, sizeof line,
                      "log truncated: checkpoint %s covers %" PRIu64
                      " records, the store has %" PRIu64 " (records %" PRIu64 "..%" PRIu64
                      " missing)",
-                     c->label, c->cp.size, v->n, v->n + 1, c->cp.size);
+                     c->label, c->cp.size, have, have + 1, c->cp.size);
             report(v, line);
             continue;
         }
-        if (c->good) continue;
+        if (c->good) continue; /* a size beyond the rows but not the claims: a mismatch */
         uint64_t a = 0, b = c->cp.size;
         for (size_t j = 0; j < s->n; j++)
             if (s->c[j].good && s->c[j].cp.size < c->cp.size && s->c[j].cp.size > a)
@@ -808,8 +850,8 @@ int al_audit_verify(sqlite3 *db, const al_audit_verify_opts_t *o, al_audit_stats
     v.db = db;
     v.o = o ? o : &none;
     v.stats = stats;
-    bool in_tx = exec(db, "BEGIN") == AL_OK;
-    int rc = in_tx ? AL_OK : AL_EIO;
+    int rc;
+    bool in_tx = read_begin(db, &rc);
     if (rc == AL_OK) rc = scan_rows(&v);
     if (rc == AL_OK && v.nx) rc = classify(&v);
     if (rc == AL_OK) check_state(&v);
@@ -821,7 +863,7 @@ int al_audit_verify(sqlite3 *db, const al_audit_verify_opts_t *o, al_audit_stats
     if (rc != AL_OK) goto out;
     stats->records = v.n;
     /* record lines first, in seq order, then the checkpoints' */
-    qsort(v.pr, v.npr, sizeof *v.pr, cmp_problem);
+    if (v.npr) qsort(v.pr, v.npr, sizeof *v.pr, cmp_problem);
     for (size_t i = 0; i < v.npr; i++) report(&v, v.pr[i].line);
     judge_cps(&v, &cps);
 out:
@@ -906,11 +948,11 @@ int al_audit_proof(sqlite3 *db, uint64_t seq, const char *note, size_t note_len,
         seterr(err, errlen, "no record %" PRIu64, seq);
         return AL_ENOTFOUND;
     }
-    if ((rc = exec(db, "BEGIN")) != AL_OK) {
+    in_tx = read_begin(db, &rc);
+    if (rc != AL_OK) {
         seterr(err, errlen, "cannot read the log: %s", sqlite3_errmsg(db));
         return rc;
     }
-    in_tx = true;
     if (!note) {
         rc = stored_note(db,
                          "SELECT note FROM audit_checkpoints WHERE size >= ?1 "
@@ -1024,7 +1066,8 @@ int al_audit_consistency(sqlite3 *db, uint64_t old_size, uint64_t new_size, al_b
         seterr(err, errlen, "--old must be at least 1");
         return AL_EINVAL;
     }
-    if ((rc = exec(db, "BEGIN")) != AL_OK) {
+    bool in_tx = read_begin(db, &rc);
+    if (rc != AL_OK) {
         seterr(err, errlen, "cannot read the log: %s", sqlite3_errmsg(db));
         return rc;
     }
@@ -1101,7 +1144,7 @@ int al_audit_consistency(sqlite3 *db, uint64_t old_size, uint64_t new_size, al_b
     rc = out->err;
     if (rc) seterr(err, errlen, "%s", al_strerror(rc));
 out:
-    exec(db, "COMMIT");
+    if (in_tx) exec(db, "COMMIT");
     free(leaves);
     free(onote);
     free(nnote);
@@ -1361,7 +1404,8 @@ int al_audit_show(sqlite3 *db, uint64_t seq, const al_keyring_t *keyring, al_buf
     int rc = AL_EIO;
     al_buf_init(&canon, 1 << 20);
     al_buf_init(&pt, (size_t)64 << 20);
-    bool in_tx = exec(db, "BEGIN") == AL_OK;
+    int brc;
+    bool in_tx = read_begin(db, &brc);
     if (seq == 0 || seq > (uint64_t)INT64_MAX) {
         seterr(err, errlen, "no record %" PRIu64, seq);
         rc = AL_ENOTFOUND;
@@ -1462,8 +1506,10 @@ static int delete_keys(sqlite3 *db, const char *sql, const char *text, int64_t n
 {
     sqlite3_stmt *st = NULL;
     int rc = AL_EIO;
+    /* inside the caller's transaction when one is open, else our own */
+    bool own = sqlite3_get_autocommit(db) != 0;
     *count = 0;
-    if (exec(db, "BEGIN IMMEDIATE") != AL_OK) return AL_EIO;
+    if (own && exec(db, "BEGIN IMMEDIATE") != AL_OK) return AL_EIO;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) goto out;
     if (text) {
         sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
@@ -1475,11 +1521,11 @@ static int delete_keys(sqlite3 *db, const char *sql, const char *text, int64_t n
     *count = (uint64_t)sqlite3_changes(db);
     sqlite3_finalize(st);
     st = NULL;
-    if (exec(db, "COMMIT") != AL_OK) goto out;
+    if (own && exec(db, "COMMIT") != AL_OK) goto out;
     return AL_OK;
 out:
     sqlite3_finalize(st);
-    exec(db, "ROLLBACK");
+    if (own) exec(db, "ROLLBACK");
     *count = 0;
     return rc;
 }

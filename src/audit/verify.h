@@ -2,7 +2,9 @@
  *
  * Everything here works on an open SQLite handle of the store's database
  * (tables audit_log, audit_keys, audit_checkpoints, audit_state) and never
- * needs the gateway: al_audit_verify walks the records in rowid (seq) order
+ * needs the gateway; the reading calls run in one read transaction (a
+ * consistent snapshot beside a writing gateway) unless the caller has one
+ * open on the handle already: al_audit_verify walks the records in rowid (seq) order
  * once, keeping 32 bytes per record (the leaf hashes) plus full details only
  * of the rows that break the expected pattern, and names every kind of
  * tampering the contract lists; the proof calls build RFC 6962 inclusion and
@@ -146,9 +148,10 @@ typedef struct al_audit_erase_by {
     int64_t before_ms;           /* > 0: only records with ts_ms < before_ms */
 } al_audit_erase_by_t;
 
-/* Destroy the data keys of the matching records in one transaction (BEGIN
- * IMMEDIATE; db needs a busy timeout when the gateway runs).  *count: keys
- * destroyed.  AL_EINVAL (not exactly one criterion, or an empty one), AL_EIO. */
+/* Destroy the data keys of the matching records in one transaction: its
+ * own (BEGIN IMMEDIATE; db needs a busy timeout when the gateway runs), or
+ * the caller's when one is open on db.  *count: keys destroyed.  AL_EINVAL
+ * (not exactly one criterion, or an empty one), AL_EIO. */
 int al_audit_erase(sqlite3 *db, const al_audit_erase_by_t *by, uint64_t *count /* OUT */);
 /* Destroy the data keys with ts_ms < before_ms (now - retention) in one
  * transaction.  AL_EINVAL (before_ms <= 0), AL_EIO. */

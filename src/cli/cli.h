@@ -46,6 +46,8 @@ int al_cli_kill(int argc, char **argv);
 int al_cli_unkill(int argc, char **argv);
 /* `airlock guard scan|eval` (cli_guard.c). */
 int al_cli_guard(int argc, char **argv);
+/* `airlock audit keygen|verify|proof|consistency|show|erase|purge|...` (cli_audit.c). */
+int al_cli_audit(int argc, char **argv);
 
 /* Load the configuration at path for a CLI command: provider secrets named
  * by api_key_env are looked up in the environment but a missing one reads as

@@ -48,7 +48,7 @@ typedef struct ev_ctx {
     al_buf_t line;
     al__cli_table_t table;
     uint64_t n;
-    char prev_ctx[128];        /* the context version of the event before */
+    char prev_ctx[sizeof(((al_event_t *)0)->context_version)]; /* of the event before */
 } ev_ctx_t;
 
 static void fmt_tokens(int64_t v, char *out, size_t n)

@@ -619,7 +619,9 @@ static void observe_gen_ai(al_metrics_t *m, shard_t *sh, const al_event_t *e)
     series_t *s = series_get(m, sh, &sh->ga, &k);
 
     if (e->input_tokens >= 0) ga_observe(s, GA_TOK_IN, (double)e->input_tokens);
-    if (e->output_tokens >= 0) ga_observe(s, GA_TOK_OUT, (double)e->output_tokens);
+    /* An embeddings operation has input tokens only (its usage reports a
+     * zero completion count at most). */
+    if (e->output_tokens >= 0 && op == 0) ga_observe(s, GA_TOK_OUT, (double)e->output_tokens);
     if (e->upstream_ms >= 0) ga_observe(s, GA_OPDUR, e->upstream_ms / 1000.0);
     double lat = e->latency_ms;
     if (!(lat >= 0)) lat = 0;

@@ -66,7 +66,8 @@ void al_metrics_free(al_metrics_t *m);
  * gen_ai_operation_name, gen_ai_provider_name, gen_ai_request_model (model),
  * gen_ai_response_model (upstream_model):
  *   gen_ai_client_token_usage{...,gen_ai_token_type}   input/output tokens
- *                                                       when known;
+ *                                                       when known (input
+ *                                                       only for embeddings);
  *   gen_ai_client_operation_duration_seconds{...,error_type}  upstream_ms
  *                                                       when >= 0;
  *   gen_ai_server_request_duration_seconds{...,error_type}    latency_ms;

@@ -4,7 +4,10 @@
  * caller's al_buf_t.  The canonical form is never longer than its input
  * (whitespace goes, escapes only shrink or keep their length), so one
  * up-front reservation of min(len, room under the cap) is enough and the
- * writer only checks a limit pointer.  Objects are written in input order
+ * writer only checks a limit pointer; when all of the input fits, string
+ * bodies are also copied eight bytes at a time, stored before they are
+ * checked for the bytes that need a look (the output cursor trails the
+ * input one, so such stores always land in reserved room).  Objects are written in input order
  * while each member's span ("key":value, offsets into the output) is pushed
  * on a member stack; when the object closes, its members are sorted by
  * index (insertion sort for small objects, merge sort above that; keys are
@@ -41,7 +44,9 @@ typedef struct canon {
     char *scr;                      /* object body scratch */
     size_t scrcap;
     int depth;
+    bool roomy;                     /* room for all input: writes cannot fail */
     member_t mem_small[SMALL_MEMBERS];
+    member_t tmp_small[SMALL_MEMBERS];
     char scr_small[SMALL_SCRATCH];
 } canon_t;
 
@@ -207,6 +212,16 @@ static int escape(canon_t *c, bool *esc)
     return put_cp(c, cp, esc);
 }
 
+/* High bit set in each byte of x that is a control character, '"', '\\'
+ * or >= 0x80 (exact for the lowest such byte, which is all that is used). */
+static inline uint64_t swar_special(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (x & high) | ((x - ones * 0x20) & ~x & high) | ((q - ones) & ~q & high) |
+           ((b - ones) & ~b & high);
+}
+
 /* A string (c->p is on its opening quote); *esc tells whether the
  * canonical spelling holds an escape. */
 static int string(canon_t *c, bool *esc)
@@ -217,6 +232,30 @@ static int string(canon_t *c, bool *esc)
     if ((rc = put1(c, '"')) != AL_OK) return rc;
     for (;;) {
         const unsigned char *s = c->p, *e = c->end, *p = s;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (c->roomy) {
+            /* Eight bytes at a time, stored before they are checked: the
+             * output cursor trails the input one, so the room left is at
+             * least the input left (>= 8 here). */
+            char *o = c->o;
+            while (e - p >= 8) {
+                uint64_t x;
+                memcpy(&x, p, 8);
+                memcpy(o, &x, 8);
+                uint64_t m = swar_special(x);
+                if (m) {
+                    size_t k = (size_t)__builtin_ctzll(m) >> 3;
+                    p += k;
+                    o += k;
+                    break;
+                }
+                p += 8;
+                o += 8;
+            }
+            c->o = o;
+            s = p;
+        }
+#endif
         while (p + 4 <= e && !(str_special[p[0]] | str_special[p[1]] | str_special[p[2]] |
                                str_special[p[3]]))
             p += 4;
@@ -307,9 +346,12 @@ static int key_cmp(const char *base, const member_t *a, const member_t *b)
     const char *ka = base + a->start + 1, *ea = base + a->kend - 1;
     const char *kb = base + b->start + 1, *eb = base + b->kend - 1;
     if (!a->esc && !b->esc) {
-        size_t la = (size_t)(ea - ka), lb = (size_t)(eb - kb);
-        int r = memcmp(ka, kb, la < lb ? la : lb);
-        if (r) return r;
+        /* Keys are short: a byte loop beats a call to memcmp. */
+        size_t la = (size_t)(ea - ka), lb = (size_t)(eb - kb), n = la < lb ? la : lb;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char x = (unsigned char)ka[i], y = (unsigned char)kb[i];
+            if (x != y) return x < y ? -1 : 1;
+        }
         return la < lb ? -1 : la > lb;
     }
     while (ka < ea && kb < eb) {
@@ -380,7 +422,8 @@ static int finish_object(canon_t *c, size_t from)
         }
     }
     if (sorted) return AL_OK;
-    if (n > c->tmpcap && (rc = grow((void **)&c->tmp, &c->tmpcap, n, sizeof *m, NULL)) != AL_OK)
+    if (n > c->tmpcap &&
+        (rc = grow((void **)&c->tmp, &c->tmpcap, n, sizeof *m, c->tmp_small)) != AL_OK)
         return rc;
     merge_sort(c->obase, m, c->tmp, n);
     for (size_t i = 1; i < n; i++)
@@ -523,8 +566,9 @@ int al_json_canon(const char *in, size_t len, al_buf_t *out)
     c.mem = c.mem_small;
     c.memcap = SMALL_MEMBERS;
     c.nmem = 0;
-    c.tmp = NULL;
-    c.tmpcap = 0;
+    c.tmp = c.tmp_small;
+    c.tmpcap = SMALL_MEMBERS;
+    c.roomy = len <= room;
     c.scr = c.scr_small;
     c.scrcap = SMALL_SCRATCH;
     c.depth = 0;
@@ -536,7 +580,7 @@ int al_json_canon(const char *in, size_t len, al_buf_t *out)
     }
     if (c.mem != c.mem_small) free(c.mem);
     if (c.scr != c.scr_small) free(c.scr);
-    free(c.tmp);
+    if (c.tmp != c.tmp_small) free(c.tmp);
     if (rc == AL_OK) {
         out->len += (size_t)(c.o - c.obase);
     } else if (rc == AL_ETOOBIG || rc == AL_ENOMEM) {

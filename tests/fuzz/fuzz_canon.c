@@ -4,7 +4,9 @@
  * (al_json_is_canon), a fixed point (canon(output) == output), no longer
  * than the input, and valid JSON to an independent parser (yajl_tree).
  * al_json_is_canon of the input must agree with "canon succeeded and gave
- * the input back".  A second run with a cap one byte short of the output
+ * the input back".  Where no string holds U+0000, yajl's decoded keys of
+ * each object must be strictly increasing (an order check that does not
+ * share canon.c's comparison).  A second run with a cap one byte short of the output
  * must report AL_ETOOBIG.  Any violation aborts. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +18,27 @@
 static void check(bool ok)
 {
     if (!ok) abort();
+}
+
+/* An independent look at the order: yajl's decoded keys of every object
+ * must be strictly increasing byte-wise (strcmp compares unsigned bytes;
+ * objects whose keys hold a NUL, which yajl's C strings cut, are skipped). */
+static bool has_nul_key(const char *out, size_t len)
+{
+    return memmem(out, len, "\\u0000", 6) != NULL;
+}
+
+static void check_sorted(yajl_val v, int depth)
+{
+    check(depth <= AL_CANON_MAX_DEPTH + 1);
+    if (YAJL_IS_OBJECT(v)) {
+        for (size_t i = 0; i < v->u.object.len; i++) {
+            if (i) check(strcmp(v->u.object.keys[i - 1], v->u.object.keys[i]) < 0);
+            check_sorted(v->u.object.values[i], depth + 1);
+        }
+    } else if (YAJL_IS_ARRAY(v)) {
+        for (size_t i = 0; i < v->u.array.len; i++) check_sorted(v->u.array.values[i], depth + 1);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -43,6 +66,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char errbuf[128];
     yajl_val v = yajl_tree_parse(out.p, errbuf, sizeof errbuf);
     check(v != NULL);
+    if (!has_nul_key(out.p, out.len)) check_sorted(v, 0);
     yajl_tree_free(v);
     if (out.len > 0) {
         al_buf_t tiny;

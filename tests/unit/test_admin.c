@@ -50,6 +50,8 @@ static const struct {
     {"escalations.list", "yyyyynn"},
     {"escalations.get", "yyyyynn"},
     {"escalations.resolve", "yynnnnn"},
+    {"audit.show", "ynynnnn"},
+    {"audit.checkpoint", "yyyynnn"},
 };
 
 static void test_matrix(void **state)

@@ -273,8 +273,8 @@ static void test_idempotent_and_is_canon(void **state)
         "\"\\u001F\"",
         "\"\\n\"",
         "\"\\u000a\"",
-        "{\"v\":1,\"seq\":7,\"prev\":\"00\",\"tokens\":{\"output\":2,\"input\":1},"
-        "\"attempts\":[{\"status\":200,\"provider\":\"openai\"}]}",
+        ("{\"v\":1,\"seq\":7,\"prev\":\"00\",\"tokens\":{\"output\":2,\"input\":1},"
+         "\"attempts\":[{\"status\":200,\"provider\":\"openai\"}]}"),
         "1.50",
         "-0",
         "01",

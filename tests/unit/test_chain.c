@@ -10,6 +10,7 @@
 #include "audit/chain.h"
 #include "util/canon.h"
 
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -790,6 +790,7 @@ static void test_gen_ai_operations_and_errors(void **state)
     al_metrics_observe(m, 1, &e);
     ga_ev(&e, "/embeddings", "emb", "openai", "text-embedding-3-small");
     e.input_tokens = 8;
+    e.output_tokens = 0; /* embeddings have input tokens only */
     al_metrics_observe(m, 0, &e);
 
     /* Failures: the event's error_type, else the status. */

@@ -2209,6 +2209,124 @@ static void test_aggregates(void **state)
     al_store_close(s);
 }
 
+
+/* --- audit ------------------------------------------------------------------ */
+
+static void audit_event(al_event_t *e, int i)
+{
+    al_event_init(e);
+    e->status = 200;
+    snprintf(e->agent, sizeof e->agent, "agent-%d", i % 3);
+    snprintf(e->outcome, sizeof e->outcome, "ok");
+}
+
+typedef struct commits {
+    int ok, failed;
+    void *last;
+} commits_t;
+
+static void on_commit(void *ud, void *ticket, bool ok)
+{
+    commits_t *c = ud;
+    if (ok) c->ok++;
+    else c->failed++;
+    c->last = ticket;
+}
+
+/* Every event, from the writer or a blocking insert, gets one record; the
+ * records form one chain in order. */
+static void test_audit_records_every_event(void **state)
+{
+    fx_t *f = *state;
+    al_store_t *s = open_or_fail(f->url, NULL);
+    assert_int_equal(al_store_start(s), AL_OK);
+    for (int i = 0; i < 25; i++) {
+        al_event_t e;
+        audit_event(&e, i);
+        assert_int_equal(al_store_reserve(s), AL_OK);
+        al_store_submit(s, &e);
+    }
+    al_event_t ch;
+    al_event_init(&ch);
+    snprintf(ch.kind, sizeof ch.kind, "key.created");
+    snprintf(ch.actor, sizeof ch.actor, "cli:test");
+    assert_int_equal(al_store_event_insert(s, &ch), AL_OK);
+    al_store_close(s);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log"), 26);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events"), 26);
+    assert_int_equal(raw_i64(f->path, "SELECT max(seq) FROM audit_log"), 26);
+    assert_int_equal(raw_i64(f->path, "SELECT size FROM audit_state"), 26);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log WHERE kind = 'key.created'"),
+                     1);
+    /* Each record names its event. */
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log a JOIN events e ON "
+                                      "e.id = a.event_id"),
+                     26);
+}
+
+static void test_audit_off(void **state)
+{
+    fx_t *f = *state;
+    al_store_opts_t o = {.audit_off = true};
+    al_store_t *s = open_or_fail(f->url, &o);
+    assert_int_equal(al_store_start(s), AL_OK);
+    al_event_t e;
+    audit_event(&e, 0);
+    assert_int_equal(al_store_reserve(s), AL_OK);
+    al_store_submit(s, &e);
+    al_store_close(s);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log"), 0);
+}
+
+/* Sync durability: each ticket comes back once, after its commit. */
+static void test_commit_callbacks(void **state)
+{
+    fx_t *f = *state;
+    al_store_opts_t o = {.sync_commit = true};
+    commits_t c = {0};
+    al_store_t *s = open_or_fail(f->url, &o);
+    al_store_set_commit_cb(s, on_commit, &c);
+    assert_int_equal(al_store_start(s), AL_OK);
+    int tickets[40];
+    for (int i = 0; i < 40; i++) {
+        al_event_t e;
+        audit_event(&e, i);
+        e.ticket = i % 2 ? &tickets[i] : NULL;
+        assert_int_equal(al_store_reserve(s), AL_OK);
+        al_store_submit(s, &e);
+    }
+    al_store_close(s);
+    assert_int_equal(c.ok, 20);
+    assert_int_equal(c.failed, 0);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log"), 40);
+}
+
+/* A refused row (duplicate id) reports its ticket as not committed. */
+static void test_commit_callback_refused(void **state)
+{
+    fx_t *f = *state;
+    commits_t c = {0};
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_store_set_commit_cb(s, on_commit, &c);
+    assert_int_equal(al_store_start(s), AL_OK);
+    al_event_t e;
+    audit_event(&e, 0);
+    snprintf(e.id, sizeof e.id, "evt_dup");
+    int t1, t2;
+    e.ticket = &t1;
+    assert_int_equal(al_store_reserve(s), AL_OK);
+    al_store_submit(s, &e);
+    e.ticket = &t2;
+    assert_int_equal(al_store_reserve(s), AL_OK);
+    al_store_submit(s, &e);
+    al_store_close(s);
+    assert_int_equal(c.ok, 1);
+    assert_int_equal(c.failed, 1);
+    assert_ptr_equal(c.last, &t2);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2239,6 +2357,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_retried_while_locked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_given_up_after_ten_tries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_id_refused_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_records_every_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_callbacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_callback_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
