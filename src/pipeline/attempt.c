@@ -437,6 +437,7 @@ static bool body_prepare(al_ctx_t *c, al_buf_t *t, al_buf_t *m, const char **pp,
         *gv = al__guard_body(c, &p, &len, t);
         if (*gv != AL_GB_OK) return true;
     }
+    al__obs_answer(c, p, len);
     if (c->face_anthropic) {
         if (al_msgs_response(p, len, c->rq.model_name, m) != AL_OK) return false;
         p = m->p;
@@ -471,7 +472,6 @@ bool al__deliver_body(al_ctx_t *c)
         al_buf_free(&m);
         return false;
     }
-    al__obs_answer(c, p, len);
     if (gv != AL_GB_OK) {
         /* A person's answer meets the output guardrails too; it cannot be
          * retried or escalated again, so those become a refusal. */
