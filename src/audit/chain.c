@@ -29,11 +29,7 @@ const char al_audit_schema_sql[] =
     "  event_id TEXT,\n"
     "  record TEXT NOT NULL,\n"
     "  payload BLOB);\n"
-    "CREATE INDEX IF NOT EXISTS audit_log_agent ON audit_log(agent, ts_ms) WHERE agent IS NOT NULL;\n"
-    "CREATE INDEX IF NOT EXISTS audit_log_session ON audit_log(session_id, ts_ms)\n"
-    "  WHERE session_id IS NOT NULL;\n"
-    "CREATE INDEX IF NOT EXISTS audit_log_user ON audit_log(user_id, ts_ms)\n"
-    "  WHERE user_id IS NOT NULL;\n"
+
     "CREATE TABLE IF NOT EXISTS audit_keys (\n"
     "  seq INTEGER PRIMARY KEY,\n"
     "  kid TEXT NOT NULL,\n"

@@ -12,6 +12,8 @@
  * the change (audit.erased / audit.purged) through the store, which appends
  * its audit record.  The offline checks (verify-proof, verify-consistency)
  * need only a verifier key: --key, --key-file, else the configuration's.
+ * verify without any key still checks the chain and the roots, but exits 2
+ * (a configuration problem) when checkpoint signatures went unchecked.
  * Exit codes: 0 ok, 1 a problem found or the thing asked for not found, 2
  * usage or configuration error; problems on stderr prefixed "audit: ". */
 #include "audit/note.h"
