@@ -330,11 +330,11 @@ enum { ST_LOAD, ST_SAVE, ST_INS, ST_KEY, ST_CP, ST_N };
 
 static const char *const stmt_sql[ST_N] = {
     [ST_LOAD] = "SELECT size, last_leaf, frontier, cp_size, cp_ms FROM audit_state WHERE id = 1",
-    [ST_SAVE] = "INSERT INTO audit_state(id, size, last_leaf, frontier, cp_size, cp_ms) "
-                "VALUES (1, ?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET "
-                "size = ?1, last_leaf = ?2, frontier = ?3, cp_size = ?4, cp_ms = ?5",
-    [ST_INS] = "INSERT INTO audit_log(seq, ts_ms, kind, agent, session_id, user_id, event_id, "
-               "record, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_SAVE] = ("INSERT INTO audit_state(id, size, last_leaf, frontier, cp_size, cp_ms) "
+                 "VALUES (1, ?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO UPDATE SET "
+                 "size = ?1, last_leaf = ?2, frontier = ?3, cp_size = ?4, cp_ms = ?5"),
+    [ST_INS] = ("INSERT INTO audit_log(seq, ts_ms, kind, agent, session_id, user_id, event_id, "
+                "record, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
     [ST_KEY] = "INSERT INTO audit_keys(seq, kid, wrapped, ts_ms) VALUES (?1, ?2, ?3, ?4)",
     [ST_CP] = "INSERT INTO audit_checkpoints(ts_ms, size, root, note) VALUES (?1, ?2, ?3, ?4)",
 };
