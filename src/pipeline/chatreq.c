@@ -54,7 +54,7 @@ enum role {
     R_MAXC, R_MAXT, R_MESSAGES, R_MESSAGE, R_CONTENT, R_PART, R_PART_TEXT,
     R_INPUT, R_PROMPT, R_SYSTEM, R_TOOLS, R_TOOL0, R_TOOL0_FN, R_TOOL_NAME,
     R_TOOL_NAME_PLAIN, R_TOOL_CHOICE, R_TOOL_CHOICE_TYPE, R_RF, R_RF_TYPE,
-    R_ENC_FORMAT, R_DIMENSIONS, R_TC_FN, R_TC_NAME, R_USAGE, R_CHOICES, R_N,
+    R_ENC_FORMAT, R_DIMENSIONS, R_TC_FN, R_TC_NAME, R_USAGE, R_CHOICES, R_N, R_USER,
 };
 
 /* Which prompt byte counter string values under a frame feed. */
@@ -389,6 +389,7 @@ static enum role top_key_role(const char *k, size_t n)
         break;
     case 'u':
         if (key_is(k, n, "usage")) return R_USAGE; /* responses: where the tokens are */
+        if (key_is(k, n, "user")) return R_USER;   /* the end user, for the audit trail */
         break;
     case 'n':
         if (key_is(k, n, "n")) return R_N;
@@ -479,6 +480,7 @@ static void on_key(scan_t *sc, enum role r)
     case R_CHOICES: rq->n_choices = -1; break;
     case R_DIMENSIONS: rq->dimensions = 0; break;
     case R_N: rq->n = 1; break;
+    case R_USER: rq->user[0] = '\0'; break;
     default: break;
     }
 }
@@ -639,6 +641,10 @@ static int string_value(scan_t *sc, enum role r)
         k.cap = tmp;
         k.capmax = sizeof tmp - 1;
         break;
+    case R_USER:
+        k.cap = rq->user;
+        k.capmax = sizeof rq->user - 1;
+        break;
     default: break;
     }
     if (k.cap) k.cap[0] = '\0';
@@ -664,6 +670,9 @@ static int string_value(scan_t *sc, enum role r)
         break;
     case R_ENC_FORMAT:
         rq->encoding_base64 = k.caplen <= k.capmax && strcmp(tmp, "base64") == 0;
+        break;
+    case R_USER:
+        if (k.caplen > k.capmax) rq->user[0] = '\0'; /* too long to be an id: not kept */
         break;
     default: break;
     }

@@ -44,7 +44,9 @@ typedef struct al_chatreq {
     uint32_t dimensions;         /* embeddings "dimensions" when a non-negative
                                     integer that fits, else 0 */
     char tool_choice_name[65];
-    uint32_t n;                  /* "n": completions asked for, 1..128; 1 when absent */   /* tool_choice.function.name (OpenAI) or
+    uint32_t n;                  /* "n": completions asked for, 1..128; 1 when absent */
+    char user[129];              /* top-level "user" string (the end user), "" if none or
+                                    longer than 128 bytes */   /* tool_choice.function.name (OpenAI) or
                                     tool_choice.name (Anthropic), "" if none */
 } al_chatreq_t;
 

@@ -406,6 +406,10 @@ static bool parse_body(al_ctx_t *c)
                  "rejected", "invalid request: %s", err);
         return false;
     }
+    /* The end user for the audit trail: x-airlock-user-id wins over the
+     * body's "user". */
+    if (!c->ev.user_id[0] && c->rq.user[0] && !strpbrk(c->rq.user, "\t\r\n"))
+        AL_EVENT_SET(&c->ev, user_id, c->rq.user, strlen(c->rq.user));
     return true;
 }
 

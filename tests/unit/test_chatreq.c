@@ -71,6 +71,25 @@ static void test_basic_chat(void **state)
     assert_int_equal(al_chatreq_estimate_tokens(&rq), 9);
 }
 
+/* The end user for the audit trail: the top-level "user" string, last one
+ * wins, nested "user" keys and over-long values ignored. */
+static void test_user_field(void **state)
+{
+    (void)state;
+    al_chatreq_t rq = parse_ok("{\"model\":\"m\",\"user\":\"u-1\",\"messages\":[]}");
+    assert_string_equal(rq.user, "u-1");
+    rq = parse_ok("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"user\":\"x\"}]}");
+    assert_string_equal(rq.user, "");
+    rq = parse_ok("{\"user\":\"a\",\"model\":\"m\",\"user\":\"b\\u00e9\"}");
+    assert_string_equal(rq.user, "b\xc3\xa9");
+    char big[400];
+    snprintf(big, sizeof big, "{\"model\":\"m\",\"user\":\"%0200d\"}", 7);
+    rq = parse_ok(big);
+    assert_string_equal(rq.user, "");
+    rq = parse_ok("{\"model\":\"m\",\"user\":null}");
+    assert_string_equal(rq.user, "");
+}
+
 static void test_whitespace_and_unicode(void **state)
 {
     (void)state;
@@ -610,6 +629,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_chat),
+        cmocka_unit_test(test_user_field),
         cmocka_unit_test(test_n_choices),
         cmocka_unit_test(test_whitespace_and_unicode),
         cmocka_unit_test(test_escaped_model_and_keys),
