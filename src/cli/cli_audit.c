@@ -669,11 +669,7 @@ static int parse_date(const char *s, int64_t *ms)
 /* "2024-05-01T00:00:00.000Z" */
 static void iso_ms(int64_t ms, char *out, size_t outsz)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    snprintf(out, outsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    al_event_fmt_ts(ms, out, outsz);
 }
 
 /* Bytes of s that fit in n, not splitting a UTF-8 character. */
