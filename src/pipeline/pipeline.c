@@ -164,7 +164,14 @@ void al__ctx_finish(al_ctx_t *c)
 static void on_req_complete(al_http_req_t *req)
 {
     al_ctx_t *c = req->ud;
-    if (req->gated) c->gate_req = req;  /* released when the record commits */
+    if (req->gated && !c->finished) {  /* released when the record commits */
+        c->gate_req = req;
+        c->w->gated++;
+    } else if (req->gated) {
+        /* Its event is already written: nothing will release it. */
+        al_error("request %s: answer held after its event; the connection will time out",
+                 c->ev.request_id);
+    }
     c->ev.bytes_in = req->bytes_in;
     c->ev.bytes_out = req->bytes_out;
     if (req->t_first_byte_ns && c->ev.ttft_ms < 0)
@@ -189,6 +196,7 @@ void al_pipeline_deliver_commits(al_worker_t *w)
     while (c) {
         al_ctx_t *next = c->commit_next;
         c->commit_next = NULL;
+        w->gated--;
         if (c->gate_req) {
             al_http_req_t *req = c->gate_req;
             c->gate_req = NULL;
@@ -208,8 +216,8 @@ void al_pipeline_committed(void *ud, void *ticket, bool ok)
     pthread_mutex_lock(&w->inbox_lock);
     c->commit_next = w->commits;
     w->commits = c;
+    if (!w->wake_closed) uv_async_send(&w->wake);
     pthread_mutex_unlock(&w->inbox_lock);
-    uv_async_send(&w->wake);
 }
 
 static void on_req_abort(al_http_req_t *req)

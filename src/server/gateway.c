@@ -118,13 +118,19 @@ static void worker_finish(al_worker_t *w)
     al_upstream_free(w->up);
     w->up = NULL;
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    /* The store's writer may still report commits (al_pipeline_committed):
+     * from now on it must not touch the handle. */
+    pthread_mutex_lock(&w->inbox_lock);
+    w->wake_closed = true;
+    pthread_mutex_unlock(&w->inbox_lock);
     uv_close((uv_handle_t *)&w->wake, NULL);
 }
 
 static void on_drain_check(uv_timer_t *t)
 {
     al_worker_t *w = t->data;
-    if (w->inflight == 0 || al_now_ns() >= w->stop_deadline_ns) {
+    /* Answers held for their commit (durability: sync) count as in flight. */
+    if ((w->inflight == 0 && w->gated == 0) || al_now_ns() >= w->stop_deadline_ns) {
         if (w->inflight)
             al_warn("worker %u: shutdown grace over, aborting %u request(s)", w->idx,
                     atomic_load(&w->inflight));

@@ -68,6 +68,8 @@ typedef struct al_worker {
     pthread_mutex_t inbox_lock;
     al_esc_note_t *inbox;               /* closed escalations to deliver */
     struct al_ctx *commits;             /* durability: sync - committed records (inbox_lock) */
+    bool wake_closed;                   /* (inbox_lock) the loop is gone: no more wake-ups */
+    unsigned gated;                     /* answers waiting for their commit */
 } al_worker_t;
 
 struct al_gateway {
