@@ -74,7 +74,6 @@ static void sha256(const void *p, size_t n, uint8_t out[32])
 void al__obs_begin(al_ctx_t *c)
 {
     al_http_req_t *req = c->req;
-    const al_config_t *cfg = c->cfg;
     al_gateway_t *gw = c->w->gw;
 
     c->wall0_ns = wall_ns() - (int64_t)(al_now_ns() - c->t0);
@@ -101,13 +100,13 @@ void al__obs_begin(al_ctx_t *c)
         c->ev.trace_id[32] = '\0';
     }
 
-    if (!cfg->audit.enabled) return;
+    if (!gw->audit.enabled) return;
     if (req->body.len) {
         sha256(req->body.p, req->body.len, c->ev.sha_received);
         c->ev.has_received = true;
     }
-    if (cfg->audit.capture_full && gw->keyring) {
-        c->payload = al_audit_payload_new(cfg->audit.max_payload_bytes);
+    if (gw->audit.capture_full && gw->keyring) {
+        c->payload = al_audit_payload_new(gw->audit.max_payload_bytes);
         if (req->body.len) al_audit_payload_set(c->payload, 0, req->body.p, req->body.len);
     }
     req->on_body = on_body;
@@ -136,7 +135,7 @@ void al__obs_attempt_end(al_ctx_t *c, const al_model_t *m, int outcome, int stat
 
 void al__obs_sent(al_ctx_t *c, const char *body, size_t len)
 {
-    if (!c->cfg->audit.enabled) return;
+    if (!c->w->gw->audit.enabled) return;
     sha256(body, len, c->ev.sha_sent);
     c->ev.has_sent = true;
     if (c->payload) al_audit_payload_set(c->payload, 1, body, len);

@@ -596,7 +596,7 @@ void al_pipeline_handle(al_http_req_t *req)
     AL_EVENT_SET(&c->ev, method, mn, strlen(mn));
     AL_EVENT_SET(&c->ev, path, path, req->path_len);
     al__obs_begin(c);
-    if (c->cfg->audit.enabled && c->cfg->audit.sync) {
+    if (gw->audit.enabled && gw->audit.sync) {
         req->gate = true;
         req->on_gate_abort = on_gate_abort;
     }

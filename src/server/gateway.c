@@ -730,6 +730,7 @@ int al_gateway_run(const char *config_path)
     if (cfg->audit.enabled && so.flush_interval_ms > cfg->audit.flush_ms)
         so.flush_interval_ms = cfg->audit.flush_ms;
     al_audit_opts_t ao;
+    gw->audit = cfg->audit;
     if (audit_setup(gw, cfg, &ao) != 0) goto out;
     if (al_store_open(cfg->store.url, &so, &gw->store, err, sizeof err) != AL_OK) {
         al_error("store: %s", err);

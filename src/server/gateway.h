@@ -101,6 +101,8 @@ struct al_gateway {
     struct al_keyring *keyring;         /* audit master keys, NULL unless capture: full */
     struct al_signer *signer;           /* audit checkpoint key, NULL = no checkpoints */
     struct al_witness *witness;         /* checkpoint witnesses, NULL = none */
+    al_audit_cfg_t audit;               /* the audit settings the gateway started with (a
+                                           reload does not change them); pointers not owned */
     pthread_mutex_t hold_lock;          /* guards the held-escalation registry */
     struct al_hold_ent *holds;          /* escalation id -> worker, for the watcher */
     size_t n_holds, cap_holds;
