@@ -730,6 +730,7 @@ int al_gateway_run(const char *config_path)
     if (cfg->audit.enabled && so.flush_interval_ms > cfg->audit.flush_ms)
         so.flush_interval_ms = cfg->audit.flush_ms;
     al_audit_opts_t ao;
+    gw->start_cfg = al_config_ref(cfg);
     gw->audit = cfg->audit;
     if (audit_setup(gw, cfg, &ao) != 0) goto out;
     if (al_store_open(cfg->store.url, &so, &gw->store, err, sizeof err) != AL_OK) {
@@ -884,6 +885,7 @@ out:
     }
     al_witness_stop(gw->witness, 3000);
     al_otlp_stop(gw->otlp, 2000);
+    al_config_unref(gw->start_cfg);
     al_keyring_free(gw->keyring);
     if (gw->signer) OPENSSL_cleanse(gw->signer, sizeof *gw->signer);
     free(gw->signer);

@@ -102,7 +102,11 @@ struct al_gateway {
     struct al_signer *signer;           /* audit checkpoint key, NULL = no checkpoints */
     struct al_witness *witness;         /* checkpoint witnesses, NULL = none */
     al_audit_cfg_t audit;               /* the audit settings the gateway started with (a
-                                           reload does not change them); pointers not owned */
+                                           reload does not change them); its strings belong
+                                           to start_cfg */
+    al_config_t *start_cfg;             /* a reference to the configuration of the start, held
+                                           until exit: the store's appender and the witness
+                                           point into it */
     pthread_mutex_t hold_lock;          /* guards the held-escalation registry */
     struct al_hold_ent *holds;          /* escalation id -> worker, for the watcher */
     size_t n_holds, cap_holds;
