@@ -186,3 +186,45 @@ describe('tamper drill', () => {
     assert.match(v.stderr, /audit: checkpoint \d+: not signed by drill\.airlock/);
   });
 });
+
+describe('reloads are recorded and do not disturb the chain', () => {
+  let gw;
+  let base;
+  before(async () => {
+    base = fs.mkdtempSync('/tmp/al_reload_');
+    const kg = await runCliAsync(['audit', 'keygen', '--out', path.join(base, 'sign.key')]);
+    assert.equal(kg.code, 0, kg.stderr);
+    gw = await startCustomGateway({
+      yaml: () => `${PROVIDERS}\naudit: {signing_key: ${base}/sign.key, checkpoint_every: 2, origin: reload.example/log}`,
+    });
+  });
+  after(async () => {
+    if (gw) await gw.close();
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  test('config.reloaded records carry the hashes; checkpoints keep their origin', async () => {
+    for (let i = 0; i < 2; i++) {
+      process.kill(gw.handle.pid, 'SIGHUP');
+      await sleep(300);
+    }
+    for (let i = 0; i < 6; i++) {
+      const r = await chat(gw, i);
+      assert.equal(r.status, 200);
+      await r.text();
+    }
+    await sleep(200);
+    const ev = await gw.events();
+    const loaded = ev.filter((e) => e.kind === 'config.loaded');
+    const reloaded = ev.filter((e) => e.kind === 'config.reloaded');
+    assert.equal(loaded.length, 1);
+    assert.equal(reloaded.length, 2);
+    assert.match(reloaded[0].detail.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(reloaded[0].detail.previous_sha256, loaded[0].detail.sha256);
+    const cp = await gw.admin('GET', '/admin/v1/audit/checkpoint', { token: await gw.adminToken('viewer') });
+    assert.equal(cp.status, 200, cp.text);
+    assert.ok(cp.json.checkpoint.startsWith('reload.example/log\n'), cp.json.checkpoint);
+    const v = await runCliAsync(['audit', 'verify', '--config', gw.configPath]);
+    assert.equal(v.code, 0, v.stderr);
+  });
+});
