@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "store/store.h"
+#include "audit/chain.h"
 #include "util/common.h"
 
 #include <math.h>
@@ -2327,6 +2328,41 @@ static void test_commit_callback_refused(void **state)
     assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log"), 1);
 }
 
+/* audit.retention_days: the writer destroys the data keys of payloads older
+ * than the window (about a second after start, then every minute) and
+ * records an audit.purged change; newer payloads keep their keys. */
+static void test_retention_purge(void **state)
+{
+    fx_t *f = *state;
+    al_keyring_t *kr;
+    uint8_t mk[32];
+    memset(mk, 9, sizeof mk);
+    assert_int_equal(al_keyring_new(&kr), AL_OK);
+    assert_int_equal(al_keyring_add(kr, "k1", mk), AL_OK);
+    al_audit_opts_t ao = {.keyring = kr, .kid = "k1"};
+    al_store_t *s = open_or_fail(f->url, NULL);
+    al_store_set_audit(s, &ao, 1);
+    assert_int_equal(al_store_start(s), AL_OK);
+    int64_t now = al_wall_ms();
+    for (int i = 0; i < 4; i++) {
+        al_event_t e;
+        audit_event(&e, i);
+        e.ts_ms = i < 3 ? now - 2 * 86400000LL : now; /* three two days old */
+        e.payload = al_audit_payload_new(1024);
+        al_audit_payload_set(e.payload, 0, "{\"messages\":[]}", 15);
+        assert_int_equal(al_store_reserve(s), AL_OK);
+        al_store_submit(s, &e);
+    }
+    for (int i = 0; i < 60 && raw_i64(f->path, "SELECT count(*) FROM audit_keys") != 1; i++)
+        usleep(50000);
+    al_store_close(s);
+    al_keyring_free(kr);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_keys"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log WHERE payload IS NOT NULL"), 4);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM events WHERE kind = 'audit.purged'"), 1);
+    assert_int_equal(raw_i64(f->path, "SELECT count(*) FROM audit_log WHERE kind = 'audit.purged'"), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2361,6 +2397,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_callbacks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_callback_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_purge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
