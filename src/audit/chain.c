@@ -268,6 +268,7 @@ int al_audit_record(const al_event_t *e, uint64_t seq, const uint8_t prev[AL_HAS
     str_field(&r, "escalation_id", e->escalation_id, sizeof e->escalation_id);
     str_field(&r, "event_id", e->id, sizeof e->id);
     json_field(&r, "guardrails", e->guardrails, sizeof e->guardrails);
+    str_field(&r, "key_id", e->key_id, sizeof e->key_id);
     key(&r, "kind");
     if (e->kind[0]) canon_str(out, e->kind, strnlen(e->kind, sizeof e->kind));
     else al_buf_puts(out, "\"request\"");

@@ -85,6 +85,7 @@ static void make_event(al_event_t *e, int i)
     snprintf(e->agent, sizeof e->agent, "%s", i % 2 ? "billing" : "support");
     snprintf(e->model, sizeof e->model, "gpt-4o-mini");
     snprintf(e->provider, sizeof e->provider, "openai");
+    snprintf(e->key_id, sizeof e->key_id, "key_%016x", (unsigned)i);
     snprintf(e->method, sizeof e->method, "POST");
     snprintf(e->path, sizeof e->path, "/v1/chat/completions");
     snprintf(e->outcome, sizeof e->outcome, "ok");
@@ -283,6 +284,7 @@ static void test_sealed_payload(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     const char *rec = (const char *)sqlite3_column_text(st, 0);
     assert_non_null(strstr(rec, "\"payload\":{\"alg\":\"A256GCM\",\"kid\":\"k1\",\"len\":"));
+    assert_non_null(strstr(rec, "\"key_id\":\"key_0000000000000001\""));
     assert_true(al_json_is_canon(rec, strlen(rec)));
     assert_string_equal((const char *)sqlite3_column_text(st, 2), "k1");
     assert_int_equal(sqlite3_column_bytes(st, 3), AL_SEAL_WRAPPED_LEN);
